@@ -1,0 +1,1 @@
+"""TFDS builders for spoken-caption corpora (one folder per dataset)."""

@@ -1,0 +1,1 @@
+"""vgs_jax: visually grounded models of spoken language in JAX/Flax."""

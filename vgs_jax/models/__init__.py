@@ -1,0 +1,1 @@
+"""Flax NNX modules: speech encoders, image encoders, pooling, dual encoder."""
