@@ -1,0 +1,167 @@
+"""Tests of training: schedules, the compiled step, checkpoints, resumption, bad input."""
+
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from vgs_jax import checkpointing
+from vgs_jax import config_lib
+from vgs_jax import evaluation
+from vgs_jax import input_pipeline
+from vgs_jax import train
+
+
+def test_cyclic_schedule_matches_platalea_formula():
+    stepsize = 40
+    fn = train.cyclic_schedule(lr_max=2e-4, lr_min=1e-6, stepsize=stepsize)
+    for it in [0, 1, 7, 10, 20, 33, 40, 41, 60, 80]:
+        expected = (2e-4 - 1e-6) * 0.5 * (math.cos(math.pi * (1 + 2 * it / stepsize)) + 1) + 1e-6
+        assert float(fn(it)) == pytest.approx(expected, rel=1e-5)
+    # Starts at the minimum, peaks after half a period, back at the minimum after a period.
+    assert float(fn(0)) == pytest.approx(1e-6, rel=1e-4)
+    assert float(fn(20)) == pytest.approx(2e-4, rel=1e-5)
+    assert float(fn(40)) == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_unknown_schedule_is_an_error():
+    config = config_lib.base_config()
+    config.optimizer.schedule = "cosine_annealing"
+    with pytest.raises(ValueError, match="cosine_annealing.*cyclic"):
+        train.create_learning_rate_fn(config.optimizer, steps_per_epoch=10, total_steps=100)
+
+
+def test_weight_decay_is_added_to_the_gradient_like_pytorch_adam():
+    config = config_lib.base_config()
+    config.optimizer.weight_decay = 0.5
+    tx = train.create_optimizer(config.optimizer, lambda step: 1.0)
+    params = {"w": np.array([2.0])}
+    updates, _ = tx.update({"w": np.array([0.0])}, tx.init(params), params)
+    # Adam's first step is -lr * sign(g_eff) with g_eff = g + wd * w = 1.0.
+    np.testing.assert_allclose(np.asarray(updates["w"]), [-1.0], rtol=1e-3)
+
+
+def test_parse_arg_rejects_unknown_keys():
+    assert config_lib.parse_arg("tiny", tiny=False).tiny is True
+    assert config_lib.parse_arg("hidden=64", hidden=8).hidden == 64
+    with pytest.raises(ValueError, match="tinyy.*valid arguments"):
+        config_lib.parse_arg("tinyy", tiny=False)
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir("configs") if f.endswith(".py")))
+def test_every_config_loads_in_both_forms(name):
+    for spec in (f"configs/{name}", f"configs/{name}:tiny"):
+        config = config_lib.load_config(spec)
+        assert set(config_lib.flatten(config.to_dict())) == set(
+            config_lib.flatten(config_lib.base_config().to_dict())
+        ), "configs may only change base_config() fields"
+        with pytest.raises(AttributeError):
+            config.optimizer.lr_maxx = 1.0  # locked: a typo is an error
+
+
+def test_train_step_compiles_once(tiny_config):
+    tiny_config.features.bucket_boundaries = None  # one padded length -> one shape
+    trainer = train.Trainer(tiny_config)
+    it = trainer.train_iterator()
+    state = trainer.initial_state
+    for _ in range(3):
+        state, metrics = trainer.train_step(state, input_pipeline.shard_batch(next(it), trainer.mesh))
+    assert trainer.train_step._cache_size() == 1
+    assert np.isfinite(float(metrics["loss"]))
+    assert int(state["step"]) == 3
+
+
+def test_train_and_evaluate_end_to_end(tiny_config, tmp_path):
+    workdir = str(tmp_path / "run")
+    metrics = train.train_and_evaluate(tiny_config, workdir)
+    assert np.isfinite(metrics["train/loss"])
+    assert 0.0 <= metrics["eval/speech_to_image_r10"] <= 1.0
+    ckpt = checkpointing.Checkpointer(workdir, read_only=True)
+    assert ckpt.all_steps() == [3, 6]
+    assert ckpt.best_step() in (3, 6)
+    ckpt.close()
+    lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [l["step"] for l in lines if "train/loss" in l] == [2, 4, 6]
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+
+    # The separate evaluation path restores from the workdir alone.
+    for which in ("latest", "best", 3):
+        step, config, results = evaluation.evaluate_checkpoint(workdir, checkpoint=which, split="test")
+        assert config.dataset.name == "spoken_shapes/tiny"
+        assert results["speech_to_image"]["n"] == len(
+            input_pipeline.open_split("spoken_shapes/tiny", "test", data_dir=tiny_config.dataset.data_dir)
+        )
+    with pytest.raises(checkpointing.CheckpointError, match="No checkpoint for step 4"):
+        evaluation.evaluate_checkpoint(workdir, checkpoint=4)
+
+
+def test_resumed_run_ends_with_the_same_parameters(tiny_config, tmp_path, monkeypatch):
+    uninterrupted = str(tmp_path / "a")
+    train.train_and_evaluate(tiny_config, uninterrupted)
+
+    interrupted = str(tmp_path / "b")
+    calls = []
+    real_shard = input_pipeline.shard_batch
+
+    def crash_at_fifth_batch(batch, mesh):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("simulated preemption")
+        return real_shard(batch, mesh)
+
+    monkeypatch.setattr(input_pipeline, "shard_batch", crash_at_fifth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(tiny_config, interrupted)
+    monkeypatch.setattr(input_pipeline, "shard_batch", real_shard)
+    assert checkpointing.Checkpointer(interrupted, read_only=True).all_steps() == [3]
+    train.train_and_evaluate(tiny_config, interrupted)  # resumes from step 3
+
+    _, a = checkpointing.Checkpointer(uninterrupted, read_only=True).restore_params("latest")
+    _, b = checkpointing.Checkpointer(interrupted, read_only=True).restore_params("latest")
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), a, b)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path, monkeypatch):
+    workdir = str(tmp_path / "nan")
+    calls = []
+    real_shard = input_pipeline.shard_batch
+
+    def nan_audio_from_fifth_batch(batch, mesh):
+        calls.append(1)
+        if len(calls) >= 5:
+            batch = {**batch, "audio": np.full_like(batch["audio"], np.nan)}
+        return real_shard(batch, mesh)
+
+    monkeypatch.setattr(input_pipeline, "shard_batch", nan_audio_from_fifth_batch)
+    with pytest.raises(train.NonFiniteLossError, match="step 5.*last good checkpoint"):
+        train.train_and_evaluate(tiny_config, workdir)
+    ckpt = checkpointing.Checkpointer(workdir, read_only=True)
+    assert ckpt.all_steps() == [3]
+    _, params = ckpt.restore_params("latest")
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+def test_workdir_from_a_different_config_is_refused(tiny_config, tmp_path):
+    workdir = str(tmp_path / "run")
+    train.train_and_evaluate(tiny_config, workdir)
+    before = sorted(os.listdir(workdir))
+    saved = open(os.path.join(workdir, "config.json")).read()
+    tiny_config.model.speech.hidden = 24
+    with pytest.raises(ValueError, match=r"model\.speech\.hidden.*new --workdir"):
+        train.train_and_evaluate(tiny_config, workdir)
+    assert sorted(os.listdir(workdir)) == before
+    assert open(os.path.join(workdir, "config.json")).read() == saved
+
+
+def test_evaluating_an_empty_workdir_says_to_train_first(tmp_path):
+    with pytest.raises(checkpointing.CheckpointError, match="Train first"):
+        evaluation.evaluate_checkpoint(str(tmp_path))
+
+
+def test_batch_not_divisible_by_devices(tiny_config):
+    tiny_config.batch_size = jax.device_count() + 1
+    with pytest.raises(ValueError, match="not divisible"):
+        train.Trainer(tiny_config)

@@ -1,0 +1,5 @@
+"""spoken_shapes: generated spoken captions of rendered shape scenes (importing registers it)."""
+
+from .spoken_shapes_dataset_builder import Builder, SpokenShapesConfig, SHAPES, COLORS, SIZES, SPEAKERS
+
+__all__ = ["Builder", "SpokenShapesConfig", "SHAPES", "COLORS", "SIZES", "SPEAKERS"]

@@ -1,0 +1,141 @@
+"""TFDS builder for `spoken_shapes`: rendered scenes of shapes with spoken captions.
+
+Generated locally (no download): each image shows 1-3 coloured shapes; each of its 5 captions
+comes from a small grammar and is spoken by espeak-ng with one of 16 speakers, with word and
+phone alignments. Written as array_record (no TensorFlow needed); read with
+`tfds.data_source("spoken_shapes/small", data_dir=..., download=False)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from . import generation
+from . import grammar
+from . import scenes
+from . import speech
+
+SHAPES = scenes.SHAPES
+COLORS = scenes.COLORS
+SIZES = scenes.SIZES
+SAMPLE_RATE = speech.SAMPLE_RATE
+SPEAKERS = speech.make_speaker_table(grammar.ENGLISH.voices)  # English speaker table; id = index.
+NUM_CAPTIONS = generation.NUM_CAPTIONS
+
+_CITATION = """\
+@misc{spoken_shapes,
+  title = {spoken\\_shapes: a generated corpus of spoken captions of simple scenes},
+  note = {Part of vgs\\_jax; speech synthesized with eSpeak NG},
+}
+"""
+
+
+@dataclasses.dataclass(eq=False)
+class SpokenShapesConfig(tfds.core.BuilderConfig):
+    """Sizes and content options of a spoken_shapes build.
+
+    num_train / num_validation / num_test: images per split (5 examples per image).
+    image_size: image side in pixels (>= scenes.MIN_IMAGE_SIZE). language: key of
+    grammar.LEXICONS. seed: base seed of every image. num_workers: generation processes
+    (0 = this process; only speed changes, never the bytes).
+    """
+
+    num_train: int = 24
+    num_validation: int = 8
+    num_test: int = 8
+    image_size: int = 64
+    language: str = "en"
+    seed: int = 0
+    num_workers: int = 0
+
+    def __post_init__(self):
+        grammar.get_lexicon(self.language)  # Raises for unknown languages.
+        if self.image_size < scenes.MIN_IMAGE_SIZE:
+            raise ValueError(f"SpokenShapesConfig {self.name!r}: image_size={self.image_size} is "
+                             f"too small; use at least {scenes.MIN_IMAGE_SIZE} pixels.")
+        for field in ("num_train", "num_validation", "num_test"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"SpokenShapesConfig {self.name!r}: {field}="
+                                 f"{getattr(self, field)}; every split needs at least 1 image.")
+        if self.num_workers < 0:
+            raise ValueError(f"SpokenShapesConfig {self.name!r}: num_workers={self.num_workers} "
+                             "must be >= 0 (0 = generate in this process).")
+
+    @property
+    def split_image_ids(self) -> dict[str, range]:
+        """Disjoint image id ranges: train first, then validation, then test."""
+        a = self.num_train
+        b = a + self.num_validation
+        return {"train": range(0, a), "validation": range(a, b),
+                "test": range(b, b + self.num_test)}
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """spoken_shapes: one example = one spoken caption with its image and alignments."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    BUILDER_CONFIGS = [
+        SpokenShapesConfig(name="tiny", description="24/8/8 images, for tests.",
+                           num_train=24, num_validation=8, num_test=8, num_workers=0),
+        SpokenShapesConfig(name="small", description="3000/500/500 images (default).",
+                           num_train=3000, num_validation=500, num_test=500, num_workers=2),
+        SpokenShapesConfig(name="large", description="20000/1000/1000 images.",
+                           num_train=20000, num_validation=1000, num_test=1000, num_workers=2),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "small"
+
+    def __init__(self, *, file_format=None, **kwargs):
+        config = kwargs.get("config")
+        names = [c.name for c in self.BUILDER_CONFIGS]
+        if isinstance(config, str) and config not in names:
+            # TFDS's own message lists only "closely matching" names, often none at all.
+            raise ValueError(f"Unknown spoken_shapes config {config!r}; choose one of {names} "
+                             "or pass a SpokenShapesConfig(name=..., ...).")
+        # array_record is the only format that builds and reads without TensorFlow.
+        super().__init__(file_format=file_format or "array_record", **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        size = self.builder_config.image_size
+        text = tfds.features.Text
+        return self.dataset_info_from_configs(
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                "caption_id": np.int64,
+                "image_id": np.int64,
+                "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
+                # tfds.features.Audio needs TensorFlow even to be constructed (its decoder
+                # calls tf.dtypes.as_dtype), so the waveform is a plain int16 tensor at 16 kHz.
+                "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16),
+                "text": text(),
+                "phonemes": text(),
+                "speaker_id": np.int32,
+                "words": tfds.features.Sequence(
+                    {"word": text(), "start": np.float32, "end": np.float32}),
+                "phones": tfds.features.Sequence(
+                    {"phone": text(), "start": np.float32, "end": np.float32}),
+                "objects": tfds.features.Sequence({
+                    "shape": tfds.features.ClassLabel(names=SHAPES),
+                    "color": tfds.features.ClassLabel(names=COLORS),
+                    "size": tfds.features.ClassLabel(names=SIZES),
+                    "bbox": tfds.features.Tensor(shape=(4,), dtype=np.float32),
+                }),
+            }),
+            supervised_keys=None,
+            citation=_CITATION,
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Nothing to download.
+        return {split: self._generate_examples(ids)
+                for split, ids in self.builder_config.split_image_ids.items()}
+
+    def _generate_examples(self, image_ids):
+        config = self.builder_config
+        spec = generation.GenerationSpec(config.seed, config.image_size, config.language)
+        for examples in generation.iter_image_examples(image_ids, spec, config.num_workers):
+            for k, example in enumerate(examples):
+                yield f"{example['image_id']:08d}_{k}", example

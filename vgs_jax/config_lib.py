@@ -1,0 +1,160 @@
+"""Shared config defaults and the `arg` parser used by `configs/*.py`.
+
+Every config file exposes `get_config(arg=None) -> ml_collections.ConfigDict` built on
+`base_config()`, so all configs have the same fields and a typo in an override
+(`--config.optimizer.lr_maxx=1`) is an error rather than a silent new field.
+"""
+
+import importlib.util
+import os
+from typing import Any
+
+import ml_collections
+
+# Fields that may change between a run and its resumption in the same workdir.
+RESUMABLE_FIELDS = (
+    "num_epochs",
+    "num_train_steps",
+    "log_every_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "eval_batch_size",
+    "dataset.data_dir",
+    "dataset.build_if_missing",
+)
+
+
+def default_data_dir() -> str:
+    """Where TFDS datasets are built and read: $TFDS_DATA_DIR or ~/tensorflow_datasets."""
+    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Defaults shared by every config: platalea's speech-image recipe (§1 of the reference notes)."""
+    c = ml_collections.ConfigDict()
+    c.seed = 123  # platalea's seed; also seeds the data order
+    c.batch_size = 32  # GLOBAL batch over all devices; every loss sees all of it as negatives
+    c.eval_batch_size = 64  # batch size for embedding the validation/test split
+    c.num_epochs = 32  # training length in epochs of the train split ...
+    c.num_train_steps = -1  # ... unless this is > 0, then it is the number of steps
+
+    c.dataset = ml_collections.ConfigDict()
+    c.dataset.name = "spoken_shapes/small"  # TFDS name[/config]
+    c.dataset.data_dir = default_data_dir()  # TFDS data_dir
+    c.dataset.build_if_missing = False  # generate the dataset first if it is not built (generated corpora only)
+    c.dataset.train_split = "train"
+    c.dataset.eval_split = "validation"  # used for periodic validation and best-checkpoint selection
+    c.dataset.image_key = "image"  # "image" (pixels) or "image_features" (precomputed vectors)
+
+    c.features = ml_collections.ConfigDict()
+    c.features.recipe = "platalea_mfcc"  # see vgs_jax.audio_features.RECIPES
+    c.features.max_frames = 2048  # truncate longer utterances (platalea: 2048)
+    c.features.bucket_boundaries = (256, 512, 768, 1024, 1536, 2048)  # padded lengths in frames
+
+    c.model = ml_collections.ConfigDict()
+    c.model.speech_encoder = "platalea_gru"  # key of models.speech_encoders.SPEECH_ENCODERS
+    c.model.image_encoder = "linear"  # key of models.image_encoders.IMAGE_ENCODERS
+    c.model.speech = ml_collections.ConfigDict(
+        dict(
+            conv_channels=64,  # Conv1D 39 -> 64
+            conv_kernel=6,
+            conv_stride=2,
+            conv_bias=False,  # platalea: no bias, no activation after the conv
+            hidden=1024,  # GRU units per direction (embedding = 2 * hidden)
+            num_layers=4,  # stacked bidirectional GRU layers
+            attention_hidden=128,  # vectorial attention pooling hidden size
+            mask_padding=True,  # False reproduces platalea's unmasked pooling (batch-dependent)
+        )
+    )
+    c.model.image = ml_collections.ConfigDict(
+        dict(
+            input_dim=2048,  # "linear": size of precomputed image vectors (ResNet-152: 2048)
+            channels=(32, 64, 128, 128),  # "conv": channels of the pixel CNN
+        )
+    )
+    c.model.temperature_init = 0.07  # initial softmax temperature (used by the infonce loss)
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.name = "platalea_hinge"  # key of losses.LOSSES
+    c.loss.margin = 0.2  # hinge margin (hinge losses)
+    c.loss.exclude_same_image = False  # True: captions of the same image are not negatives
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.schedule = "cyclic"  # "cyclic" (platalea §1.7), "warmup_cosine" or "constant"
+    c.optimizer.lr_max = 2e-4  # cyclic: peak; warmup_cosine: peak; constant: the rate
+    c.optimizer.lr_min = 1e-6  # cyclic: trough; warmup_cosine: final rate
+    c.optimizer.cycle_epochs = 4  # cyclic: period in epochs (platalea: stepsize = 4 epochs)
+    c.optimizer.warmup_steps = 0  # warmup_cosine: linear warm-up steps
+    c.optimizer.weight_decay = 0.0  # Adam L2 regularisation (platalea --l2_regularization)
+    c.optimizer.grad_clip_norm = 0.0  # > 0 clips the global gradient norm
+
+    c.log_every_steps = 50  # console, metrics.jsonl, TensorBoard
+    c.eval_every_steps = 1000  # validation recall (and best checkpoint); also at the last step
+    c.checkpoint_every_steps = 1000  # periodic checkpoint; also at the last step
+    c.keep_checkpoints = 3  # periodic checkpoints kept (the best is kept separately)
+    return c
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+    """Parses a config argument such as "tiny" or "tiny,hidden=64" into typed values.
+
+    Each name in `defaults` is an allowed key; a bare name sets a boolean to True; values are
+    converted to the type of their default. Unknown keys raise ValueError listing the valid ones.
+    """
+    result = ml_collections.ConfigDict(defaults)
+    if not arg:
+        return result
+    for item in arg.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if key not in defaults:
+            raise ValueError(
+                f"Unknown config argument {key!r} in {arg!r}; valid arguments: {sorted(defaults)}."
+            )
+        default = defaults[key]
+        if not sep:
+            if not isinstance(default, bool):
+                raise ValueError(f"Config argument {key!r} needs a value, e.g. {key}={default!r}.")
+            result[key] = True
+        elif isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"Config argument {key!r} is boolean; got {value!r}.")
+            result[key] = value.lower() in ("true", "1")
+        else:
+            result[key] = type(default)(value)
+    return result
+
+
+def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[str, Any]:
+    """Flattens a (nested) config into {"a.b.c": value} with tuples as lists (JSON-comparable)."""
+    items = config.items() if hasattr(config, "items") else config
+    flat = {}
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, (ml_collections.ConfigDict, dict)):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def incompatible_fields(saved: dict, current: ml_collections.ConfigDict) -> list[str]:
+    """Names of fields (dotted) whose values differ and may not change when resuming a run."""
+    a, b = flatten(saved), flatten(current.to_dict())
+    return sorted(
+        k for k in set(a) | set(b) if k not in RESUMABLE_FIELDS and a.get(k) != b.get(k)
+    )
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads "path/to/config.py[:arg]" as `--config` does (for tests and notebooks); locked."""
+    path, _, arg = spec.partition(":")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Config file {path!r} does not exist (spec {spec!r}).")
+    module_spec = importlib.util.spec_from_file_location("_vgs_jax_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(arg or None)
+    config.lock()
+    return config

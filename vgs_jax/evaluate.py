@@ -1,0 +1,40 @@
+"""Scores retrieval from a trained checkpoint: `python -m vgs_jax.evaluate --workdir=DIR`.
+
+Uses the config saved with the checkpoint; prints a table (R@1/5/10, median and mean rank, both
+directions) and writes it as JSON to `DIR/eval_<split>_step<N>.json` (or --output).
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+
+from vgs_jax import evaluation
+from vgs_jax import retrieval
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "The training run's --workdir.")
+flags.DEFINE_string("checkpoint", "latest", "'latest', 'best' or a step number.")
+flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
+flags.DEFINE_integer("batch_size", None, "Embedding batch size (default: the config's eval_batch_size).")
+flags.DEFINE_string("output", None, "JSON output path (default DIR/eval_<split>_step<N>.json).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    step, config, results = evaluation.evaluate_checkpoint(
+        FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split, batch_size=FLAGS.batch_size
+    )
+    print(f"{config.dataset.name} {FLAGS.split}, checkpoint step {step}:")
+    print(retrieval.format_table(results))
+    output = FLAGS.output or os.path.join(FLAGS.workdir, f"eval_{FLAGS.split}_step{step}.json")
+    with open(output, "w") as f:
+        json.dump({"step": step, "split": FLAGS.split, "dataset": config.dataset.name, **results}, f, indent=2)
+    print(f"Wrote {output}")
+
+
+if __name__ == "__main__":
+    app.run(main)

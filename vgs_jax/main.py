@@ -1,0 +1,34 @@
+"""Trains a visually grounded speech model: `python -m vgs_jax.main --config=CONFIG --workdir=DIR`.
+
+Resumes from the latest checkpoint in DIR. Override any config field on the command line,
+e.g. `--config.batch_size=64 --config.optimizer.lr_max=1e-4` (the config is locked: a typo fails).
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from vgs_jax import train
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/shapes_gru.py[:tiny].", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and TensorBoard logs.")
+flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() (multi-host launches).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.multihost:
+        jax.distributed.initialize()
+    logging.info(
+        "JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(), jax.local_devices()
+    )
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+    app.run(main)
