@@ -58,7 +58,8 @@ class Lexicon:
                                   ("sizes", self.sizes, scenes.SIZES)):
             missing = set(keys) - set(table)
             if missing:
-                raise ValueError(f"Lexicon {self.language!r}: {name} lacks words for {sorted(missing)}.")
+                raise ValueError(f"Lexicon {self.language!r}: {name} lacks words for "
+                                 f"{sorted(missing)}.")
         for n, templates in self.templates.items():
             for t in templates:
                 used = {f for _, f, _, _ in string.Formatter().parse(t) if f}

@@ -1,9 +1,11 @@
 """Speech synthesis with espeak-ng (the `espeakng-loader` wheel) through ctypes.
 
 espeak-ng keeps its state per process (one voice at a time), so each process holds one
-`Synthesizer`, created on first use by `get_synthesizer()`. A synthesized utterance comes with
-word and phoneme alignments taken from espeak's WORD and PHONEME events, and is resampled from
-espeak's native 22050 Hz to 16 kHz with `scipy.signal.resample_poly` (deterministic).
+`Synthesizer`, created on first use by `get_synthesizer()`. That state also carries over from
+one utterance to the next in ways no API call resets, so reproducible speech is synthesized
+inside `run_isolated` (a fork of a process that never spoke). An utterance comes with word and
+phoneme alignments from espeak's WORD and PHONEME events, and is resampled from espeak's native
+22050 Hz to 16 kHz with `scipy.signal.resample_poly` (deterministic).
 """
 
 from __future__ import annotations
@@ -165,10 +167,12 @@ class Synthesizer:
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int,
                                               ctypes.c_int]
         flags = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data_path.encode(), flags)
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data_path.encode(),
+                                     flags)
         if rate != ESPEAK_SAMPLE_RATE:
-            raise EspeakError(f"espeak_Initialize with data {data_path!r} returned {rate}, expected "
-                              f"{ESPEAK_SAMPLE_RATE}; the espeak-ng data looks broken: {_INSTALL_HINT}.")
+            raise EspeakError(f"espeak_Initialize with data {data_path!r} returned {rate}, "
+                              f"expected {ESPEAK_SAMPLE_RATE}; the espeak-ng data looks broken: "
+                              f"{_INSTALL_HINT}.")
         self._lib = lib
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, int, int, int, bytes]] = []
@@ -190,8 +194,8 @@ class Synthesizer:
     def _set_speaker(self, speaker: Speaker) -> None:
         if self._voice != speaker.voice_name:
             if self._lib.espeak_SetVoiceByName(speaker.voice_name.encode()) != 0:
-                raise EspeakError(f"espeak-ng has no voice {speaker.voice_name!r}; use a voice listed "
-                                  "under espeak-ng-data/lang and a variant from voices/!v.")
+                raise EspeakError(f"espeak-ng has no voice {speaker.voice_name!r}; use a voice "
+                                  "listed under espeak-ng-data/lang and a variant from voices/!v.")
             self._voice = speaker.voice_name
         self._lib.espeak_SetParameter(_RATE, speaker.rate, 0)
         self._lib.espeak_SetParameter(_PITCH, speaker.pitch, 0)

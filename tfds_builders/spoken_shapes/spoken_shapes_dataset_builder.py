@@ -17,6 +17,7 @@ from . import generation
 from . import grammar
 from . import scenes
 from . import speech
+from . import tfds_compat
 
 SHAPES = scenes.SHAPES
 COLORS = scenes.COLORS
@@ -127,6 +128,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             supervised_keys=None,
             citation=_CITATION,
         )
+
+    def _download_and_prepare(self, dl_manager, download_config):  # pylint: disable=W0221
+        # Splits over 1 GB (small's train split is ~1.5 GB) spill to shuffle buckets, which TFDS
+        # writes with tf.io.gfile; use plain files instead so no TensorFlow is needed.
+        with tfds_compat.tf_free_shuffle_buckets():
+            return super()._download_and_prepare(dl_manager, download_config)
 
     def _split_generators(self, dl_manager):
         del dl_manager  # Nothing to download.

@@ -117,6 +117,8 @@ def test_speakers(examples):
 
 
 def test_two_builds_are_identical(built, examples, tmp_path):
+    # Same process here; the worker-pool test below compares against other processes (whose
+    # espeak was initialised at another time, which matters: see speech.py).
     data_dir, _ = built
     second = _build(tmp_path)
     for split in SPLITS:
@@ -126,6 +128,20 @@ def test_two_builds_are_identical(built, examples, tmp_path):
         for i in range(0, len(second[split]), 7):
             a, b = examples[split][i], second[split][i]
             assert a["text"] == b["text"] and np.array_equal(a["audio"], b["audio"])
+
+
+def test_split_over_the_shuffle_memory_limit_builds_without_tensorflow(built, tmp_path,
+                                                                      monkeypatch):
+    # TFDS spills splits over 1 GB to bucket files written with tf.io.gfile; with the limit at
+    # 1 MB the tiny build takes that path, and must still match the in-memory build exactly.
+    from tensorflow_datasets.core import shuffle  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1 << 20)
+    Builder(config="tiny", data_dir=tmp_path).download_and_prepare()
+    assert "tensorflow" not in sys.modules
+    files1 = sorted(pathlib.Path(built[0]).glob("spoken_shapes/tiny/1.0.0/*.array_record*"))
+    files2 = sorted(pathlib.Path(tmp_path).glob("spoken_shapes/tiny/1.0.0/*.array_record*"))
+    assert len(files1) == 3 and [f.read_bytes() for f in files1] == [f.read_bytes() for f in files2]
+    assert shuffle._Bucket.add is not None and "tfds_compat" not in shuffle._Bucket.add.__module__
 
 
 def test_worker_pool_gives_the_same_bytes_as_in_process(examples):
@@ -157,6 +173,7 @@ def test_failed_build_leaves_no_dataset(tmp_path, monkeypatch):
     with pytest.raises(KeyError, match="not been generated"):
         tfds.data_source("spoken_shapes/tiny", split="train", data_dir=tmp_path, download=False)
     assert not list(pathlib.Path(tmp_path).glob("spoken_shapes/tiny/*/*.array_record*"))
+    assert not list(pathlib.Path(tmp_path).glob("spoken_shapes/tiny/*incomplete*"))
 
 
 def test_bad_configs():
@@ -234,11 +251,12 @@ def test_relation_position_and_noun_phrases():
     rng = np.random.default_rng(0)
     ents = grammar.group_entities([obj(0.2, 0.5, "red", "circle"), obj(0.8, 0.5, "blue", "square")])
     text = grammar.caption(lex, ents, "{e1} {r12} {e2}", rng, size_prob=0.0)
-    assert text in {"a red circle to the left of a blue square", "a red circle next to a blue square",
-                    "a red circle beside a blue square"}
+    assert text in {"a red circle to the left of a blue square",
+                    "a red circle next to a blue square", "a red circle beside a blue square"}
     pair = grammar.group_entities([obj(0.2, 0.5), obj(0.8, 0.5), obj(0.5, 0.1, "blue")])
     assert grammar.caption(lex, pair, "{e1} {r12} {e2}", rng) is None  # No relation to a group.
-    assert grammar.caption(lex, pair, "{e1} and {e2}", rng, 0.0) == "two red circles and a blue circle"
+    assert (grammar.caption(lex, pair, "{e1} and {e2}", rng, 0.0)
+            == "two red circles and a blue circle")
     captions = grammar.make_captions([obj(0.3, 0.3)], lex, np.random.default_rng(1))
     assert len(captions) == 5 == len(set(captions))
 
