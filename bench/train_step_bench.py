@@ -26,7 +26,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 from flax import nnx
@@ -47,13 +46,14 @@ NUM_FEATURES = 39
 IMAGE_DIM = 2048
 
 
-def model_config(hidden: int, num_layers: int, dtype: str) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(
+def model_config(hidden: int, num_layers: int, dtype: str) -> dict:
+    """The `config.model` fields (a plain dict, so the bench needs no ml_collections)."""
+    return dict(
         speech_encoder="platalea_gru", image_encoder="linear",
         speech=dict(conv_channels=64, conv_kernel=6, conv_stride=2, conv_bias=False, hidden=hidden,
                     num_layers=num_layers, attention_hidden=128, mask_padding=True),
         image=dict(input_dim=IMAGE_DIM, channels=(32, 64, 128, 128)),
-        temperature_init=0.07, dtype=dtype))
+        temperature_init=0.07, dtype=dtype)
 
 
 def estimated_flops(hidden: int, num_layers: int, batch: int, frames: int) -> float:
