@@ -13,6 +13,13 @@ from vgs_jax.models.image_encoders import LinearImageEncoder
 from vgs_jax.models.speech_encoders import PlataleaSpeechEncoder
 
 
+@pytest.fixture(autouse=True)
+def _full_precision_matmuls():
+    """Exact float32 matmuls (GPUs default to TF32), so the NumPy comparisons hold on any backend."""
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
 def _config(image_encoder="linear", **overrides):
     cfg = ml_collections.ConfigDict(dict(
         speech_encoder="platalea_gru",

@@ -8,6 +8,13 @@ from flax import nnx
 from vgs_jax.models.image_encoders import IMAGE_ENCODERS, ConvImageEncoder, LinearImageEncoder, coordinate_channels
 
 
+@pytest.fixture(autouse=True)
+def _full_precision_matmuls():
+    """Exact float32 matmuls (GPUs default to TF32), so the NumPy comparisons hold on any backend."""
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
 def _count(tree):
     return sum(int(np.prod(v.shape)) for v in jax.tree.leaves(tree))
 

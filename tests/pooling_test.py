@@ -8,6 +8,13 @@ from flax import nnx
 from vgs_jax.models.pooling import VectorialAttentionPooling, mean_pool, torch_uniform_init
 
 
+@pytest.fixture(autouse=True)
+def _full_precision_matmuls():
+    """Exact float32 matmuls (GPUs default to TF32), so the NumPy comparisons hold on any backend."""
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
 def _lengths_mask(lengths, t):
     return np.arange(t)[None, :] < np.asarray(lengths)[:, None]
 

@@ -10,6 +10,13 @@ from vgs_jax.models.speech_encoders import (
     reverse_within_length)
 
 
+@pytest.fixture(autouse=True)
+def _full_precision_matmuls():
+    """Exact float32 matmuls (GPUs default to TF32), so the NumPy comparisons hold on any backend."""
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
 def _mask(lengths, t):
     return jnp.asarray(np.arange(t)[None, :] < np.asarray(lengths)[:, None])
 

@@ -165,3 +165,10 @@ def test_batch_not_divisible_by_devices(tiny_config):
     tiny_config.batch_size = jax.device_count() + 1
     with pytest.raises(ValueError, match="not divisible"):
         train.Trainer(tiny_config)
+
+
+def test_flickr8k_config_without_its_data_names_the_files(tmp_path):
+    config = config_lib.load_config("configs/flickr8k_gru.py:tiny")
+    config.dataset.data_dir = str(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"wav2capt\.txt.*downloads/manual/flickr8k_audio"):
+        train.Trainer(config)

@@ -74,6 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
     c.model.temperature_init = 0.07  # initial softmax temperature (used by the infonce loss)
+    c.model.dtype = "float32"  # compute dtype: float32, bfloat16 or float16 (params stay float32)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.name = "platalea_hinge"  # key of losses.LOSSES

@@ -126,8 +126,8 @@ def train_step(state, batch, *, graphdef, tx, loss_fn, learning_rate_fn, image_k
     params = optax.apply_updates(state["params"], updates)
     metrics = {
         "loss": loss,
-        "grad_norm": optax.global_norm(grads),
-        "param_norm": optax.global_norm(params),
+        "grad_norm": optax.tree.norm(grads),
+        "param_norm": optax.tree.norm(params),
         "learning_rate": learning_rate_fn(state["step"]),
     }
     new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}

@@ -81,7 +81,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         SpokenShapesConfig(name="tiny", description="24/8/8 images, for tests.",
-                           num_train=24, num_validation=8, num_test=8, num_workers=0),
+                           num_train=24, num_validation=8, num_test=8, num_workers=1),
         SpokenShapesConfig(name="small", description="3000/500/500 images (default).",
                            num_train=3000, num_validation=500, num_test=500, num_workers=2),
         SpokenShapesConfig(name="large", description="20000/1000/1000 images.",

@@ -180,6 +180,10 @@ class PlataleaSpeechEncoder(nnx.Module):
 
     `__call__` returns the pooled [B, 2*hidden] vector, not L2-normalised (the dual encoder does that).
     `dtype` is the compute dtype of the matmuls (params stay float32; accumulation is float32).
+    `mask_padding=True` (default) makes an utterance's embedding independent of its batch's padding;
+    `mask_padding=False` reproduces platalea's unmasked pooling, which matches the reference only when
+    the batch is padded to its longest utterance, as platalea pads (the conv output length follows
+    the padded length).
     """
 
     def __init__(self, in_features: int, *, conv_channels: int = 64, conv_kernel: int = 6,
