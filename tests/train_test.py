@@ -98,24 +98,45 @@ def test_train_and_evaluate_end_to_end(tiny_config, tmp_path):
         evaluation.evaluate_checkpoint(workdir, checkpoint=4)
 
 
+class _FaultyIterator:
+    """Wraps the train iterator: `fault(k, batch)` may raise or alter the k-th batch (1-based)."""
+
+    def __init__(self, iterator, fault):
+        self._iterator, self._fault, self._count = iterator, fault, 0
+
+    def __next__(self):
+        self._count += 1
+        return self._fault(self._count, next(self._iterator))
+
+    def get_state(self):
+        return self._iterator.get_state()
+
+    def set_state(self, state):
+        self._iterator.set_state(state)
+
+
+def _inject(monkeypatch, fault):
+    real = train.Trainer.train_iterator
+    monkeypatch.setattr(
+        train.Trainer, "train_iterator", lambda self: _FaultyIterator(real(self), fault)
+    )
+    return real
+
+
 def test_resumed_run_ends_with_the_same_parameters(tiny_config, tmp_path, monkeypatch):
     uninterrupted = str(tmp_path / "a")
     train.train_and_evaluate(tiny_config, uninterrupted)
 
-    interrupted = str(tmp_path / "b")
-    calls = []
-    real_shard = input_pipeline.shard_batch
-
-    def crash_at_fifth_batch(batch, mesh):
-        calls.append(1)
-        if len(calls) == 5:
+    def preempt_at_fifth_batch(k, batch):
+        if k == 5:
             raise KeyboardInterrupt("simulated preemption")
-        return real_shard(batch, mesh)
+        return batch
 
-    monkeypatch.setattr(input_pipeline, "shard_batch", crash_at_fifth_batch)
+    interrupted = str(tmp_path / "b")
+    real = _inject(monkeypatch, preempt_at_fifth_batch)
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate(tiny_config, interrupted)
-    monkeypatch.setattr(input_pipeline, "shard_batch", real_shard)
+    monkeypatch.setattr(train.Trainer, "train_iterator", real)
     assert checkpointing.Checkpointer(interrupted, read_only=True).all_steps() == [3]
     train.train_and_evaluate(tiny_config, interrupted)  # resumes from step 3
 
@@ -125,17 +146,11 @@ def test_resumed_run_ends_with_the_same_parameters(tiny_config, tmp_path, monkey
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path, monkeypatch):
+    def nan_audio_from_fifth_batch(k, batch):
+        return {**batch, "audio": np.full_like(batch["audio"], np.nan)} if k >= 5 else batch
+
     workdir = str(tmp_path / "nan")
-    calls = []
-    real_shard = input_pipeline.shard_batch
-
-    def nan_audio_from_fifth_batch(batch, mesh):
-        calls.append(1)
-        if len(calls) >= 5:
-            batch = {**batch, "audio": np.full_like(batch["audio"], np.nan)}
-        return real_shard(batch, mesh)
-
-    monkeypatch.setattr(input_pipeline, "shard_batch", nan_audio_from_fifth_batch)
+    _inject(monkeypatch, nan_audio_from_fifth_batch)
     with pytest.raises(train.NonFiniteLossError, match="step 5.*last good checkpoint"):
         train.train_and_evaluate(tiny_config, workdir)
     ckpt = checkpointing.Checkpointer(workdir, read_only=True)
@@ -172,3 +187,13 @@ def test_flickr8k_config_without_its_data_names_the_files(tmp_path):
     config.dataset.data_dir = str(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"wav2capt\.txt.*downloads/manual/flickr8k_audio"):
         train.Trainer(config)
+
+
+def test_fit_params_rearranges_string_indices_and_names_mismatches():
+    expected = {"convs": {0: {"w": np.zeros(2)}, 1: {"w": np.zeros(3)}}}
+    restored = {"convs": {"0": {"w": np.ones(2)}, "1": {"w": np.ones(3)}}}
+    fitted = evaluation.fit_params(expected, restored, where="ckpt")
+    np.testing.assert_array_equal(fitted["convs"][1]["w"], np.ones(3))
+    restored["convs"]["1"]["w"] = np.ones(4)
+    with pytest.raises(checkpointing.CheckpointError, match="convs/1/w"):
+        evaluation.fit_params(expected, restored, where="ckpt")

@@ -110,11 +110,30 @@ def format_results(results: dict) -> str:
     return retrieval.format_table(results)
 
 
-def params_mismatch(expected, restored) -> list[str]:
-    """Paths whose presence or shape differ between two pure-dict parameter trees."""
-    flat_e = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(expected)}
-    flat_r = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(restored)}
-    return sorted(k for k in set(flat_e) | set(flat_r) if flat_e.get(k) != flat_r.get(k))
+def _path_names(path) -> tuple[str, ...]:
+    # Orbax restores without a target turn list indices into string keys: compare by name.
+    return tuple(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def fit_params(expected, restored, *, where: str):
+    """`restored` leaves arranged in the tree structure of `expected` (pure dicts of arrays).
+
+    Raises CheckpointError naming the parameters that are missing, extra or of another shape.
+    """
+    flat = {_path_names(p): v for p, v in jax.tree_util.tree_leaves_with_path(restored)}
+    paths, treedef = jax.tree_util.tree_flatten_with_path(expected)
+    wanted = {_path_names(p): np.shape(v) for p, v in paths}
+    bad = sorted(
+        "/".join(name)
+        for name in set(wanted) | set(flat)
+        if name not in flat or name not in wanted or np.shape(flat[name]) != wanted[name]
+    )
+    if bad:
+        raise checkpointing.CheckpointError(
+            f"{where} does not fit the model of its saved config; mismatched parameters: "
+            f"{bad[:8]}{' ...' if len(bad) > 8 else ''}."
+        )
+    return jax.tree_util.tree_unflatten(treedef, [flat[_path_names(p)] for p, _ in paths])
 
 
 def evaluate_checkpoint(
@@ -136,12 +155,7 @@ def evaluate_checkpoint(
         rngs=nnx.Rngs(config.seed),
     )
     graphdef, abstract = nnx.split(model)
-    mismatch = params_mismatch(nnx.to_pure_dict(abstract), params)
-    if mismatch:
-        raise checkpointing.CheckpointError(
-            f"Checkpoint step {step} in {workdir} does not fit the model of its saved config; "
-            f"mismatched parameters: {mismatch[:8]}."
-        )
+    params = fit_params(nnx.to_pure_dict(abstract), params, where=f"Checkpoint step {step} in {workdir}")
     data = config.dataset
     source = input_pipeline.open_split(data.name, split, data_dir=data.data_dir)
     results = evaluate_split(
