@@ -79,6 +79,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
+    # tiny too uses a (spawned) worker: forking espeak children from a process whose JAX threads
+    # already run (tests, training that builds on first use) risks a deadlock.
     BUILDER_CONFIGS = [
         SpokenShapesConfig(name="tiny", description="24/8/8 images, for tests.",
                            num_train=24, num_validation=8, num_test=8, num_workers=1),

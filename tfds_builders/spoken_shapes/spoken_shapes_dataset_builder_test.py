@@ -1,5 +1,6 @@
 """Tests of the spoken_shapes builder and its scene, grammar and speech modules."""
 
+import dataclasses
 import pathlib
 import sys
 
@@ -167,13 +168,16 @@ def test_failed_build_leaves_no_dataset(tmp_path, monkeypatch):
         return real(image_id, spec)
 
     monkeypatch.setattr(generation, "image_examples", failing)
+    in_process = dataclasses.replace(  # generates in this process, so it sees the patch
+        Builder.builder_configs["tiny"], name="tiny_in_process", num_workers=0)
     with pytest.raises(RuntimeError, match="injected failure"):
-        Builder(config="tiny", data_dir=tmp_path).download_and_prepare()
-    assert not tfds.builder("spoken_shapes/tiny", data_dir=tmp_path).is_prepared()
+        Builder(config=in_process, data_dir=tmp_path).download_and_prepare()
+    builder = Builder(config=in_process, data_dir=tmp_path)
+    assert not builder.is_prepared()
     with pytest.raises(KeyError, match="not been generated"):
-        tfds.data_source("spoken_shapes/tiny", split="train", data_dir=tmp_path, download=False)
-    assert not list(pathlib.Path(tmp_path).glob("spoken_shapes/tiny/*/*.array_record*"))
-    assert not list(pathlib.Path(tmp_path).glob("spoken_shapes/tiny/*incomplete*"))
+        builder.as_data_source(split="train")
+    assert not list(pathlib.Path(tmp_path).glob("spoken_shapes/tiny_in_process/*/*.array_record*"))
+    assert not list(pathlib.Path(tmp_path).glob("spoken_shapes/tiny_in_process/*incomplete*"))
 
 
 def test_bad_configs():
