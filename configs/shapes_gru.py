@@ -21,16 +21,17 @@ def get_config(arg=None):
     config.features.max_frames = 512
 
     config.model.image_encoder = "conv"
+    config.model.speech.conv_stride = 3  # 33 frames/s into the GRU: 1.4x faster than stride 2 on CPU
     config.model.speech.hidden = 128
     config.model.speech.num_layers = 2
     config.model.speech.attention_hidden = 64
-    config.model.image.channels = (32, 64, 128, 128)
+    config.model.image.channels = (16, 32, 64, 64)
 
     config.loss.name = "platalea_hinge"
     config.loss.exclude_same_image = True
 
     config.batch_size = 32
-    config.num_epochs = 8
+    config.num_epochs = 4
     config.optimizer.schedule = "warmup_cosine"
     config.optimizer.lr_max = 1e-3
     config.optimizer.lr_min = 1e-5

@@ -32,7 +32,10 @@ class Checkpointer:
         self._latest = ocp.CheckpointManager(
             self.workdir / "checkpoints",
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, create=not read_only, read_only=read_only
+                max_to_keep=keep,
+                create=not read_only,
+                read_only=read_only,
+                save_interval_steps=0 if read_only else 1,
             ),
         )
         self._best = ocp.CheckpointManager(
@@ -44,6 +47,7 @@ class Checkpointer:
                 keep_checkpoints_without_metrics=False,
                 create=not read_only,
                 read_only=read_only,
+                save_interval_steps=0 if read_only else 1,
             ),
         )
 

@@ -9,6 +9,7 @@ import os
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from vgs_jax import evaluation
 from vgs_jax import retrieval
@@ -25,6 +26,8 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every restore at INFO
     step, config, results = evaluation.evaluate_checkpoint(
         FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split, batch_size=FLAGS.batch_size
     )

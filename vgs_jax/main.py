@@ -22,11 +22,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; -v 0 shows it
     if FLAGS.multihost:
         jax.distributed.initialize()
-    logging.info(
-        "JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(), jax.local_devices()
-    )
+    if jax.process_index() == 0:
+        print(f"JAX process 0 of {jax.process_count()}; local devices: {jax.local_devices()}", flush=True)
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

@@ -1,14 +1,14 @@
 """Training metrics to the console, `workdir/metrics.jsonl` and TensorBoard event files.
 
 Each record is one JSON line `{"step": int, "<prefix>/<name>": float, ...}`; the same scalars go
-to TensorBoard through tensorboardX (no TensorFlow needed). Only process 0 writes files.
+to TensorBoard through tensorboardX (no TensorFlow needed). Only process 0 writes files and
+prints progress (to stdout, so it stays readable when library logging is verbose).
 """
 
 import json
 import os
 import time
 
-from absl import logging
 import jax
 import tensorboardX
 
@@ -61,7 +61,8 @@ class MetricLogger:
                 f"  {rates['train/steps_per_sec']:.2f} steps/s"
                 f"  {rates['train/utterances_per_sec']:.0f} utt/s  ETA {_format_seconds(eta)}"
             )
-        logging.info(line)
+        if self._is_writer:
+            print(line, flush=True)
         return scalars
 
     def close(self) -> None:

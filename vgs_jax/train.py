@@ -9,7 +9,6 @@ import functools
 import math
 from typing import Any, Callable
 
-from absl import logging
 from flax import nnx
 import jax
 import jax.numpy as jnp
@@ -213,6 +212,12 @@ class Trainer:
         )
 
 
+def _say(message: str) -> None:
+    """User-facing progress on stdout (process 0 only)."""
+    if jax.process_index() == 0:
+        print(message, flush=True)
+
+
 def _check_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> None:
     saved = checkpointing.read_saved_config(workdir)
     if saved is None:
@@ -238,7 +243,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if ckpt.latest_step() is not None:
         start_step, state, data_state = ckpt.restore("latest", state)
         train_iter.set_state(data_state)
-        logging.info("Resumed from %s/checkpoints/%d.", workdir, start_step)
+        _say(f"Resumed from {workdir}/checkpoints/{start_step}.")
+    num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
+    _say(
+        f"{config.dataset.name}: {len(trainer.train_source)} training captions, "
+        f"{trainer.steps_per_epoch} steps/epoch, {trainer.total_steps} steps of "
+        f"{config.batch_size}; {num_params:,} parameters on {trainer.mesh.size} device(s)."
+    )
+    if start_step >= trainer.total_steps:
+        _say(f"Already trained to step {start_step}; nothing to do.")
     logger = metric_logging.MetricLogger(
         workdir, total_steps=trainer.total_steps, batch_size=config.batch_size
     )
@@ -276,7 +289,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 scalars = evaluation.flat_scalars(results, prefix="eval")
                 logger.write(step, scalars)
                 final_metrics.update(scalars)
-                logging.info("Validation at step %d:\n%s", step, evaluation.format_results(results))
+                _say(f"Validation at step {step}:\n{evaluation.format_results(results)}")
                 if ckpt.save_best(
                     step,
                     state,
@@ -284,7 +297,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     config=config_dict,
                     r10=results["speech_to_image"]["r10"],
                 ):
-                    logging.info("New best validation R@10 at step %d.", step)
+                    _say(f"New best validation speech->image R@10 at step {step}.")
             if step % config.checkpoint_every_steps == 0 or is_last:
                 check_finite(step)
                 ckpt.save(step, state, data_state=train_iter.get_state(), config=config_dict)
