@@ -120,6 +120,22 @@ def _count(valid):
     return jnp.maximum(jnp.sum(valid.astype(jnp.float32)), 1.0)
 
 
+def _hinge_costs(z_speech, z_image, margin, image_ids, mask):
+    """Validity [B] and hinge costs [B, B] (0 where (i, j) is not a negative pair).
+
+    cost_speech[i, j] = max(0, margin + S[i,j] - S[i,i])  (caption i vs wrong image j);
+    cost_image[i, j]  = max(0, margin + S[i,j] - S[j,j])  (image j vs wrong caption i).
+    """
+    batch = _check_pair(z_speech, z_image)
+    _check_margin(margin)
+    valid, neg = _pair_masks(batch, image_ids, mask)
+    sim = cosine_similarity_matrix(z_speech, z_image)
+    diag = jnp.diagonal(sim)
+    cost_speech = jnp.where(neg, jax.nn.relu(margin + sim - diag[:, None]), 0.0)
+    cost_image = jnp.where(neg, jax.nn.relu(margin + sim - diag[None, :]), 0.0)
+    return valid, cost_speech, cost_image
+
+
 def platalea_hinge_loss(z_speech, z_image, *, margin=0.2, image_ids=None,
                         mask=None) -> jax.Array:
     """platalea's symmetric all-negatives hinge loss (anchor-implementations 1.6).
@@ -136,15 +152,8 @@ def platalea_hinge_loss(z_speech, z_image, *, margin=0.2, image_ids=None,
     Returns:
       float32 scalar.
     """
-    batch = _check_pair(z_speech, z_image)
-    _check_margin(margin)
-    valid, neg = _pair_masks(batch, image_ids, mask)
-    sim = cosine_similarity_matrix(z_speech, z_image)
-    diag = jnp.diagonal(sim)
-    cost_image = jax.nn.relu(margin + sim - diag[None, :])   # image j vs caption i
-    cost_speech = jax.nn.relu(margin + sim - diag[:, None])  # caption i vs image j
-    total = jnp.sum(jnp.where(neg, cost_image + cost_speech, 0.0))
-    return total / jnp.square(_count(valid))
+    valid, cost_speech, cost_image = _hinge_costs(z_speech, z_image, margin, image_ids, mask)
+    return jnp.sum(cost_image + cost_speech) / jnp.square(_count(valid))
 
 
 def hardest_negative_hinge_loss(z_speech, z_image, *, margin=0.2, image_ids=None,
@@ -166,13 +175,7 @@ def hardest_negative_hinge_loss(z_speech, z_image, *, margin=0.2, image_ids=None
     Returns:
       float32 scalar.
     """
-    batch = _check_pair(z_speech, z_image)
-    _check_margin(margin)
-    valid, neg = _pair_masks(batch, image_ids, mask)
-    sim = cosine_similarity_matrix(z_speech, z_image)
-    diag = jnp.diagonal(sim)
-    cost_speech = jnp.where(neg, jax.nn.relu(margin + sim - diag[:, None]), 0.0)
-    cost_image = jnp.where(neg, jax.nn.relu(margin + sim - diag[None, :]), 0.0)
+    valid, cost_speech, cost_image = _hinge_costs(z_speech, z_image, margin, image_ids, mask)
     hardest_s2i = jnp.max(cost_speech, axis=1)  # per caption anchor
     hardest_i2s = jnp.max(cost_image, axis=0)   # per image anchor
     n = _count(valid)
