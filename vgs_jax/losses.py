@@ -5,6 +5,12 @@ Every function here is a pure ``jax.numpy`` function of two embedding batches
 (caption, image) pair. They are jit-able and differentiable, and they return a
 float32 scalar.
 
+The survey's other objectives are here too: ``SIMILARITY_LOSSES`` (DAVEnet's
+sampled hinge, ResDAVEnet-VQ's sampled + semi-hard hinge) take any similarity
+matrix ``sim [B, B]`` (e.g. ``vgs_jax.matchmap.matchmap_scores``) and a
+``jax.random`` key; ``coscos2_loss`` (siamese pairs) and ``mse_regression_loss``
+take embeddings. SigLIP's sigmoid losses are in ``vgs_jax.sigmoid_losses``.
+
 Conventions shared by all losses:
 
 * Similarity is the cosine matrix ``S = cosine_similarity_matrix(z_speech,
@@ -77,34 +83,42 @@ def cosine_similarity_matrix(z_speech, z_image) -> jax.Array:
     return _l2_normalize(z_speech) @ _l2_normalize(z_image).T
 
 
+def _valid_mask(batch: int, mask):
+    """Validated bool [B] validity (all True when mask is None)."""
+    if mask is None:
+        return jnp.ones((batch,), bool)
+    if jnp.shape(mask) != (batch,):
+        raise ValueError(
+            f"mask must have shape ({batch},) to match the batch; got "
+            f"{jnp.shape(mask)}.")
+    if not jnp.issubdtype(jnp.asarray(mask).dtype, jnp.bool_):
+        raise ValueError(
+            f"mask must be boolean (True = real example); got dtype "
+            f"{jnp.asarray(mask).dtype}. Use mask.astype(bool).")
+    return jnp.asarray(mask)
+
+
+def _check_ids(batch: int, image_ids):
+    if jnp.shape(image_ids) != (batch,):
+        raise ValueError(
+            f"image_ids must have shape ({batch},) to match the batch; got "
+            f"{jnp.shape(image_ids)}.")
+    if not jnp.issubdtype(jnp.asarray(image_ids).dtype, jnp.integer):
+        raise ValueError(
+            f"image_ids must be an integer array; got dtype "
+            f"{jnp.asarray(image_ids).dtype}.")
+
+
 def _pair_masks(batch: int, image_ids, mask):
     """Returns (valid [B] bool, negative [B, B] bool) for the given options.
 
     negative[i, j] is True when j is a negative for anchor i (and i for j):
     i != j, both valid, and (if image_ids is given) different images.
     """
-    if mask is None:
-        valid = jnp.ones((batch,), bool)
-    else:
-        if jnp.shape(mask) != (batch,):
-            raise ValueError(
-                f"mask must have shape ({batch},) to match the batch; got "
-                f"{jnp.shape(mask)}.")
-        if not jnp.issubdtype(jnp.asarray(mask).dtype, jnp.bool_):
-            raise ValueError(
-                f"mask must be boolean (True = real example); got dtype "
-                f"{jnp.asarray(mask).dtype}. Use mask.astype(bool).")
-        valid = jnp.asarray(mask)
+    valid = _valid_mask(batch, mask)
     neg = valid[:, None] & valid[None, :] & ~jnp.eye(batch, dtype=bool)
     if image_ids is not None:
-        if jnp.shape(image_ids) != (batch,):
-            raise ValueError(
-                f"image_ids must have shape ({batch},) to match the batch; got "
-                f"{jnp.shape(image_ids)}.")
-        if not jnp.issubdtype(jnp.asarray(image_ids).dtype, jnp.integer):
-            raise ValueError(
-                f"image_ids must be an integer array; got dtype "
-                f"{jnp.asarray(image_ids).dtype}.")
+        _check_ids(batch, image_ids)
         ids = jnp.asarray(image_ids)
         neg = neg & (ids[:, None] != ids[None, :])
     return valid, neg
@@ -226,6 +240,177 @@ def infonce_loss(z_speech, z_image, *, temperature, image_ids=None,
                   + jnp.sum(jnp.where(valid, i2s, 0.0)) / n)
 
 
+def _check_sim(sim):
+    """Validates a square similarity matrix; returns B."""
+    if jnp.ndim(sim) != 2 or jnp.shape(sim)[0] != jnp.shape(sim)[1]:
+        raise ValueError(
+            f"sim must be a square [B, B] matrix (rows = captions, columns = images, "
+            f"diagonal = positives); got shape {jnp.shape(sim)}.")
+    return jnp.shape(sim)[0]
+
+
+def sample_impostors(rng, mask) -> jax.Array:
+    """One impostor per anchor, uniform among the OTHER valid examples.
+
+    Args:
+      rng: a jax.random key.
+      mask: bool [B]; True = valid example.
+    Returns:
+      int32 [B] indices. idx[i] == i exactly when anchor i has no impostor
+      (i is padding, or it is the only valid example); losses skip those.
+    """
+    if jnp.ndim(mask) != 1:
+        raise ValueError(
+            f"mask must be a 1-D bool array [B]; got shape {jnp.shape(mask)}. "
+            "Pass jnp.ones(B, bool) when there is no padding.")
+    batch = jnp.shape(mask)[0]
+    valid = _valid_mask(batch, mask)
+    allowed = valid[None, :] & ~jnp.eye(batch, dtype=bool) & valid[:, None]
+    # argmax of i.i.d. uniforms over the allowed set = a uniform draw from it
+    noise = jax.random.uniform(rng, (batch, batch))
+    idx = jnp.argmax(jnp.where(allowed, noise, -1.0), axis=1).astype(jnp.int32)
+    return jnp.where(jnp.any(allowed, axis=1), idx, jnp.arange(batch, dtype=jnp.int32))
+
+
+def _sampled_terms(sim, idx, margin):
+    """Per-anchor hinge max(0, m + sim[i, idx[i]] - sim[i, i]); 0 where idx[i] == i."""
+    batch = sim.shape[0]
+    rows = jnp.arange(batch)
+    cost = jax.nn.relu(margin + sim[rows, idx] - jnp.diagonal(sim))
+    return jnp.where(idx != rows, cost, 0.0)
+
+
+def sampled_impostor_hinge_loss(sim, rng, *, margin=1.0, mask=None) -> jax.Array:
+    """DAVEnet's sampled margin ranking loss (anchor-implementations 2.5).
+
+    For each valid anchor i, an impostor image j and an impostor caption k are
+    drawn independently (``k_img, k_cap = jax.random.split(rng)``, each with
+    ``sample_impostors``); the loss is the sum over anchors of
+    max(0, m + S[i, j] - S[i, i]) + max(0, m + S[k, i] - S[i, i]),
+    divided by the number of valid anchors.
+
+    Args:
+      sim: float [B, B], S[a, i] = s(image i, caption a); diagonal = positives.
+      rng: jax.random key for the draws.
+      margin: scalar (DAVEnet: 1.0).
+      mask: optional bool [B]; False rows are padding.
+    Returns:
+      float32 scalar.
+    """
+    batch = _check_sim(sim)
+    _check_margin(margin)
+    valid = _valid_mask(batch, mask)
+    k_img, k_cap = jax.random.split(rng)
+    sim = jnp.asarray(sim, jnp.float32)
+    cost = (_sampled_terms(sim, sample_impostors(k_img, valid), margin)
+            + _sampled_terms(sim.T, sample_impostors(k_cap, valid), margin))
+    return jnp.sum(jnp.where(valid, cost, 0.0)) / _count(valid)
+
+
+def _semihard_terms(sim, valid, margin, reference_quirk):
+    """Per-anchor (row) semi-hard hinge costs [B]."""
+    diag = jnp.diagonal(sim)
+    cand = valid[None, :] & valid[:, None] & ~jnp.eye(sim.shape[0], dtype=bool)
+    cand = cand & (sim < diag[:, None])
+    if reference_quirk:   # ResDAVEnet-VQ: row max of (S * mask); masked entries count as 0
+        imp = jnp.max(jnp.where(cand, sim, 0.0), axis=1)
+        return jax.nn.relu(margin + imp - diag)
+    imp = jnp.max(jnp.where(cand, sim, -jnp.inf), axis=1)
+    has = jnp.any(cand, axis=1)
+    return jnp.where(has, jax.nn.relu(margin + jnp.where(has, imp, 0.0) - diag), 0.0)
+
+
+def semihard_hinge_loss(sim, rng, *, margin=1.0, mask=None,
+                        reference_quirk=False) -> jax.Array:
+    """ResDAVEnet-VQ loss: sampled + semi-hard hinges, both directions (anchor-impl. 3.5).
+
+    Four terms, each a mean over valid anchors: sampled(S), sampled(S^T),
+    semihard(S), semihard(S^T). ``sampled`` draws one impostor per anchor row
+    (``k_row, k_col = jax.random.split(rng)`` for S and S^T, each with
+    ``sample_impostors``) and takes max(0, m + S[i, j] - S[i, i]).
+    ``semihard`` takes, per anchor row i, the most similar impostor among the
+    valid j != i with S[i, j] < S[i, i] (strictly; ties with the positive are
+    not semi-hard) and the same hinge.
+
+    reference_quirk=False (default, the intended definition): an anchor with no
+    semi-hard impostor contributes 0. reference_quirk=True reproduces the
+    reference, which multiplies S by a 0/1 mask and takes the row max, so the
+    impostor score is max(0, max over semi-hard S[i, j]): it is 0 when there is
+    no semi-hard impostor or all of them are negative (then the hinge is
+    max(0, m - S[i, i])).
+
+    Args:
+      sim: float [B, B], rows = captions, columns = images; diagonal = positives.
+      rng: jax.random key for the sampled terms.
+      margin: scalar (ResDAVEnet-VQ: 1.0).
+      mask: optional bool [B]; False rows are padding.
+      reference_quirk: see above.
+    Returns:
+      float32 scalar.
+    """
+    batch = _check_sim(sim)
+    _check_margin(margin)
+    valid = _valid_mask(batch, mask)
+    sim = jnp.asarray(sim, jnp.float32)
+    k_row, k_col = jax.random.split(rng)
+    cost = (_sampled_terms(sim, sample_impostors(k_row, valid), margin)
+            + _sampled_terms(sim.T, sample_impostors(k_col, valid), margin)
+            + _semihard_terms(sim, valid, margin, reference_quirk)
+            + _semihard_terms(sim.T, valid, margin, reference_quirk))
+    return jnp.sum(jnp.where(valid, cost, 0.0)) / _count(valid)
+
+
+def coscos2_loss(z_a, z_b, same, *, mask=None) -> jax.Array:
+    """Siamese coscos² loss (Synnaeve et al. 2014; as in the ABnet code).
+
+    For each pair p: (1 - cos(z_a[p], z_b[p])) / 2 if same[p], else
+    cos(z_a[p], z_b[p])**2; summed over valid pairs and divided by their number.
+
+    Args:
+      z_a, z_b: float [P, E], the two sides of each pair.
+      same: bool [P]; True = same class (pull together), False = different (push
+        to orthogonal).
+      mask: optional bool [P]; False pairs are padding.
+    Returns:
+      float32 scalar.
+    """
+    pairs = _check_pair(z_a, z_b)
+    if jnp.shape(same) != (pairs,) or not jnp.issubdtype(jnp.asarray(same).dtype, jnp.bool_):
+        raise ValueError(
+            f"same must be a boolean array of shape ({pairs},); got shape "
+            f"{jnp.shape(same)} dtype {jnp.asarray(same).dtype}.")
+    valid = _valid_mask(pairs, mask)
+    cos = jnp.sum(_l2_normalize(z_a) * _l2_normalize(z_b), axis=-1)
+    cost = jnp.where(same, 0.5 * (1.0 - cos), jnp.square(cos))
+    return jnp.sum(jnp.where(valid, cost, 0.0)) / _count(valid)
+
+
+def mse_regression_loss(z_speech, image_vectors, *, mask=None) -> jax.Array:
+    """Speech embedding regressed onto the image vector (Gelderloos & Chrupała 2016).
+
+    Mean squared error over the valid rows and all dimensions:
+    sum_{valid i, k} (z_speech[i, k] - image_vectors[i, k])**2 / (n_valid * E).
+    No normalisation of either side.
+
+    Args:
+      z_speech: float [B, E] predicted image vectors.
+      image_vectors: float [B, E] target image features.
+      mask: optional bool [B]; False rows are padding.
+    Returns:
+      float32 scalar.
+    """
+    batch = _check_pair(z_speech, image_vectors)
+    valid = _valid_mask(batch, mask)
+    diff = jnp.asarray(z_speech, jnp.float32) - jnp.asarray(image_vectors, jnp.float32)
+    sq = jnp.sum(jnp.where(valid[:, None], jnp.square(diff), 0.0))
+    return sq / (_count(valid) * jnp.shape(z_speech)[1])
+
+
+SIMILARITY_LOSSES: dict[str, Callable[..., jax.Array]] = {
+    "sampled_impostor_hinge": sampled_impostor_hinge_loss,
+    "semihard_hinge": semihard_hinge_loss,
+}
+
 LOSSES: dict[str, Callable[..., jax.Array]] = {
     "platalea_hinge": platalea_hinge_loss,
     "hardest_negative_hinge": hardest_negative_hinge_loss,
@@ -239,4 +424,15 @@ def get_loss(name: str) -> Callable[..., jax.Array]:
         return LOSSES[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unknown loss {name!r}; choose one of {sorted(LOSSES)}.") from None
+            f"unknown loss {name!r}; choose one of {sorted(LOSSES)} (similarity-"
+            f"matrix losses: get_similarity_loss, {sorted(SIMILARITY_LOSSES)}).") from None
+
+
+def get_similarity_loss(name: str) -> Callable[..., jax.Array]:
+    """Returns the sim-matrix loss called `name`: fn(sim [B, B], rng, *, margin, mask)."""
+    try:
+        return SIMILARITY_LOSSES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown similarity loss {name!r}; choose one of "
+            f"{sorted(SIMILARITY_LOSSES)}.") from None

@@ -1,0 +1,125 @@
+"""SigLIP's pairwise sigmoid loss, on one device and chunked over a device ring.
+
+Same conventions as `vgs_jax.losses` (rows = captions, masks, image ids), whose pair/mask
+helpers this module shares. `chunked_sigmoid_loss` keeps each device's logits at n x n
+(sota-and-metrics.md C): a `jax.lax.ppermute` ring passes the image embeddings around.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from vgs_jax.losses import _check_ids
+from vgs_jax.losses import _check_pair
+from vgs_jax.losses import _count
+from vgs_jax.losses import _l2_normalize
+from vgs_jax.losses import _pair_masks
+from vgs_jax.losses import _valid_mask
+
+
+def _check_scalar(name, value):
+    if jnp.ndim(value) != 0:
+        raise ValueError(f"{name} must be a scalar; got shape {jnp.shape(value)}.")
+
+
+def _sigmoid_block(zs, zi, pos, neg, temperature, bias):
+    """Sum of -log sigmoid(label * (t * <zs, zi> + b)) over pos [n, m] | neg [n, m]."""
+    logits = temperature * (zs @ zi.T) + bias
+    labels = jnp.where(pos, 1.0, -1.0)
+    return jnp.sum(jnp.where(pos | neg, -jax.nn.log_sigmoid(labels * logits), 0.0))
+
+
+def sigmoid_loss(z_speech, z_image, *, temperature, bias, image_ids=None,
+                 mask=None) -> jax.Array:
+    """SigLIP pairwise sigmoid loss (Zhai et al. 2023; sota-and-metrics.md C).
+
+    logits = temperature * S + bias with S the cosine matrix (inputs are
+    re-normalised). ``temperature`` MULTIPLIES (SigLIP's t = exp(t'); pass
+    exp(log_t) when the model stores the log). Label +1 on the diagonal of
+    valid rows, -1 on negative pairs; same-image off-diagonal pairs (with
+    image_ids) and padding are EXCLUDED (neither positive nor negative).
+    Loss = sum over included pairs of -log sigmoid(label * logit), divided by
+    the number of valid anchors (SigLIP's sum over j, mean over i).
+
+    Args:
+      z_speech, z_image: float [B, E]; row i of each is a matching pair.
+      temperature: scalar multiplier t > 0 (may be traced).
+      bias: scalar bias b (may be traced; SigLIP init -10).
+      image_ids: optional int [B]; same-image pairs are excluded.
+      mask: optional bool [B]; False rows are padding.
+    Returns:
+      float32 scalar.
+    """
+    batch = _check_pair(z_speech, z_image)
+    _check_scalar("temperature", temperature)
+    _check_scalar("bias", bias)
+    valid, neg = _pair_masks(batch, image_ids, mask)
+    pos = jnp.eye(batch, dtype=bool) & valid[:, None]
+    total = _sigmoid_block(_l2_normalize(z_speech), _l2_normalize(z_image), pos, neg,
+                           temperature, bias)
+    return total / _count(valid)
+
+
+def chunked_sigmoid_loss(z_speech, z_image, *, temperature, bias, mesh, axis="data",
+                         image_ids=None, mask=None) -> jax.Array:
+    """``sigmoid_loss`` computed blockwise with a ppermute ring (SigLIP Sec. 3.1).
+
+    Under ``jax.shard_map`` over ``mesh[axis]`` (D devices), each device keeps its
+    n = B / D rows of z_speech and starts with its own rows of z_image (ids,
+    mask); D - 1 times ``jax.lax.ppermute`` passes the image block to the next
+    device around the ring. Each step adds one n x n block's loss, so peak logit
+    memory per device is n x n, never n x B. Value and gradients equal
+    ``sigmoid_loss`` (same conventions); differentiable w.r.t. the embeddings,
+    temperature and bias.
+
+    Args:
+      z_speech, z_image: float [B, E], B divisible by the size of mesh axis `axis`.
+      temperature, bias: scalars as in sigmoid_loss.
+      mesh: a jax.sharding.Mesh holding `axis`.
+      axis: mesh axis name to shard the batch over.
+      image_ids: optional int [B]; mask: optional bool [B].
+    Returns:
+      float32 scalar (replicated).
+    """
+    batch = _check_pair(z_speech, z_image)
+    _check_scalar("temperature", temperature)
+    _check_scalar("bias", bias)
+    if axis not in mesh.shape:
+        raise ValueError(f"mesh has no axis {axis!r}; its axes are {tuple(mesh.shape)}.")
+    ndev = mesh.shape[axis]
+    if batch % ndev:
+        raise ValueError(
+            f"batch size {batch} is not divisible by the {ndev} devices of mesh axis "
+            f"{axis!r}; pad the batch (and mark padding in `mask`).")
+    valid = _valid_mask(batch, mask)
+    if image_ids is None:   # unique ids: no pair is excluded
+        ids = jnp.arange(batch, dtype=jnp.int32)
+    else:
+        _check_ids(batch, image_ids)
+        ids = jnp.asarray(image_ids).astype(jnp.int32)
+    ring = [(d, (d + 1) % ndev) for d in range(ndev)]
+    spec, rep = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
+
+    def local(zs, zi, ids_s, val_s, t, b):
+        zs, zi = _l2_normalize(zs), _l2_normalize(zi)
+        n = zs.shape[0]
+        pair_ok = val_s[:, None] & val_s[None, :] & (ids_s[:, None] != ids_s[None, :])
+        eye = jnp.eye(n, dtype=bool)
+        total = _sigmoid_block(zs, zi, eye & val_s[:, None], pair_ok & ~eye, t, b)
+
+        def step(_, carry):
+            zi_c, ids_c, val_c, acc = carry
+            zi_c, ids_c, val_c = (jax.lax.ppermute(x, axis, ring) for x in (zi_c, ids_c, val_c))
+            neg = val_s[:, None] & val_c[None, :] & (ids_s[:, None] != ids_c[None, :])
+            return zi_c, ids_c, val_c, acc + _sigmoid_block(
+                zs, zi_c, jnp.zeros_like(neg), neg, t, b)
+
+        *_, total = jax.lax.fori_loop(0, ndev - 1, step, (zi, ids_s, val_s, total))
+        count = jax.lax.psum(jnp.sum(val_s.astype(jnp.float32)), axis)
+        return jax.lax.psum(total, axis) / jnp.maximum(count, 1.0)
+
+    fn = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, spec, rep, rep),
+                       out_specs=rep)
+    f32 = jnp.float32
+    return fn(jnp.asarray(z_speech, jnp.promote_types(jnp.asarray(z_speech).dtype, f32)),
+              jnp.asarray(z_image, jnp.promote_types(jnp.asarray(z_image).dtype, f32)),
+              ids, valid, jnp.asarray(temperature, f32), jnp.asarray(bias, f32))
