@@ -270,3 +270,11 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="rounding"):
         downsampled_lengths(jnp.array([3]), rounding="round")
     assert set(CONV_SPEECH_ENCODERS) == {"davenet", "resdavenet"}
+
+
+def test_max_pool_time_differentiates_under_jit():
+    from vgs_jax.models.davenet import max_pool_time
+
+    h = jnp.arange(2 * 7 * 3, dtype=jnp.float32).reshape(2, 7, 3)
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(max_pool_time(x))))(h)
+    assert grad.shape == h.shape and bool(jnp.all(jnp.isfinite(grad)))

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from vgs_jax.models.speech_encoders import (
-    SPEECH_ENCODERS, BiGRU, Conv1dFrontEnd, GRULayer, PlataleaSpeechEncoder, conv_output_lengths,
+    BiGRU, Conv1dFrontEnd, GRULayer, PlataleaSpeechEncoder, conv_output_lengths,
     reverse_within_length)
 
 
@@ -196,7 +196,6 @@ def test_jitted_forward_backward_tiny():
 
 
 def test_registry_and_errors():
-    assert SPEECH_ENCODERS["platalea_gru"] is PlataleaSpeechEncoder
     with pytest.raises(ValueError, match="num_layers"):
         PlataleaSpeechEncoder(5, num_layers=0, rngs=nnx.Rngs(0))
     enc = _tiny_encoder()

@@ -22,11 +22,10 @@ from vgs_jax.models import dual_encoder
 
 
 @functools.cache
-def _embed_fn(graphdef) -> Callable:
+def _embed_fn(template: dual_encoder.Template) -> Callable:
     @jax.jit
     def embed(params, audio, audio_mask, image):
-        model = nnx.merge(graphdef, params)
-        return model(audio, audio_mask, image)
+        return template.merge(params)(audio, audio_mask, image)
 
     return embed
 
@@ -37,7 +36,7 @@ def _to_host(x: jax.Array) -> np.ndarray:
 
 
 def embed_split(
-    graphdef,
+    template: dual_encoder.Template,
     params,
     source: Sequence[dict],
     *,
@@ -56,7 +55,7 @@ def embed_split(
       image_id [M] and caption_id [N].
     """
     batch_size = -(-batch_size // mesh.size) * mesh.size  # a multiple of the device count
-    embed = _embed_fn(graphdef)
+    embed = _embed_fn(template)
     speech, image, image_ids, caption_ids = [], [], [], []
     for batch in input_pipeline.make_eval_batches(
         source,
@@ -91,9 +90,9 @@ def embed_split(
     }
 
 
-def evaluate_split(graphdef, params, source, **kwargs) -> dict:
+def evaluate_split(template, params, source, **kwargs) -> dict:
     """Retrieval metrics (both directions) of the model on `source`; kwargs as in `embed_split`."""
-    emb = embed_split(graphdef, params, source, **kwargs)
+    emb = embed_split(template, params, source, **kwargs)
     return retrieval.retrieval_metrics(emb["z_speech"], emb["z_image"], emb["caption_image"])
 
 
@@ -136,17 +135,17 @@ def fit_params(expected, restored, *, where: str):
     return jax.tree_util.tree_unflatten(treedef, [flat[_path_names(p)] for p, _ in paths])
 
 
-def evaluate_checkpoint(
-    workdir: str, *, checkpoint: str | int = "latest", split: str = "test", batch_size: int | None = None
-) -> tuple[int, ml_collections.ConfigDict, dict]:
-    """Restores a checkpoint and its saved config from `workdir` and scores retrieval on `split`.
+def restore_model(
+    workdir: str, checkpoint: str | int = "latest"
+) -> tuple[int, ml_collections.ConfigDict, dual_encoder.Template, dict]:
+    """(step, saved config, template of a freshly built model, restored params) from `workdir`.
 
-    Returns (step, config, results) with results as in `retrieval.retrieval_metrics`.
+    The template's `initial_params` are the model at random initialisation (`config.seed`).
     """
     ckpt = checkpointing.Checkpointer(workdir, read_only=True)
     try:
         config = ml_collections.ConfigDict(ckpt.restore_config(checkpoint))
-        step, params = ckpt.restore_params(checkpoint)
+        step, restored = ckpt.restore_params(checkpoint)
     finally:
         ckpt.close()
     model = dual_encoder.build_dual_encoder(
@@ -154,12 +153,25 @@ def evaluate_checkpoint(
         num_features=audio_features.num_features(config.features.recipe),
         rngs=nnx.Rngs(config.seed),
     )
-    graphdef, abstract = nnx.split(model)
-    params = fit_params(nnx.to_pure_dict(abstract), params, where=f"Checkpoint step {step} in {workdir}")
+    template = dual_encoder.Template(model)
+    params = fit_params(
+        template.initial_params, restored, where=f"Checkpoint step {step} in {workdir}"
+    )
+    return step, config, template, params
+
+
+def evaluate_checkpoint(
+    workdir: str, *, checkpoint: str | int = "latest", split: str = "test", batch_size: int | None = None
+) -> tuple[int, ml_collections.ConfigDict, dict]:
+    """Restores a checkpoint and its saved config from `workdir` and scores retrieval on `split`.
+
+    Returns (step, config, results) with results as in `retrieval.retrieval_metrics`.
+    """
+    step, config, template, params = restore_model(workdir, checkpoint)
     data = config.dataset
     source = input_pipeline.open_split(data.name, split, data_dir=data.data_dir)
     results = evaluate_split(
-        graphdef,
+        template,
         params,
         source,
         batch_size=batch_size or config.eval_batch_size,

@@ -106,11 +106,11 @@ def create_train_state(params: Any, tx: optax.GradientTransformation) -> dict:
     return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
 
 
-def train_step(state, batch, *, graphdef, tx, loss_fn, learning_rate_fn, image_key):
+def train_step(state, batch, *, template, tx, loss_fn, learning_rate_fn, image_key):
     """One optimisation step on a (globally sharded) batch; returns (new_state, metrics)."""
 
     def compute_loss(params):
-        model = nnx.merge(graphdef, params)
+        model = template.merge(params)
         z_speech, z_image = model(batch["audio"], batch["audio_mask"], batch[image_key])
         return loss_fn(
             z_speech,
@@ -167,15 +167,14 @@ class Trainer:
             config.optimizer, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
         self.tx = create_optimizer(config.optimizer, self.learning_rate_fn)
-        model = create_model(config)
-        self.graphdef, params = nnx.split(model)
+        self.template = dual_encoder.Template(create_model(config))
         self.replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         self.initial_state = jax.device_put(
-            create_train_state(nnx.to_pure_dict(params), self.tx), self.replicated
+            create_train_state(self.template.initial_params, self.tx), self.replicated
         )
         step_fn = functools.partial(
             train_step,
-            graphdef=self.graphdef,
+            template=self.template,
             tx=self.tx,
             loss_fn=make_loss_fn(config.loss),
             learning_rate_fn=self.learning_rate_fn,
@@ -200,7 +199,7 @@ class Trainer:
         """Retrieval metrics of `params` on `source` (all captions vs all unique images)."""
         c = self.config
         return evaluation.evaluate_split(
-            self.graphdef,
+            self.template,
             params,
             source,
             batch_size=c.eval_batch_size,

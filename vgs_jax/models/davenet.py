@@ -75,7 +75,7 @@ def _zero_padding(h: jax.Array, mask: jax.Array) -> jax.Array:
 
 def max_pool_time(h: jax.Array) -> jax.Array:
     """Max-pool over time, kernel 3, stride 2, padding 1 (-inf): [B, T, C] -> [B, ceil(T/2), C]."""
-    return jax.lax.reduce_window(h, jnp.array(-jnp.inf, h.dtype), jax.lax.max, (1, 3, 1), (1, 2, 1),
+    return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 3, 1), (1, 2, 1),
                                  ((0, 0), (1, 1), (0, 0)))
 
 

@@ -4,8 +4,8 @@
 
     speech_encoder: str     key of SPEECH_ENCODERS, e.g. "platalea_gru"
     image_encoder: str      key of IMAGE_ENCODERS, "linear" or "conv"
-    speech: dict(conv_channels, conv_kernel, conv_stride, conv_bias, hidden, num_layers,
-                 attention_hidden, mask_padding)
+    speech: dict of the chosen encoder's keyword arguments (platalea_gru: conv_channels,
+            conv_kernel, conv_stride, conv_bias, hidden, num_layers, attention_hidden, mask_padding)
     image: dict(input_dim, channels)    input_dim is used by "linear", channels by "conv"
     temperature_init: float
     dtype: str (optional, default "float32")  compute dtype of the matmuls/convs, e.g. "bfloat16";
@@ -19,7 +19,18 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models.image_encoders import IMAGE_ENCODERS
-from vgs_jax.models.speech_encoders import SPEECH_ENCODERS
+from vgs_jax.models.recurrent_encoders import RHNSpeechEncoder
+from vgs_jax.models.recurrent_encoders import Speech2ImageEncoder
+from vgs_jax.models.speech_encoders import PlataleaSpeechEncoder
+from vgs_jax.models.transformer_encoder import TransformerSpeechEncoder
+
+# Speech encoders that pool to one vector per utterance, by config name.
+SPEECH_ENCODERS = {
+    "platalea_gru": PlataleaSpeechEncoder,
+    "speech2image": Speech2ImageEncoder,
+    "rhn": RHNSpeechEncoder,
+    "transformer": TransformerSpeechEncoder,
+}
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -65,6 +76,22 @@ class DualEncoder(nnx.Module):
     def __call__(self, features: jax.Array, mask: jax.Array, image: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Returns (z_speech [B, E], z_image [B', E]), both L2-normalised float32."""
         return self.embed_speech(features, mask), self.embed_image(image)
+
+
+class Template:
+    """A model split for functional training: structure + non-trainable state, and its params.
+
+    `initial_params` is the pure dict of the model's `nnx.Param`s (what is trained,
+    checkpointed and restored); everything else (e.g. RNG counters of dropout layers) stays in
+    `rest`. `merge(params)` rebuilds the module, inside or outside `jax.jit`.
+    """
+
+    def __init__(self, model: nnx.Module):
+        self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
+        self.initial_params = nnx.to_pure_dict(params)
+
+    def merge(self, params) -> nnx.Module:
+        return nnx.merge(self.graphdef, params, self.rest)
 
 
 def _field(cfg, name: str, where: str):

@@ -229,5 +229,3 @@ class PlataleaSpeechEncoder(nnx.Module):
             h = gru(h, m)
         return self.pool(h, m)
 
-
-SPEECH_ENCODERS = {"platalea_gru": PlataleaSpeechEncoder}

@@ -1,0 +1,165 @@
+"""Activation extraction, the analysis suite and the `analyze` binary, on a tiny trained run."""
+
+import json
+import os
+import subprocess
+import sys
+
+from flax import nnx
+import numpy as np
+import pytest
+
+from vgs_jax import audio_features
+from vgs_jax import checkpointing
+from vgs_jax import config_lib
+from vgs_jax import input_pipeline
+from vgs_jax import train
+from vgs_jax.analysis import activations
+from vgs_jax.analysis import suite
+
+SMALL = suite.SuiteSettings(max_probe_frames=500, probe_max_iter=100, max_abx_items=150, max_rsa_utterances=20)
+
+
+def _acts(phones, num_frames, *, start=0.03, step=0.03, speaker=0, dim=3, seed=0):
+    frames = np.random.default_rng(seed).normal(size=(num_frames, dim)).astype(np.float32)
+    meta = {"caption_id": 0, "speaker_id": speaker, "text": "", "phones": phones, "words": []}
+    return activations.Activations(frames={"conv": [frames]}, pooled=frames[:1], frame_step=step,
+                                   frame_start=start, meta=[meta], key={})
+
+
+def test_frame_times_hand_case():
+    # Kernel 6, stride 3 over platalea_mfcc frames (centred 0.01 t + 0.005 s): frame j covers
+    # features 3j..3j+5 whose centres average to 0.03 j + 0.025 + 0.005.
+    offset = activations.feature_frame_offset("platalea_mfcc")
+    assert offset == pytest.approx((-120 + 280) / 2 / 16000)  # samples [160t - 120, 160t + 280)
+    assert activations.feature_frame_offset("mfcc") == 0.0
+    got = activations.layer_frame_times(4, kernel=6, stride=3, feature_offset=offset)
+    np.testing.assert_allclose(got, [0.03, 0.06, 0.09, 0.12])
+    for kernel, stride in ((6, 2), (4, 3), (1, 1)):
+        slow = [np.mean([0.01 * t + offset for t in range(stride * j, stride * j + kernel)]) for j in range(7)]
+        np.testing.assert_allclose(activations.layer_frame_times(
+            7, kernel=kernel, stride=stride, feature_offset=offset), slow)
+    with pytest.raises(ValueError, match="recipe"):
+        activations.feature_frame_offset("mel80")
+    with pytest.raises(ValueError, match="stride"):
+        activations.layer_frame_times(3, kernel=6, stride=0)
+
+
+def test_labels_items_and_boundaries_hand_case():
+    # Frames centred at 0.03, 0.06, ..., 0.21 s.
+    acts = _acts([("a", 0.0, 0.1), ("b", 0.1, 0.2), ("a", 0.2, 0.215)], 7)
+    labels = suite.phone_frame_labels(acts)[0]
+    centres = acts.frame_times(0)
+    slow = [next((p for p, s, e in acts.meta[0]["phones"] if s <= c < e), None) for c in centres]
+    assert list(labels) == slow == ["a", "a", "a", "b", "b", "b", "a"]
+    items = suite.abx_items(acts, suite.SuiteSettings())
+    spans = [(it[1].start, it[1].stop, it[2], it[3]) for it in items]
+    # Each context holds one phone only, so no token can form a triplet: none kept.
+    assert spans == []
+    acts = _acts([("a", 0.0, 0.1), ("b", 0.1, 0.2)], 7)
+    acts.meta.append({**acts.meta[0], "phones": [("c", 0.0, 0.1), ("b", 0.1, 0.2)]})
+    acts.frames["conv"].append(acts.frames["conv"][0])
+    items = suite.abx_items(acts, suite.SuiteSettings())
+    got = sorted((it[0], it[1].start, it[1].stop, it[2], it[3]) for it in items)
+    assert got == [(0, 0, 3, "a", ("#", "b")), (1, 0, 3, "c", ("#", "b"))]
+    np.testing.assert_allclose(suite.reference_boundaries(
+        {"phones": [("a", 0.0, 0.1), ("b", 0.1, 0.2), ("c", 0.25, 0.3)]}), [0.1, 0.2, 0.25])
+    x = np.random.default_rng(1).normal(size=(5, 4))
+    slow = [1 - x[t] @ x[t + 1] / np.linalg.norm(x[t]) / np.linalg.norm(x[t + 1]) for t in range(4)]
+    np.testing.assert_allclose(suite.change_signal(x), slow)
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="train_fraction"):
+        suite.SuiteSettings(train_fraction=1.0)
+    with pytest.raises(ValueError, match="max_abx_items"):
+        suite.SuiteSettings(max_abx_items=0)
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(shapes_data_dir, tmp_path_factory):
+    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config.dataset.data_dir = shapes_data_dir
+    workdir = str(tmp_path_factory.mktemp("analyze") / "run")
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_extraction_matches_direct_model(trained_workdir):
+    step, config, template, params = activations.load_models(trained_workdir, "best")
+    acts = activations.extract(template, params["trained"], config, split="validation", max_utterances=5,
+                               key={})
+    assert len(acts.meta) == 5 and acts.layers == ["conv", "gru_0"]
+    assert acts.frame_step == pytest.approx(0.03) and acts.frame_start == pytest.approx(0.03)
+    source = input_pipeline.open_split(config.dataset.name, "validation", data_dir=config.dataset.data_dir)
+    model = template.merge(params["trained"])
+    for i in (0, 4):
+        ex = source[i]
+        feats = audio_features.compute(ex["audio"], config.features.recipe)[None]
+        out = model.speech_encoder.frame_outputs(feats, np.ones(feats.shape[:2], bool))
+        n = int(out["mask"].sum())
+        assert n == (feats.shape[1] - 6) // 3 + 1 == len(acts.frame_times(i))
+        for layer in acts.layers:
+            np.testing.assert_allclose(acts.frames[layer][i], np.asarray(out[layer][0, :n]), atol=2e-5)
+        np.testing.assert_allclose(acts.pooled[i], np.asarray(out["pooled"][0]), atol=2e-5)
+        assert acts.meta[i]["caption_id"] == int(ex["caption_id"])
+        assert all("ˈ" not in p for p, _, _ in acts.meta[i]["phones"])
+    random = activations.extract(template, params["random"], config, split="validation", max_utterances=2,
+                                 key={})
+    assert not np.allclose(random.frames["gru_0"][0], acts.frames["gru_0"][0])
+    with pytest.raises(ValueError, match="max_utterances"):
+        activations.extract(template, params["trained"], config, split="validation", max_utterances=1, key={})
+
+
+def _check_report(report, workdir):
+    assert report["layers"] == ["conv", "gru_0", "pooled"]
+    assert report["num_utterances"] == 24 and report["split"] == "validation"
+    for which in ("trained", "random"):
+        for layer in report["layers"]:
+            row = report[which][layer]
+            probe = row["global_probe"]
+            assert 0 <= probe["accuracy"] <= 1 and 0 <= probe["baseline_accuracy"] <= 1
+            assert all(-1 <= v <= 1 for v in row["rsa"].values())
+            if layer == "pooled":
+                assert "local_probe" not in row and "boundaries" not in row
+                continue
+            local = row["local_probe"]
+            assert 0 <= local["accuracy"] <= 1 and local["rer"] <= 1 and local["test_frames"] > 0
+            assert 0 <= row["abx_within"] <= 1 and row["abx_items"] > 10
+            assert row["abx_across"] is None or 0 <= row["abx_across"] <= 1
+            b = row["boundaries"]
+            assert 0 <= b["precision"] <= 1 and 0 <= b["recall"] <= 1 and 0 <= b["f1"] <= 1 and b["num_ref"] > 0
+    for name in ("probes", "abx", "boundaries", "rsa"):
+        path = os.path.join(workdir, "analysis", f"{name}.png")
+        assert os.path.getsize(path) > 1000
+        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    stored = json.load(open(os.path.join(workdir, "analysis", "report.json")))
+    assert stored["trained"]["gru_0"]["local_probe"]["accuracy"] == pytest.approx(
+        report["trained"]["gru_0"]["local_probe"]["accuracy"])
+
+
+def test_analyze_library_then_binary(trained_workdir):
+    report = suite.analyze_workdir(trained_workdir, max_utterances=24, settings=SMALL)
+    assert report["cache_reused"] == {"trained": False, "random": False}
+    _check_report(report, trained_workdir)
+    table = suite.format_table(report)
+    assert table.splitlines()[0].startswith("layer") and len(table.splitlines()) == 4
+    cache = activations.cache_path(trained_workdir, "trained", "validation")
+    mtime = os.path.getmtime(cache)
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([sys.executable, "-m", "vgs_jax.analyze", f"--workdir={trained_workdir}",
+                           "--max_utterances=24"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert "first 24 captions" in lines[0] and lines[1].startswith("layer")
+    assert [line.split()[0] for line in lines[2:5]] == ["conv", "gru_0", "pooled"]
+    assert lines[-1] == f"Wrote {os.path.join(trained_workdir, 'analysis', 'report.json')}"
+    stored = json.load(open(os.path.join(trained_workdir, "analysis", "report.json")))
+    assert stored["cache_reused"] == {"trained": True, "random": True} and os.path.getmtime(cache) == mtime
+    _check_report(stored, trained_workdir)
+
+
+def test_missing_checkpoint_is_named(trained_workdir):
+    with pytest.raises(checkpointing.CheckpointError, match="No checkpoint for step 99"):
+        activations.load_models(trained_workdir, 99)
