@@ -32,7 +32,7 @@ class Checkpointer:
         self._latest = ocp.CheckpointManager(
             self.workdir / "checkpoints",
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep,
+                max_to_keep=None if read_only else keep,
                 create=not read_only,
                 read_only=read_only,
                 save_interval_steps=0 if read_only else 1,
@@ -41,7 +41,7 @@ class Checkpointer:
         self._best = ocp.CheckpointManager(
             self.workdir / "checkpoints_best",
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=1,
+                max_to_keep=None if read_only else 1,
                 best_fn=lambda metrics: metrics[BEST_METRIC],
                 best_mode="max",
                 keep_checkpoints_without_metrics=False,
