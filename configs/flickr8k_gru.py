@@ -7,9 +7,9 @@ Reproduces `platalea/experiments/flickr8k/basic.py` (Chrupała et al.; Higy et a
 vectorial attention pooling -> 2048-d L2-normalised (§1.4); precomputed ResNet-152 10-crop
 image vectors (2048-d) -> Linear 2048 + L2 (§1.3, §1.5); symmetric hinge, margin 0.2, all
 in-batch negatives, / B^2 (§1.6); Adam, cyclic cosine 1e-6 <-> 2e-4 with a 4-epoch period,
-batch 32, 32 epochs, seed 123 (§1.7). Platalea reports speech->image R@10 around 0.4-0.5 on
-the Flickr8K test set (see reference/sota-and-metrics.md). One deliberate difference: the
-attention pooling masks padding (`model.speech.mask_padding=False` restores the reference).
+batch 32, 32 epochs, seed 123 (§1.7). Published platalea-family speech->image R@10 on the
+Flickr8K test set: 0.24-0.40 (Chrupała 2019; Scholten et al. 2020). One deliberate difference:
+the attention pooling masks padding (`model.speech.mask_padding=False` restores the reference).
 
 Needs the `flickr8k_audio` dataset (Flickr Audio Caption Corpus + Flickr8K images + Karpathy
 split + precomputed image features), whose builder lands with the real-corpora work; until
