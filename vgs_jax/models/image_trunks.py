@@ -105,6 +105,12 @@ def _optional_field(image_config, name: str, default):
         return default
 
 
+def _trunk_from_config(cls, image_config, out_features: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    """Build a trunk from a config with optional field `freeze_trunk` (bool, default False)."""
+    return cls(out_features=out_features, freeze_trunk=bool(_optional_field(image_config, "freeze_trunk", False)),
+               dtype=dtype, rngs=rngs)
+
+
 def _finish(trunk_out: jax.Array, embedder: nnx.Conv, freeze: bool) -> tuple[jax.Array, jax.Array]:
     if freeze:
         trunk_out = jax.lax.stop_gradient(trunk_out)
@@ -129,11 +135,7 @@ class VGG16Trunk(nnx.Module):
         self.embedder = _conv(cin, self.out_features, 3, 1, bias=True, dtype=dtype, rngs=rngs,
                               torch_default=True)
 
-    @classmethod
-    def from_config(cls, image_config, out_features: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-        """Build from a config with optional field `freeze_trunk` (bool, default False)."""
-        return cls(out_features=out_features, freeze_trunk=bool(_optional_field(image_config, "freeze_trunk", False)),
-                   dtype=dtype, rngs=rngs)
+    from_config = classmethod(_trunk_from_config)
 
     def trunk(self, image: jax.Array) -> jax.Array:
         """image [B, H, W, 3] (uint8 or normalised float) -> conv5_3 + ReLU [B, H//16, W//16, 512]."""
@@ -206,11 +208,7 @@ class ResNet50Trunk(nnx.Module):
         self.embedder = _conv(cin, self.out_features, 1, 1, bias=True, dtype=dtype, rngs=rngs,
                               torch_default=True)
 
-    @classmethod
-    def from_config(cls, image_config, out_features: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-        """Build from a config with optional field `freeze_trunk` (bool, default False)."""
-        return cls(out_features=out_features, freeze_trunk=bool(_optional_field(image_config, "freeze_trunk", False)),
-                   dtype=dtype, rngs=rngs)
+    from_config = classmethod(_trunk_from_config)
 
     def trunk(self, image: jax.Array) -> jax.Array:
         """image [B, H, W, 3] (uint8 or normalised float) -> layer4 output [B, ceil(H/32), ceil(W/32), 2048]."""
