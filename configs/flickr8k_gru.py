@@ -11,9 +11,8 @@ batch 32, 32 epochs, seed 123 (§1.7). Published platalea-family speech->image R
 Flickr8K test set: 0.24-0.40 (Chrupała 2019; Scholten et al. 2020). One deliberate difference:
 the attention pooling masks padding (`model.speech.mask_padding=False` restores the reference).
 
-Needs the `flickr8k_audio` dataset (Flickr Audio Caption Corpus + Flickr8K images + Karpathy
-split + precomputed image features), whose builder lands with the real-corpora work; until
-then training stops at once with a message naming the files it needs.
+Needs the `flickr8k_audio` dataset and its ResNet-152 image vectors (README, "Real corpora");
+without them training stops at once with a message naming the files it needs.
 """
 
 from vgs_jax import config_lib
@@ -21,12 +20,7 @@ from vgs_jax import config_lib
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.base_config()  # base_config() is platalea's recipe
-    config.dataset.name = "flickr8k_audio"
-    config.dataset.image_key = "image_features"
-    config.dataset.eval_split = "validation"
-    config.model.image_encoder = "linear"
-    config.model.image.input_dim = 2048
+    config = config_lib.flickr8k_config()
     if arg.tiny:
         config.model.speech.hidden = 16
         config.model.speech.num_layers = 1

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from vgs_jax.models.image_encoders import IMAGE_ENCODERS, ConvImageEncoder, LinearImageEncoder, coordinate_channels
+from vgs_jax.models.image_encoders import (IMAGE_ENCODERS, ConvImageEncoder, ConvMapImageEncoder, LinearImageEncoder,
+                                          coordinate_channels)
 
 
 @pytest.fixture(autouse=True)
@@ -79,4 +80,23 @@ def test_conv_only_params_and_jitted_grad():
 
 
 def test_registry():
-    assert IMAGE_ENCODERS == {"linear": LinearImageEncoder, "conv": ConvImageEncoder}
+    assert IMAGE_ENCODERS == {"linear": LinearImageEncoder, "conv": ConvImageEncoder, "conv_map": ConvMapImageEncoder}
+
+
+def test_conv_map_encoder_shapes_and_shared_stages():
+    enc = ConvMapImageEncoder(24, channels=(8, 16, 16), rngs=nnx.Rngs(0))
+    imgs = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)), jnp.uint8)
+    fmap, mask = enc(imgs)
+    assert fmap.shape == (2, 8, 8, 24) and fmap.dtype == jnp.float32
+    assert mask.shape == (2, 8, 8) and bool(jnp.all(mask))
+    # The map is the 1x1 embedder applied to the same stages the pooled encoder uses.
+    pooled = ConvImageEncoder(24, channels=(8, 16, 16), rngs=nnx.Rngs(0))
+    stages = pooled.convs, pooled.norms
+    x = imgs.astype(jnp.float32) / 127.5 - 1.0
+    x = jnp.concatenate([x, coordinate_channels(2, 64, 64)], axis=-1)
+    for conv, norm in zip(*stages):
+        x = jax.nn.relu(norm(conv(x)))
+    kernel = enc.embedder.kernel[...][0, 0]
+    np.testing.assert_allclose(fmap, x @ kernel + enc.embedder.bias[...], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="uint8"):
+        enc(imgs.astype(jnp.float32))

@@ -33,10 +33,10 @@ def _vgg16_features_count() -> int:
     return total
 
 
-def _resnet50_count_without_fc() -> int:
+def _resnet50_count_without_fc(blocks_per_stage=(3, 4, 6, 3)) -> int:
     total = 3 * 64 * 7 * 7 + 2 * 64
     cin = 64
-    for width, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
+    for width, blocks in zip((64, 128, 256, 512), blocks_per_stage):
         for j in range(blocks):
             total += cin * width + 2 * width + 9 * width * width + 2 * width + width * 4 * width + 2 * 4 * width
             if j == 0:
@@ -55,6 +55,32 @@ def test_parameter_counts_match_torchvision():
     # BatchNorm running statistics are BatchStat: 2 per BN channel (53 BNs in ResNet-50).
     assert _count(nnx.state(res, nnx.BatchStat)) == 2 * 26_560
     assert _count(nnx.state(vgg, nnx.BatchStat)) == 0
+
+
+@pytest.fixture(scope="module")
+def resnet152():
+    """Abstract ResNetFeatures(depth=152) (built once: constructing 155 modules takes seconds)."""
+    return nnx.eval_shape(lambda: it.ResNetFeatures(depth=152, rngs=nnx.Rngs(0)))
+
+
+def test_deep_resnet_and_vgg_features_counts_match_torchvision(resnet152):
+    # torchvision totals minus their last Linear: resnet152 60,192,808 - 2,049,000; resnet101 44,549,160 -
+    # 2,049,000; vgg16 138,357,544 - 4,097,000 (classifier.6).
+    assert _resnet50_count_without_fc((3, 8, 36, 3)) == 60_192_808 - 2_049_000 == 58_143_808
+    assert _resnet50_count_without_fc((3, 4, 23, 3)) == 44_549_160 - 2_049_000
+    r152 = resnet152
+    assert _count(nnx.state(r152, nnx.Param)) == 58_143_808
+    assert _count(nnx.state(r152, nnx.BatchStat)) == 2 * 75_712  # 155 BatchNorms
+    vgg = nnx.eval_shape(lambda: it.VGG16Features(rngs=nnx.Rngs(0)))
+    assert _count(nnx.state(vgg, nnx.Param)) == 138_357_544 - 4_097_000 == 134_260_544
+    # output shapes at 224 x 224, by abstract evaluation: fc7 4096-d, pooled ResNet 2048-d
+    img = jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.uint8)
+    for model, dim in ((vgg, 4096), (r152, 2048)):
+        graphdef, state = nnx.split(model)
+        out = jax.eval_shape(lambda st, x: nnx.merge(graphdef, st)(x), state, img)
+        assert out.shape == (2, dim) and out.dtype == jnp.float32
+    with pytest.raises(ValueError, match="depth 18 is not supported.*\\[50, 101, 152\\]"):
+        it.resnet_stages(18)
 
 
 # ---------------------------------------------------------------- synthetic torchvision state dicts
@@ -84,11 +110,12 @@ def _w(o, i, k):
     return (RNG.standard_normal((o, i, k, k)) * math.sqrt(2 / (k * k * i))).astype(np.float32)
 
 
-def _torch_resnet50_state_dict(out_features: int) -> dict:
+def _torch_resnet50_state_dict(out_features, depth: int = 50) -> dict:
+    """Random torchvision-named ResNet-`depth` weights (+ an embedder unless out_features is None)."""
     sd = {"conv1.weight": _w(64, 3, 7)}
     _bn(sd, "bn1", 64)
     cin = 64
-    for s, (width, blocks, _) in enumerate(it.RESNET50_STAGES):
+    for s, (width, blocks, _) in enumerate(it.resnet_stages(depth)):
         for j in range(blocks):
             p = f"layer{s + 1}.{j}"
             sd[f"{p}.conv1.weight"] = _w(width, cin, 1)
@@ -103,8 +130,9 @@ def _torch_resnet50_state_dict(out_features: int) -> dict:
             cin = 4 * width
     sd["fc.weight"] = np.zeros((10, 2048), np.float32)
     sd["fc.bias"] = np.zeros((10,), np.float32)
-    sd["embedder.weight"] = _w(out_features, 2048, 1)
-    sd["embedder.bias"] = (0.1 * RNG.standard_normal(out_features)).astype(np.float32)
+    if out_features is not None:
+        sd["embedder.weight"] = _w(out_features, 2048, 1)
+        sd["embedder.bias"] = (0.1 * RNG.standard_normal(out_features)).astype(np.float32)
     return sd
 
 
@@ -168,13 +196,24 @@ def np_bottleneck(x, sd, p, stride, train=False):
     return np.maximum(y + x, 0)
 
 
-def np_resnet50(img_u8, sd):
+def np_resnet50_body(img_u8, sd):
     x = np.maximum(np_bn(np_conv(np_normalize(img_u8), sd["conv1.weight"], stride=2, pad=3), sd, "bn1"), 0)
     x = np_maxpool(x, 3, 2, 1)
     for s, (_, blocks, stride) in enumerate(it.RESNET50_STAGES):
         for j in range(blocks):
             x = np_bottleneck(x, sd, f"layer{s + 1}.{j}", stride if j == 0 else 1)
-    return np_conv(x, sd["embedder.weight"], sd["embedder.bias"])
+    return x
+
+
+def np_adaptive_avg_pool(x, oh, ow):
+    h, w = x.shape[1:3]
+    out = np.zeros((x.shape[0], oh, ow, x.shape[3]))
+    for i in range(oh):
+        for j in range(ow):
+            r0, r1 = math.floor(i * h / oh), math.ceil((i + 1) * h / oh)
+            c0, c1 = math.floor(j * w / ow), math.ceil((j + 1) * w / ow)
+            out[:, i, j] = x[:, r0:r1, c0:c1].mean(axis=(1, 2))
+    return out
 
 
 def _close(ours, ref, rel=2e-4):
@@ -193,6 +232,13 @@ def vgg_sd():
 @pytest.fixture(scope="module")
 def resnet_sd():
     return _torch_resnet50_state_dict(8)
+
+
+@pytest.fixture(scope="module")
+def resnet_case(resnet_sd):
+    """An image batch and its NumPy ResNet-50 layer4 output (computed once)."""
+    img = RNG.integers(0, 256, (2, 64, 48, 3), dtype=np.uint8)
+    return img, np_resnet50_body(img, resnet_sd)
 
 
 @pytest.fixture(scope="module")
@@ -219,13 +265,87 @@ def test_vgg16_converted_forward_matches_numpy(vgg_sd, tmp_path):
     _close(out_f, out, 1e-5)
 
 
-def test_resnet50_converted_forward_matches_numpy_eval(resnet, resnet_sd):
+def test_resnet50_converted_forward_matches_numpy_eval(resnet, resnet_sd, resnet_case):
     resnet.eval()
-    img = RNG.integers(0, 256, (2, 64, 48, 3), dtype=np.uint8)
+    img, body = resnet_case
     out, mask = resnet(jnp.asarray(img))
     assert out.shape == (2, 2, 2, 8) and mask.shape == (2, 2, 2)
-    _close(out, np_resnet50(img, resnet_sd))
+    _close(out, np_conv(body, resnet_sd["embedder.weight"], resnet_sd["embedder.bias"]))
     resnet.train()
+
+
+def test_resnet_features_is_pooled_layer4(resnet_sd, resnet_case):
+    img, body = resnet_case
+    model = nnx.eval_shape(lambda: it.ResNetFeatures(depth=50, rngs=nnx.Rngs(0)))
+    trunk_only = {k: v for k, v in resnet_sd.items() if not k.startswith("embedder")}
+    wc.apply_converted(model, wc.convert_resnet(trunk_only, 50))  # BatchNorm starts in eval mode
+    out = model(jnp.asarray(img))
+    assert out.shape == (2, 2048) and out.dtype == jnp.float32
+    _close(out, body.mean(axis=(1, 2)))
+    with pytest.raises(ValueError, match="no entry 'embedder/kernel'"):
+        wc.apply_converted(model, wc.convert_resnet(resnet_sd, 50))
+
+
+def test_adaptive_avg_pool_matches_numpy():
+    for h, w, oh, ow in ((2, 3, 7, 7), (10, 9, 7, 7), (7, 7, 7, 7), (5, 13, 3, 4), (1, 1, 7, 7)):
+        x = RNG.standard_normal((2, h, w, 3)).astype(np.float32)
+        _close(it.adaptive_avg_pool_2d(jnp.asarray(x), oh, ow), np_adaptive_avg_pool(x, oh, ow), 1e-6)
+
+
+def test_vgg16_features_fc7_matches_numpy(vgg_sd):
+    hidden = 16
+    sd = {k: v for k, v in vgg_sd.items() if not k.startswith(("embedder", "classifier"))}
+    sd["classifier.0.weight"] = (RNG.standard_normal((hidden, 25088)) * 0.01).astype(np.float32)
+    sd["classifier.0.bias"] = (0.1 * RNG.standard_normal(hidden)).astype(np.float32)
+    sd["classifier.3.weight"] = (RNG.standard_normal((hidden, hidden)) * 0.3).astype(np.float32)
+    sd["classifier.3.bias"] = (0.1 * RNG.standard_normal(hidden)).astype(np.float32)
+    sd["classifier.6.weight"] = np.zeros((1000, hidden), np.float32)  # ignored
+    model = nnx.eval_shape(lambda: it.VGG16Features(hidden_features=hidden, rngs=nnx.Rngs(0)))
+    wc.apply_converted(model, wc.convert_vgg16(sd, classifier=True))
+    img = RNG.integers(0, 256, (2, 96, 80, 3), dtype=np.uint8)  # conv5 pooled to 3 x 2, then to 7 x 7
+    out = model(jnp.asarray(img))
+    assert out.shape == (2, hidden) and out.dtype == jnp.float32
+    # NumPy head on the (separately tested) conv5 map, with torch's (C, H, W) flattening
+    conv5 = np.asarray(it._vgg16_conv5(model.features, it.normalize_pixels(jnp.asarray(img), "t")), np.float64)
+    pooled = np_adaptive_avg_pool(np_maxpool(conv5, 2, 2, 0), 7, 7)
+    flat = pooled.transpose(0, 3, 1, 2).reshape(2, -1)
+    h6 = np.maximum(flat @ sd["classifier.0.weight"].T + sd["classifier.0.bias"], 0)
+    _close(out, np.maximum(h6 @ sd["classifier.3.weight"].T + sd["classifier.3.bias"], 0))
+    bad = dict(sd, **{"classifier.0.weight": np.zeros((hidden, 4096), np.float32)})
+    with pytest.raises(ValueError, match=r"'classifier.0.weight' has shape \(16, 4096\), expected \(16, 25088\)"):
+        wc.convert_vgg16(bad, classifier=True)
+    with pytest.raises(ValueError, match=r"no \['classifier.3.weight', 'classifier.3.bias'\]"):
+        wc.convert_vgg16({k: v for k, v in sd.items() if not k.startswith("classifier.3")}, classifier=True)
+
+
+def test_resnet152_converter_round_trip(resnet152):
+    sd = _torch_resnet50_state_dict(None, depth=152)
+    model = resnet152
+    wc.apply_converted(model, wc.convert_resnet152(sd))
+    pure = nnx.to_pure_dict(nnx.state(model))
+    assert not any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(pure))  # every entry written
+    names = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
+    checked = 0
+    for key, value in sd.items():  # back to torch names and layouts: every tensor comes back exactly
+        if key.startswith("fc.") or key.endswith("num_batches_tracked"):
+            continue
+        parts = key.split(".")
+        path = [int(p) if p.isdigit() else p for p in parts[:-1]]
+        if "downsample" in path:
+            i = path.index("downsample")
+            path[i:i + 2] = ["downsample_conv" if path[i + 1] == 0 else "downsample_bn"]
+        node = pure
+        for p in path:
+            node = node[p]
+        if value.ndim == 4:
+            back = np.asarray(node["kernel"]).transpose(3, 2, 0, 1)
+        else:
+            back = np.asarray(node[names[parts[-1]]])
+        np.testing.assert_array_equal(back, value)
+        checked += 1
+    assert checked == len(jax.tree.leaves(pure))
+    with pytest.raises(ValueError, match=r"depth=152\).*missing keys \[.*\] \.\.\. \(\d+ in all\)"):
+        wc.convert_resnet152(_torch_resnet50_state_dict(None, depth=50))
 
 
 def test_bottleneck_train_mode_uses_batch_statistics(resnet, resnet_sd):
@@ -430,3 +550,5 @@ def test_from_config_reads_freeze_trunk():
     m = nnx.eval_shape(lambda: it.VGG16Trunk.from_config({}, 16, rngs=nnx.Rngs(0)))
     assert not m.freeze_trunk and m.out_features == 16
     assert set(it.IMAGE_TRUNKS) == {"vgg16", "resnet50"}
+    m = nnx.eval_shape(lambda: it.ResNet50Trunk.from_config({}, 8, rngs=nnx.Rngs(0)))
+    assert isinstance(m, it.ResNetTrunk) and m.depth == 50

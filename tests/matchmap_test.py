@@ -25,6 +25,8 @@ def slow_score(img, imask, aud, amask, simtype):
         return sum(vals) / len(vals)
     if simtype == "MISA":
         return sum(max(dot(h, w, t) for (h, w) in cells) for t in frames) / len(frames)
+    if simtype == "FRAGMENT":
+        return sum(max(0.0, dot(h, w, t)) for (h, w) in cells for t in frames) / (len(cells) + 5.0)
     return sum(max(dot(h, w, t) for t in frames) for (h, w) in cells) / len(cells)
 
 
@@ -66,10 +68,11 @@ def test_hand_computed_scores():
     assert s["SISA"] == pytest.approx((3 - 1 + 2 + 2) / 4)
     assert s["MISA"] == pytest.approx((3 + 2) / 2)        # per frame max over cells
     assert s["SIMA"] == pytest.approx((3 + 2) / 2)        # per cell max over frames
+    assert s["FRAGMENT"] == pytest.approx((3 + 0 + 2 + 2) / (2 + 5))  # positive part / (cells + 5)
     # mask frame f1: MISA = 3, SIMA = mean(3, 2) = 2.5, SISA = 2.5
     am2 = np.array([[True, False]])
     s2 = {k: float(mm.matchmap_scores(img, im, aud, am2, simtype=k)[0, 0]) for k in mm.SIMTYPES}
-    assert s2 == pytest.approx({"SISA": 2.5, "MISA": 3.0, "SIMA": 2.5})
+    assert s2 == pytest.approx({"SISA": 2.5, "MISA": 3.0, "SIMA": 2.5, "FRAGMENT": 5 / 7})
 
 
 @pytest.mark.parametrize("simtype", mm.SIMTYPES)

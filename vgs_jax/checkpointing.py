@@ -139,11 +139,18 @@ class Checkpointer:
 
     def restore_params(self, which: str | int) -> tuple[int, dict]:
         """Restores only the model parameters (no optimizer needed) as a pure dict of arrays."""
+        step, params, _ = self.restore_model_variables(which)
+        return step, params
+
+    def restore_model_variables(self, which: str | int) -> tuple[int, dict, dict]:
+        """(step, params, model_state) as pure dicts of arrays, without a target (no optimizer
+        needed). model_state (BatchNorm statistics, VQ codebooks) is {} for models without any.
+        List indices come back as string keys ("0"); see `evaluation.fit_params`."""
         manager, step = self.resolve(which)
         restored = manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
         )
-        return step, restored["state"]["params"]
+        return step, restored["state"]["params"], restored["state"].get("model_state", {})
 
     def wait(self) -> None:
         self._latest.wait_until_finished()

@@ -46,6 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.dataset.train_split = "train"
     c.dataset.eval_split = "validation"  # used for periodic validation and best-checkpoint selection
     c.dataset.image_key = "image"  # "image" (pixels) or "image_features" (precomputed vectors)
+    # Which stored vectors (python -m vgs_jax.extract_image_features --model=...) when several exist.
+    c.dataset.image_features_model = ml_collections.config_dict.placeholder(str)
 
     c.features = ml_collections.ConfigDict()
     c.features.recipe = "platalea_mfcc"  # see vgs_jax.audio_features.RECIPES
@@ -74,16 +76,27 @@ def base_config() -> ml_collections.ConfigDict:
             channels=(32, 64, 128, 128),  # "conv": channels of the pixel CNN
         )
     )
-    c.model.temperature_init = 0.07  # initial softmax temperature (used by the infonce loss)
+    c.model.similarity = "cosine"  # caption-image score: cosine, or SISA/MISA/SIMA/pooled_dot on frame maps
+    c.model.matchmap_chunk = 0  # > 0: matchmap pairs per block in the train step (memory); 0: one block
+    c.model.temperature_init = 0.07  # initial temperature (infonce divides by it; sigmoid multiplies by 1/it)
+    c.model.logit_bias_init = ml_collections.config_dict.placeholder(float)  # learned logit bias (sigmoid loss)
     c.model.dtype = "float32"  # compute dtype: float32, bfloat16 or float16 (params stay float32)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.name = "platalea_hinge"  # key of losses.LOSSES
     c.loss.margin = 0.2  # hinge margin (hinge losses)
-    c.loss.exclude_same_image = False  # True: captions of the same image are not negatives
+    c.loss.exclude_same_image = False  # True: captions of the same image are not negatives (embedding losses)
+    c.loss.chunked = False  # sigmoid: ppermute ring over devices, per-device logits stay (B/D)^2
+    c.loss.reference_quirk = False  # semihard_hinge: ResDAVEnet-VQ's mask-multiply row max (anchor §3.5)
 
     c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.schedule = "cyclic"  # "cyclic" (platalea §1.7), "warmup_cosine" or "constant"
+    c.optimizer.name = "adam"  # "adam" or "sgd" (with momentum, PyTorch semantics)
+    c.optimizer.b1 = 0.9  # adam betas (DAVEnet's Adam option: 0.95)
+    c.optimizer.b2 = 0.999
+    c.optimizer.momentum = 0.9  # sgd momentum (DAVEnet)
+    c.optimizer.schedule = "cyclic"  # "cyclic" (platalea §1.7), "warmup_cosine", "constant" or "step"
+    c.optimizer.decay_epochs = 40  # step: lr_max * decay_factor ** (epoch // decay_epochs), epochs from 1
+    c.optimizer.decay_factor = 0.1
     c.optimizer.lr_max = 2e-4  # cyclic: peak; warmup_cosine: peak; constant: the rate
     c.optimizer.lr_min = 1e-6  # cyclic: trough; warmup_cosine: final rate
     c.optimizer.cycle_epochs = 4  # cyclic: period in epochs (platalea: stepsize = 4 epochs)
@@ -91,11 +104,90 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.weight_decay = 0.0  # Adam L2 regularisation (platalea --l2_regularization)
     c.optimizer.grad_clip_norm = 0.0  # > 0 clips the global gradient norm
 
+    c.init_from = ""  # workdir of a finished run: warm start from its best checkpoint (ResDAVEnet-VQ "->")
+
     c.log_every_steps = 50  # console, metrics.jsonl, TensorBoard
     c.eval_every_steps = 1000  # validation recall (and best checkpoint); also at the last step
     c.checkpoint_every_steps = 1000  # periodic checkpoint; also at the last step
     c.keep_checkpoints = 3  # periodic checkpoints kept (the best is kept separately)
     return c
+
+
+def flickr8k_config() -> ml_collections.ConfigDict:
+    """platalea's recipe (`base_config`) on Flickr8K Audio Captions with precomputed image vectors."""
+    config = base_config()
+    config.dataset.name = "flickr8k_audio"
+    config.dataset.build_if_missing = True  # builds from the manual dir, or names the missing files
+    config.dataset.image_key = "image_features"
+    config.dataset.eval_split = "validation"
+    config.model.image_encoder = "linear"
+    config.model.image.input_dim = 2048
+    return config
+
+
+def places_config(*, language: str = "english") -> ml_collections.ConfigDict:
+    """DAVEnet-family data set-up (anchor §2.1, §2.8, §3.1): Places audio captions with pixels,
+    40-d log-mel spectrograms capped at 2048 frames; each config then sets model and optimizer."""
+    config = base_config()
+    config.dataset.name = f"places_audio/{language}"
+    config.dataset.image_key = "image"
+    config.features.recipe = "davenet_logmel"
+    config.features.max_frames = 2048
+    config.features.bucket_boundaries = (512, 1024, 1536, 2048)
+    config.model.similarity = "MISA"
+    config.loss.name = "sampled_impostor_hinge"
+    config.loss.margin = 1.0
+    config.eval_every_steps = 5000
+    config.checkpoint_every_steps = 5000
+    return config
+
+
+def vq_positions(vq: str) -> tuple[bool, ...]:
+    """"23" -> (False, True, True, False, False): ResDAVEnet-VQ quantiser positions 1-5 as flags."""
+    if set(vq) - set("12345"):
+        raise ValueError(f"vq={vq!r} must be digits 1-5 (quantiser positions: 1 after conv1, 2-5 after "
+                         "layer1-layer4), e.g. vq=23.")
+    return tuple(str(i) in vq for i in range(1, 6))
+
+
+def places_resdavenet_config(*, tiny: bool, vq: str) -> ml_collections.ConfigDict:
+    """configs/places_resdavenet*.py: the ResDAVEnet(-VQ) recipe (anchor §3) with quantisers at the positions named by the digits of `vq`."""
+    config = places_config()
+    config.seed = 8675309
+    config.model.speech_encoder = "resdavenet"
+    config.model.speech = ml_collections.ConfigDict(dict(
+        widths=(8, 8, 16, 16, 16) if tiny else (128, 256, 256, 512, 1024),
+        depths=(1, 1, 1, 1) if tiny else (2, 2, 2, 2),
+        kernel=9,
+        vq_on=vq_positions(vq),
+        codebook_size=16 if tiny else 1024,
+        vq_decay=0.99,
+        vq_epsilon=1e-8,
+        commitment_cost=1.0,
+        vq_init="normal",
+        jitter=0.12,
+        jitter_mode="reference",
+        length_rounding="floor",
+    ))
+    config.model.image_encoder = "resnet50"
+    config.model.image = ml_collections.ConfigDict(dict(freeze_trunk=False, weights=""))
+    config.model.similarity = "pooled_dot"
+    config.loss.name = "semihard_hinge"
+    config.loss.margin = 1.0
+    config.loss.reference_quirk = True
+    config.optimizer.name = "adam"
+    config.optimizer.lr_max = 2e-4
+    config.optimizer.weight_decay = 5e-7
+    config.optimizer.schedule = "step"
+    config.optimizer.decay_epochs = 3
+    config.optimizer.decay_factor = 0.95
+    config.batch_size = 64
+    config.num_epochs = 150
+    if tiny:
+        config.batch_size = 8
+        config.num_train_steps = 2
+    return config
+
 
 
 def spoken_shapes_config(*, tiny: bool) -> ml_collections.ConfigDict:

@@ -18,14 +18,26 @@ from vgs_jax import audio_features
 from vgs_jax import checkpointing
 from vgs_jax import input_pipeline
 from vgs_jax import retrieval
+from vgs_jax import similarity as similarity_lib
 from vgs_jax.models import dual_encoder
+
+SCORE_BLOCK = 512
+"""Captions scored per call when retrieval uses a matchmap similarity (a [512, M] block of scores)."""
+MATCHMAP_PAIRS_CHUNK = 64
+"""Pairs per side of one matchmap block in evaluation (memory ~ 64^2 * cells * frames floats)."""
 
 
 @functools.cache
-def _embed_fn(template: dual_encoder.Template) -> Callable:
+def _embed_fn(template: dual_encoder.Template, with_maps: bool) -> Callable:
+    """Jitted (params, model_state, audio, audio_mask, image) -> (speech outputs, image outputs);
+    cached per base template, so validations during training compile once."""
+    keys = ("embedding", "map", "map_mask") if with_maps else ("embedding",)
+
     @jax.jit
-    def embed(params, audio, audio_mask, image):
-        return template.merge(params)(audio, audio_mask, image)
+    def embed(params, model_state, audio, audio_mask, image):
+        model = template.merge(params, model_state)  # eval mode
+        speech, img = model.encode_speech(audio, audio_mask), model.encode_image(image)
+        return {k: speech[k] for k in keys}, {k: img[k] for k in keys}
 
     return embed
 
@@ -46,16 +58,18 @@ def embed_split(
     pad_value: float,
     image_key: str,
     mesh: jax.sharding.Mesh,
+    with_maps: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Embeds every example of `source`.
+    """Embeds every example of `source` (model in eval mode, with the template's model state).
 
     Returns:
       dict with z_speech [N, E] (one row per caption, source order), z_image [M, E] (unique
       images, first-seen order), caption_image [N] (row of z_image for each caption),
-      image_id [M] and caption_id [N].
+      image_id [M] and caption_id [N]; with `with_maps` also speech_map [N, T', E] (zero-padded
+      to the longest), speech_map_mask [N, T'], image_map [M, h, w, E], image_map_mask [M, h, w].
     """
     batch_size = -(-batch_size // mesh.size) * mesh.size  # a multiple of the device count
-    embed = _embed_fn(template)
+    embed = _embed_fn(template.base, with_maps)
     speech, image, image_ids, caption_ids = [], [], [], []
     for batch in input_pipeline.make_eval_batches(
         source,
@@ -67,33 +81,58 @@ def embed_split(
         image_key=image_key,
     ):
         sharded = input_pipeline.shard_batch(batch, mesh)
-        z_speech, z_image = embed(
-            params, sharded["audio"], sharded["audio_mask"], sharded[image_key]
+        out_speech, out_image = embed(
+            params, template.model_state, sharded["audio"], sharded["audio_mask"], sharded[image_key]
         )
         valid = _to_host(sharded["example_mask"])
-        speech.append(_to_host(z_speech)[valid])
-        image.append(_to_host(z_image)[valid])
+        speech.append({k: _to_host(v)[valid] for k, v in out_speech.items()})
+        image.append({k: _to_host(v)[valid] for k, v in out_image.items()})
         image_ids.append(_to_host(sharded["image_id"])[valid])
         caption_ids.append(_to_host(sharded["caption_id"])[valid])
-    speech, image = np.concatenate(speech), np.concatenate(image)
     image_ids = np.concatenate(image_ids)
     unique_ids, first, inverse = np.unique(image_ids, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")  # first-seen order
     rank_of = np.empty_like(order)
     rank_of[order] = np.arange(len(order))
-    return {
-        "z_speech": speech,
-        "z_image": image[first[order]],
+    keep = first[order]
+    out = {
+        "z_speech": np.concatenate([b["embedding"] for b in speech]),
+        "z_image": np.concatenate([b["embedding"] for b in image])[keep],
         "caption_image": rank_of[inverse],
         "image_id": unique_ids[order],
         "caption_id": np.concatenate(caption_ids),
     }
+    if with_maps:
+        frames = max(b["map"].shape[1] for b in speech)
+        pad = lambda x: np.pad(x, [(0, 0), (0, frames - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+        out["speech_map"] = np.concatenate([pad(b["map"]) for b in speech])
+        out["speech_map_mask"] = np.concatenate([pad(b["map_mask"]) for b in speech])
+        out["image_map"] = np.concatenate([b["map"] for b in image])[keep]
+        out["image_map_mask"] = np.concatenate([b["map_mask"] for b in image])[keep]
+    return out
 
 
-def evaluate_split(template, params, source, **kwargs) -> dict:
-    """Retrieval metrics (both directions) of the model on `source`; kwargs as in `embed_split`."""
-    emb = embed_split(template, params, source, **kwargs)
-    return retrieval.retrieval_metrics(emb["z_speech"], emb["z_image"], emb["caption_image"])
+def score_matrix(emb: dict, similarity: str) -> np.ndarray:
+    """float32 [N, M] caption x image scores of `embed_split(..., with_maps=True)`'s output."""
+    image = {"embedding": emb["z_image"], "map": emb["image_map"], "map_mask": emb["image_map_mask"]}
+    blocks = []
+    for start in range(0, len(emb["z_speech"]), SCORE_BLOCK):
+        rows = slice(start, start + SCORE_BLOCK)
+        speech = {"embedding": emb["z_speech"][rows], "map": emb["speech_map"][rows],
+                  "map_mask": emb["speech_map_mask"][rows]}
+        blocks.append(np.asarray(similarity_lib.similarity_matrix(speech, image, similarity,
+                                                                  chunk_size=MATCHMAP_PAIRS_CHUNK)))
+    return np.concatenate(blocks)
+
+
+def evaluate_split(template, params, source, *, similarity: str = "cosine", **kwargs) -> dict:
+    """Retrieval metrics (both directions) of the model on `source` under `similarity` (cosine:
+    from embeddings; matchmap similarities: from the full score matrix); kwargs as in `embed_split`."""
+    if similarity == "cosine":
+        emb = embed_split(template, params, source, **kwargs)
+        return retrieval.retrieval_metrics(emb["z_speech"], emb["z_image"], emb["caption_image"])
+    emb = embed_split(template, params, source, with_maps=True, **kwargs)
+    return retrieval.retrieval_metrics_from_scores(score_matrix(emb, similarity), emb["caption_image"])
 
 
 def flat_scalars(results: dict, *, prefix: str) -> dict[str, float]:
@@ -140,12 +179,13 @@ def restore_model(
 ) -> tuple[int, ml_collections.ConfigDict, dual_encoder.Template, dict]:
     """(step, saved config, template of a freshly built model, restored params) from `workdir`.
 
-    The template's `initial_params` are the model at random initialisation (`config.seed`).
+    The template's `initial_params` are the model at random initialisation (`config.seed`); its
+    `merge` uses the checkpoint's model state (BatchNorm statistics, VQ codebooks) by default.
     """
     ckpt = checkpointing.Checkpointer(workdir, read_only=True)
     try:
         config = ml_collections.ConfigDict(ckpt.restore_config(checkpoint))
-        step, restored = ckpt.restore_params(checkpoint)
+        step, restored, restored_state = ckpt.restore_model_variables(checkpoint)
     finally:
         ckpt.close()
     model = dual_encoder.build_dual_encoder(
@@ -154,10 +194,10 @@ def restore_model(
         rngs=nnx.Rngs(config.seed),
     )
     template = dual_encoder.Template(model)
-    params = fit_params(
-        template.initial_params, restored, where=f"Checkpoint step {step} in {workdir}"
-    )
-    return step, config, template, params
+    where = f"Checkpoint step {step} in {workdir}"
+    params = fit_params(template.initial_params, restored, where=where)
+    model_state = fit_params(template.initial_model_state, restored_state, where=where)
+    return step, config, template.with_model_state(model_state), params
 
 
 def evaluate_checkpoint(
@@ -169,7 +209,8 @@ def evaluate_checkpoint(
     """
     step, config, template, params = restore_model(workdir, checkpoint)
     data = config.dataset
-    source = input_pipeline.open_split(data.name, split, data_dir=data.data_dir)
+    source = input_pipeline.open_split(data.name, split, data_dir=data.data_dir, image_key=data.image_key,
+                                       image_features_model=data.get("image_features_model"))
     results = evaluate_split(
         template,
         params,
@@ -180,5 +221,6 @@ def evaluate_checkpoint(
         pad_value=audio_features.pad_value(config.features.recipe),
         image_key=data.image_key,
         mesh=input_pipeline.data_mesh(),
+        similarity=config.model.get("similarity", "cosine"),
     )
     return step, config, results

@@ -62,12 +62,15 @@ _MANUAL_CORPORA = {
 
 
 def open_split(name: str, split: str, *, data_dir: str,
-               build_if_missing: bool = False) -> Sequence[dict]:
+               build_if_missing: bool = False, image_key: str = "image",
+               image_features_model: str | None = None) -> Sequence[dict]:
     """Opens a prepared TFDS split (array_record) as a random-access source; no TensorFlow.
 
     ``name`` is e.g. ``"spoken_shapes/tiny"``. Importing ``tfds_builders.<base name>`` (when it
     exists) registers the builder. Raises FileNotFoundError when the dataset is not prepared in
-    ``data_dir`` (unless ``build_if_missing``), ValueError for an unknown split.
+    ``data_dir`` (unless ``build_if_missing``), ValueError for an unknown split. With
+    ``image_key="image_features"`` on a dataset that stores no such field, examples get their
+    vectors from the image feature store beside the dataset (see ``_join_image_features``).
     """
     import tensorflow_datasets as tfds  # deferred: costs ~0.4 s to import
 
@@ -101,7 +104,28 @@ def open_split(name: str, split: str, *, data_dir: str,
     if split not in available:
         raise ValueError(f"Unknown split {split!r} for dataset {name!r}; available splits: "
                          f"{available}.")
-    return builder.as_data_source(split=split)
+    source = builder.as_data_source(split=split)
+    if image_key == "image_features" and "image_features" not in builder.info.features:
+        source = _join_image_features(source, builder.data_dir, name, data_dir,
+                                      image_features_model)
+    return source
+
+
+# ---- Precomputed image vectors (owned with vgs_jax/image_feature_store.py) -------------------
+
+def _join_image_features(source, dataset_dir: str, name: str, data_dir: str,
+                         model: str | None) -> Sequence[dict]:
+    """Wraps ``source`` so each example gains ``image_features`` (float32 [D]) by ``image_id``
+    from ``<dataset_dir>/image_features/<model>.npy`` (the only store there when ``model`` is
+    None). FileNotFoundError with the exact ``python -m vgs_jax.extract_image_features ...``
+    command when there is no store."""
+    from vgs_jax import image_feature_store
+
+    return image_feature_store.join_source(source, dataset_dir, dataset=name, data_dir=data_dir,
+                                           model=model)
+
+
+# ---- Batching -------------------------------------------------------------------------------
 
 
 def make_featurizer(recipe: str, sample_rate: int = 16000) -> Featurize:

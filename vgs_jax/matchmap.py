@@ -10,6 +10,11 @@ reduction of its matchmap (``SIMTYPES``):
   over valid t (DAVEnet's default);
 * ``SIMA``: for each valid cell the max of M over valid frames, then the mean
   over valid cells.
+* ``FRAGMENT``: the fragment-alignment score that Harwath & Glass (2015) took from
+  Karpathy, Joulin & Fei-Fei (2014): sum over valid (cell, frame) of max(0, M), divided by
+  (number of valid image cells + FRAGMENT_SMOOTHING). Image cells stand in for detected
+  regions and audio frames for word segments. The exact normaliser of the survey's eq. (3)
+  is not in our reference notes; this is the DeFrag global score as we know it (unverified).
 
 Padding is handled with boolean masks (``True`` = real cell / frame), never by
 cropping: the values stored at padded positions never change a score. The
@@ -33,7 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SIMTYPES = ("SISA", "MISA", "SIMA")
+SIMTYPES = ("SISA", "MISA", "SIMA", "FRAGMENT")
+FRAGMENT_SMOOTHING = 5.0
+"""n in the fragment score's normaliser (Karpathy et al. 2014 use n = 5)."""
 
 
 def matchmap(image_map, audio_map) -> jax.Array:
@@ -91,7 +98,7 @@ def _validate(image_maps, image_mask, audio_maps, audio_mask, simtype, chunk_siz
 
 
 def _pair_block(img, imask, aud, amask, simtype, precision):
-    """MISA/SIMA scores [ca, ci] of audio [ca, T, D] (mask [ca, T]) vs images [ci, P, D]."""
+    """MISA/SIMA/FRAGMENT scores [ca, ci] of audio [ca, T, D] (mask [ca, T]) vs images [ci, P, D]."""
     ca, t, d = aud.shape
     ci, p, _ = img.shape
     mm = jnp.matmul(aud.reshape(ca * t, d), img.reshape(ci * p, d).T, precision=precision)
@@ -99,6 +106,10 @@ def _pair_block(img, imask, aud, amask, simtype, precision):
     both = amask[:, :, None, None] & imask[None, None, :, :]   # [ca, T, ci, P]
     low = jnp.finfo(mm.dtype).min
     mm = jnp.where(both, mm, low)
+    if simtype == "FRAGMENT":  # sum of positive alignments, smoothed mean over cells
+        total = jnp.sum(jnp.where(both, jax.nn.relu(mm), 0.0), axis=(1, 3))   # [ca, ci]
+        count = jnp.sum(imask, axis=1)[None, :] + FRAGMENT_SMOOTHING
+        return total / count.astype(total.dtype)
     if simtype == "MISA":   # max over cells, mean over frames
         best = jnp.max(mm, axis=3)                                # [ca, T, ci]
         keep = amask[:, :, None] & jnp.any(imask, axis=1)[None, None, :]
@@ -166,7 +177,7 @@ def matchmap_scores(image_maps, image_mask, audio_maps, audio_mask, *, simtype="
         images).
       audio_maps: float [Ba, T, D] audio frame features (padded to a common T).
       audio_mask: bool [Ba, T]; True marks real frames.
-      simtype: one of SIMTYPES ("SISA", "MISA", "SIMA"); see the module docstring.
+      simtype: one of SIMTYPES ("SISA", "MISA", "SIMA", "FRAGMENT"); see the module docstring.
       chunk_size: None computes all pairs in one block (memory ~ Ba*Bi*H*W*T
         floats); an int c computes c x c blocks of pairs sequentially (memory
         ~ c*c*H*W*T floats). Does not change the result beyond float rounding.

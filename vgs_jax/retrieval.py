@@ -205,6 +205,24 @@ def retrieval_metrics(z_speech, z_image, caption_image, *, ks=(1, 5, 10),
             "image_to_speech": summarize_ranks(i2s, ks)}
 
 
+def retrieval_metrics_from_scores(scores, caption_image, *, ks=(1, 5, 10), chunk_size=1024) -> dict:
+    """`retrieval_metrics` for models scored by a matrix rather than by embeddings (matchmaps).
+
+    Args:
+      scores: float [N, M], scores[c, i] = similarity of caption c and image i.
+      caption_image, ks, chunk_size: as in `retrieval_metrics`.
+    Returns:
+      the same dict as `retrieval_metrics`. Exact: scores are used as caption "embeddings" against
+      the identity as image "embeddings" (every product is one score times 1 plus zeros), so ranks
+      and ties follow the same conventions.
+    """
+    scores = np.asarray(scores, np.float32)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be a 2-D [captions, images] matrix; got shape {scores.shape}.")
+    return retrieval_metrics(scores, np.eye(scores.shape[1], dtype=np.float32), caption_image, ks=ks,
+                             chunk_size=chunk_size)
+
+
 def format_table(metrics: dict) -> str:
     """A plain-text table: one row per direction; R@K in percent, medr, meanr, n."""
     rows = [d for d in DIRECTIONS if d in metrics]

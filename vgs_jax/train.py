@@ -1,8 +1,11 @@
 """Training: optimizer and schedules, the jit-compiled train step, and `train_and_evaluate`.
 
-The train state is a plain pytree `{"step", "params", "opt_state"}` with `params` the model's
-pure-dict state (`nnx.to_pure_dict`), replicated over a 1-D ("data",) mesh; batches are sharded
-over the same mesh, so every loss sees the GLOBAL batch as negatives whatever the device count.
+The train state is a plain pytree `{"step", "params", "model_state", "opt_state"}`: `params` the
+model's `nnx.Param`s and `model_state` its BatchNorm statistics and VQ codebooks (updated by the
+step, not by gradients), both pure dicts, replicated over a 1-D ("data",) mesh; batches are
+sharded over the same mesh, so every loss (and every BatchNorm) sees the GLOBAL batch whatever the
+device count. Randomness (ResDAVEnet jitter, dropout, sampled impostors) comes from
+`fold_in(key(config.seed), step)`, so a resumed run draws exactly what an uninterrupted one would.
 """
 
 import functools
@@ -23,9 +26,15 @@ from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 from vgs_jax import losses
 from vgs_jax import metric_logging
+from vgs_jax import sigmoid_losses
+from vgs_jax import similarity as similarity_lib
 from vgs_jax.models import dual_encoder
+from vgs_jax.models import image_trunks
+from vgs_jax.models import vq
 
-SCHEDULES = ("cyclic", "warmup_cosine", "constant")
+SCHEDULES = ("cyclic", "warmup_cosine", "constant", "step")
+OPTIMIZERS = ("adam", "sgd")
+EMBEDDING_LOSSES = ("platalea_hinge", "hardest_negative_hinge", "infonce", "sigmoid")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -38,6 +47,20 @@ def cyclic_schedule(*, lr_max: float, lr_min: float, stepsize: int) -> optax.Sch
     def schedule(step):
         phase = jnp.pi * (1.0 + 2.0 * step / stepsize)
         return (lr_max - lr_min) * 0.5 * (jnp.cos(phase) + 1.0) + lr_min
+
+    return schedule
+
+
+def step_decay_schedule(*, lr: float, factor: float, every_epochs: int, steps_per_epoch: int) -> optax.Schedule:
+    """DAVEnet / ResDAVEnet-VQ: lr * factor ** (epoch // every_epochs), epochs counted from 1 as in
+    their training loops (anchor §2.6, §3.6), so the first decay comes after every_epochs - 1 epochs."""
+    if every_epochs < 1 or not 0 < factor <= 1:
+        raise ValueError(
+            f"optimizer.decay_epochs must be >= 1 and optimizer.decay_factor in (0, 1]; got {every_epochs}, {factor}.")
+
+    def schedule(step):
+        epoch = step // max(1, steps_per_epoch) + 1
+        return lr * factor ** (epoch // every_epochs)
 
     return schedule
 
@@ -62,39 +85,105 @@ def create_learning_rate_fn(
         )
     if opt_config.schedule == "constant":
         return optax.constant_schedule(opt_config.lr_max)
+    if opt_config.schedule == "step":
+        return step_decay_schedule(lr=opt_config.lr_max, factor=opt_config.decay_factor,
+                                   every_epochs=opt_config.decay_epochs, steps_per_epoch=steps_per_epoch)
     raise ValueError(
         f"Unknown optimizer.schedule {opt_config.schedule!r}; choose one of {SCHEDULES}."
     )
 
 
 def create_optimizer(
-    opt_config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
+    opt_config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule, *, trainable=None
 ) -> optax.GradientTransformation:
-    """Adam with PyTorch-style L2 weight decay (added to the gradient) and optional norm clipping."""
+    """Adam or SGD with momentum (PyTorch semantics), PyTorch-style L2 weight decay (added to the
+    gradient) and optional norm clipping.
+
+    `trainable`: optional pytree of bools shaped like the params; False leaves (a frozen image trunk)
+    get zero updates, so neither gradients nor weight decay move them.
+    """
+    if opt_config.name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer.name {opt_config.name!r}; choose one of {OPTIMIZERS}.")
     parts = []
     if opt_config.grad_clip_norm > 0:
         parts.append(optax.clip_by_global_norm(opt_config.grad_clip_norm))
     if opt_config.weight_decay > 0:
         parts.append(optax.add_decayed_weights(opt_config.weight_decay))
-    parts += [optax.scale_by_adam(), optax.scale_by_learning_rate(learning_rate_fn)]
-    return optax.chain(*parts)
+    if opt_config.name == "adam":
+        parts.append(optax.scale_by_adam(b1=opt_config.b1, b2=opt_config.b2))
+    elif opt_config.momentum > 0:
+        parts.append(optax.trace(decay=opt_config.momentum))  # PyTorch SGD momentum (no dampening)
+    parts.append(optax.scale_by_learning_rate(learning_rate_fn))
+    tx = optax.chain(*parts)
+    if trainable is None:
+        return tx
+    labels = jax.tree.map(lambda t: "train" if t else "freeze", trainable)
+    return optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
 
 
-def make_loss_fn(loss_config: ml_collections.ConfigDict) -> Callable[..., jax.Array]:
-    """Binds the config's loss: fn(z_speech, z_image, *, image_ids, mask, temperature) -> scalar."""
-    loss = losses.get_loss(loss_config.name)
+def make_loss_fn(loss_config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict,
+                 mesh: jax.sharding.Mesh | None = None) -> Callable[..., tuple[jax.Array, dict]]:
+    """Binds the config's objective: fn(model, speech, image, batch, key) -> (loss, metrics).
 
-    def loss_fn(z_speech, z_image, *, image_ids, mask, temperature):
-        ids = image_ids if loss_config.exclude_same_image else None
-        if loss_config.name == "infonce":
-            return loss(z_speech, z_image, temperature=temperature, image_ids=ids, mask=mask)
-        return loss(z_speech, z_image, margin=loss_config.margin, image_ids=ids, mask=mask)
+    `speech` / `image` are the dual encoder's output dicts. Embedding losses (EMBEDDING_LOSSES) use
+    the L2-normalised embeddings; similarity-matrix losses (`losses.SIMILARITY_LOSSES`) use
+    `similarity_matrix` with `config.model.similarity`. A VQ commitment loss, when the speech tower
+    has quantisers, is added to the total. Metrics: retrieval_loss, vq_loss and, per quantiser,
+    perplexity and usage.
+    """
+    name = loss_config.name
+    sim_name = model_config.get("similarity", "cosine")
+    if name in EMBEDDING_LOSSES:
+        if sim_name != "cosine":
+            raise ValueError(
+                f"loss.name={name!r} scores L2-normalised embeddings, but model.similarity={sim_name!r}; use "
+                f"similarity='cosine', or a similarity-matrix loss: {sorted(losses.SIMILARITY_LOSSES)}.")
+        if name == "sigmoid" and model_config.get("logit_bias_init") is None:
+            raise ValueError("loss.name='sigmoid' needs a learned logit bias: set model.logit_bias_init "
+                             "(SigLIP: -10.0, with model.temperature_init=0.1, i.e. t = 10).")
+        if name == "sigmoid" and loss_config.chunked and mesh is None:
+            raise ValueError("loss.chunked=True needs the device mesh.")
+    elif name in losses.SIMILARITY_LOSSES:
+        sim_loss = losses.get_similarity_loss(name)
+    else:
+        raise ValueError(
+            f"Unknown loss.name {name!r}; choose one of {sorted(EMBEDDING_LOSSES + tuple(losses.SIMILARITY_LOSSES))}.")
+    chunk = model_config.get("matchmap_chunk", 0) or None
+
+    def retrieval_loss(model, speech, image, batch, key):
+        ids = batch["image_id"] if loss_config.exclude_same_image else None
+        mask = batch["example_mask"]
+        zs, zi = speech["embedding"], image["embedding"]
+        if name == "infonce":
+            return losses.infonce_loss(zs, zi, temperature=model.temperature, image_ids=ids, mask=mask)
+        if name == "sigmoid":
+            kwargs = dict(temperature=1.0 / model.temperature, bias=model.logit_bias[...], image_ids=ids, mask=mask)
+            if loss_config.chunked:
+                return sigmoid_losses.chunked_sigmoid_loss(zs, zi, mesh=mesh, **kwargs)
+            return sigmoid_losses.sigmoid_loss(zs, zi, **kwargs)
+        if name in EMBEDDING_LOSSES:
+            return losses.get_loss(name)(zs, zi, margin=loss_config.margin, image_ids=ids, mask=mask)
+        sim = similarity_lib.similarity_matrix(speech, image, sim_name, chunk_size=chunk)
+        extra = {"reference_quirk": loss_config.reference_quirk} if name == "semihard_hinge" else {}
+        return sim_loss(sim, key, margin=loss_config.margin, mask=mask, **extra)
+
+    def loss_fn(model, speech, image, batch, key):
+        loss = retrieval_loss(model, speech, image, batch, key)
+        metrics = {"retrieval_loss": loss}
+        if "vq_loss" in speech:
+            metrics["vq_loss"] = speech["vq_loss"]
+            for quant, stats in speech["vq_stats"].items():
+                metrics[f"{quant}_perplexity"] = stats["perplexity"]
+                metrics[f"{quant}_usage"] = stats["usage"]
+            loss = loss + speech["vq_loss"]
+        return loss, metrics
 
     return loss_fn
 
 
 def create_model(config: ml_collections.ConfigDict) -> dual_encoder.DualEncoder:
-    """The dual encoder described by `config.model`, initialised from `config.seed`."""
+    """The dual encoder described by `config.model`, initialised from `config.seed` (and the image
+    trunk's pretrained weights when `config.model.image.weights` names a file)."""
     return dual_encoder.build_dual_encoder(
         config.model,
         num_features=audio_features.num_features(config.features.recipe),
@@ -102,35 +191,70 @@ def create_model(config: ml_collections.ConfigDict) -> dual_encoder.DualEncoder:
     )
 
 
-def create_train_state(params: Any, tx: optax.GradientTransformation) -> dict:
-    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+def trainable_mask(config: ml_collections.ConfigDict, params: dict) -> dict | None:
+    """Optimizer mask for a frozen image trunk (`model.image.freeze_trunk`), else None."""
+    if not config.model.image.get("freeze_trunk", False):
+        return None
+    mask = jax.tree.map(lambda _: True, params)
+    mask["image_encoder"] = image_trunks.trainable_mask(params["image_encoder"])
+    return mask
 
 
-def train_step(state, batch, *, template, tx, loss_fn, learning_rate_fn, image_key):
-    """One optimisation step on a (globally sharded) batch; returns (new_state, metrics)."""
+def create_train_state(params: Any, model_state: Any, tx: optax.GradientTransformation) -> dict:
+    return {"step": jnp.zeros((), jnp.int32), "params": params, "model_state": model_state,
+            "opt_state": tx.init(params)}
+
+
+def train_step(state, batch, *, template, tx, loss_fn, learning_rate_fn, image_key, seed):
+    """One optimisation step on a (globally sharded) batch; returns (new_state, metrics).
+
+    The forward pass runs in train mode: BatchNorm uses batch statistics and updates its running
+    averages, VQ codebooks get their EMA update from the same batch, both returned in the new
+    state's model_state."""
+    key = jax.random.fold_in(jax.random.key(seed), state["step"])
+    k_jitter, k_loss, k_dropout = jax.random.split(key, 3)
 
     def compute_loss(params):
-        model = template.merge(params)
-        z_speech, z_image = model(batch["audio"], batch["audio_mask"], batch[image_key])
-        return loss_fn(
-            z_speech,
-            z_image,
-            image_ids=batch["image_id"],
-            mask=batch["example_mask"],
-            temperature=model.temperature,
-        )
+        model = template.merge(params, state["model_state"], train=True)
+        nnx.reseed(model, default=k_dropout)  # fresh dropout masks every step
+        speech = model.encode_speech(batch["audio"], batch["audio_mask"], key=k_jitter)
+        image = model.encode_image(batch[image_key])
+        loss, metrics = loss_fn(model, speech, image, batch, k_loss)
+        model.update_codebooks(speech)
+        return loss, (metrics, template.model_state_of(model))
 
-    loss, grads = jax.value_and_grad(compute_loss)(state["params"])
+    (loss, (loss_metrics, model_state)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     metrics = {
         "loss": loss,
+        **loss_metrics,
         "grad_norm": optax.tree.norm(grads),
         "param_norm": optax.tree.norm(params),
         "learning_rate": learning_rate_fn(state["step"]),
     }
-    new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
+    new_state = {"step": state["step"] + 1, "params": params, "model_state": model_state, "opt_state": opt_state}
     return new_state, metrics
+
+
+def warm_start_variables(template: dual_encoder.Template, workdir: str, checkpoint: str = "best") -> tuple[dict, dict]:
+    """ResDAVEnet-VQ's "->" recipe: (params, model_state) of `template`'s model with every entry
+    whose path and shape exist in `workdir`'s checkpoint copied from it; the rest (e.g. new
+    codebooks) stays freshly initialised. Prints what was kept fresh."""
+    ckpt = checkpointing.Checkpointer(workdir, read_only=True)
+    try:
+        step, old_params, old_state = ckpt.restore_model_variables(checkpoint)
+    finally:
+        ckpt.close()
+    params, copied, fresh = vq.warm_start(template.initial_params, old_params)
+    model_state, copied_state, fresh_state = vq.warm_start(template.initial_model_state, old_state)
+    if not copied:
+        raise checkpointing.CheckpointError(
+            f"config.init_from={workdir}: no parameter of its step-{step} checkpoint fits this model; check "
+            "that it is a run of the same architecture family.")
+    _say(f"Warm start from {workdir} step {step}: {len(copied) + len(copied_state)} entries copied, "
+         f"{len(fresh) + len(fresh_state)} fresh ({', '.join(fresh + fresh_state)[:300] or 'none'}).")
+    return params, model_state
 
 
 class Trainer:
@@ -145,11 +269,12 @@ class Trainer:
                 f"devices; use a multiple such as {self.mesh.size * max(1, config.batch_size // self.mesh.size)}."
             )
         data = config.dataset
+        images = dict(image_key=data.image_key, image_features_model=data.image_features_model)
         self.train_source = input_pipeline.open_split(
-            data.name, data.train_split, data_dir=data.data_dir, build_if_missing=data.build_if_missing
+            data.name, data.train_split, data_dir=data.data_dir, build_if_missing=data.build_if_missing, **images
         )
         self.eval_source = input_pipeline.open_split(
-            data.name, data.eval_split, data_dir=data.data_dir, build_if_missing=False
+            data.name, data.eval_split, data_dir=data.data_dir, build_if_missing=False, **images
         )
         self.steps_per_epoch = len(self.train_source) // config.batch_size
         if self.steps_per_epoch == 0:
@@ -166,19 +291,25 @@ class Trainer:
         self.learning_rate_fn = create_learning_rate_fn(
             config.optimizer, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
-        self.tx = create_optimizer(config.optimizer, self.learning_rate_fn)
+        loss_fn = make_loss_fn(config.loss, config.model, self.mesh)
         self.template = dual_encoder.Template(create_model(config))
+        params, model_state = self.template.initial_params, self.template.initial_model_state
+        if config.init_from:
+            params, model_state = warm_start_variables(self.template, config.init_from)
+        self.tx = create_optimizer(config.optimizer, self.learning_rate_fn,
+                                   trainable=trainable_mask(config, params))
         self.replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         self.initial_state = jax.device_put(
-            create_train_state(self.template.initial_params, self.tx), self.replicated
+            create_train_state(params, model_state, self.tx), self.replicated
         )
         step_fn = functools.partial(
             train_step,
             template=self.template,
             tx=self.tx,
-            loss_fn=make_loss_fn(config.loss),
+            loss_fn=loss_fn,
             learning_rate_fn=self.learning_rate_fn,
             image_key=data.image_key,
+            seed=config.seed,
         )
         self.train_step = jax.jit(step_fn, donate_argnums=0, out_shardings=self.replicated)
 
@@ -195,12 +326,12 @@ class Trainer:
             image_key=c.dataset.image_key,
         )
 
-    def evaluate(self, params, source) -> dict:
-        """Retrieval metrics of `params` on `source` (all captions vs all unique images)."""
+    def evaluate(self, state, source) -> dict:
+        """Retrieval metrics of the train state's model on `source` (all captions vs all unique images)."""
         c = self.config
         return evaluation.evaluate_split(
-            self.template,
-            params,
+            self.template.with_model_state(state["model_state"]),
+            state["params"],
             source,
             batch_size=c.eval_batch_size,
             featurize=self.featurize,
@@ -208,6 +339,7 @@ class Trainer:
             pad_value=audio_features.pad_value(c.features.recipe),
             image_key=c.dataset.image_key,
             mesh=self.mesh,
+            similarity=c.model.similarity,
         )
 
 
@@ -284,7 +416,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 final_metrics.update(logger.train_progress(step, means))
             if step % config.eval_every_steps == 0 or is_last:
                 check_finite(step)
-                results = trainer.evaluate(state["params"], trainer.eval_source)
+                results = trainer.evaluate(state, trainer.eval_source)
                 scalars = evaluation.flat_scalars(results, prefix="eval")
                 logger.write(step, scalars)
                 final_metrics.update(scalars)

@@ -22,6 +22,36 @@ Conventions (following zerospeech/libri-light-abx as summarised in D.1):
   (phone pair, speaker); then over speakers; then over ordered phone pairs.
 * Each (context, phone, speaker) cell is first subsampled to at most
   ``max_size_group`` items (default 10, seed 3459, the libri-light defaults).
+
+Comparing with the reference package (not a test: it does not install here). On PyPI,
+``zerospeech-libriabx`` 1.0.5 (module ``libriabx``, CLI ``libri-abx``) is the libri-light ABX; its
+cp311 wheel downloads but needs ``torch`` and ``torchaudio``, and its Cython DTW
+(``libri_light_dtw``) is built against NumPy 1.x: imported under our NumPy 2.4 it fails with
+``ValueError: numpy.dtype size changed, may indicate binary incompatibility. Expected 96 from C
+header, got 88 from PyObject``. ``zerospeech-libriabx2`` 0.9.8 is an sdist that also needs torch,
+torchaudio and pandas. ``pip download zerospeech-benchmarks`` fails with ``ERROR: Distributions
+from PyPI cannot declare direct URL dependencies. zerospeech-benchmarks depends on
+vocolab-extensions @ git+https://github.com/zerospeech/vocolab-ext.git``; ``libri-light-abx`` is
+not on PyPI (``No matching distribution found``); ``abx`` 0.1.0 on PyPI is an unrelated
+ArchiveBox package. To compare on the same features, in a separate environment::
+
+    python -m venv /tmp/abxenv
+    /tmp/abxenv/bin/pip install "numpy<2" torch torchaudio zerospeech-libriabx
+    # features: np.save(f"feats/{i}.npy", frames_i)  ([T_i, D] float32, one file per utterance)
+    # items.item: a header line, then "i onset offset phone prev next speaker" per token, with
+    #   onset/offset shifted so frame j is centred at (j + 0.5) * step (subtract frame_start - step / 2)
+    /tmp/abxenv/bin/libri-abx feats items.item --file_extension .npy --feature_size STEP
+        --distance_mode cosine --mode all --max_size_group 10 --max_x_across 5    # one command line
+
+(it runs on CPU without ``--cuda``; version 1.0.5 accepts ``--out`` but writes nothing: it prints
+``ABX within : x`` / ``ABX across : x``, and ``libriabx.libri_light.eval_ABX.main(argv)`` returns
+them as a dict, mean group confusions, i.e. error rates in [0, 1]) and compare with
+``abx_error(items, mode=..., metric="angular")`` on the same tokens (cut with
+`frames_for_interval(onset, offset, STEP)` on the same shifted times). Both follow the D.1
+conventions, so they should agree up to float32 DTW rounding when no cell is subsampled
+(``max_size_group`` >= the largest (context, phone, speaker) cell and at most ``max_x_across``
+X-speakers per pair); with subsampling the two draw different samples (torch vs NumPy RNG).
+This comparison has not been run on our machines (no torch there).
 """
 
 import itertools

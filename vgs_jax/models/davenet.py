@@ -35,6 +35,9 @@ from vgs_jax.models.pooling import mean_pool, torch_uniform_init
 from vgs_jax.models.vq import VectorQuantizer
 
 NUM_HALVINGS = 4
+DAVENET_WIDTHS = (128, 256, 512, 512, 1024)
+"""Output channels of DAVEnet's conv1..conv5 (anchor §2.3); smaller widths make CPU-sized variants."""
+DAVENET_KERNELS = (1, 11, 17, 17, 17)
 
 
 def _check_inputs(x: jax.Array, mask: jax.Array, in_features: int, where: str) -> None:
@@ -96,21 +99,26 @@ def _batch_norm(channels: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
 class Davenet(nnx.Module):
     """DAVEnet speech encoder: input BN(1) -> conv1 (40x1, 128) -> conv2..conv5 (+ReLU, max-pool).
 
+    `widths` are the output channels of conv1..conv5 (default DAVENET_WIDTHS, the reference's).
+
     Convs have biases and PyTorch's default init. The input BatchNorm has one channel: its
     statistics run over all valid (frame, frequency) values of the batch.
     """
 
-    def __init__(self, in_features: int = 40, *, length_rounding: str = "ceil", dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+    def __init__(self, in_features: int = 40, *, widths: Sequence[int] = DAVENET_WIDTHS,
+                 length_rounding: str = "ceil", dtype=jnp.float32, rngs: nnx.Rngs):
+        widths = tuple(int(w) for w in widths)
         if in_features < 1:
             raise ValueError(f"Davenet: in_features must be >= 1, got {in_features}.")
+        if len(widths) != 5 or min(widths) < 1:
+            raise ValueError(f"Davenet: widths must be 5 positive ints (conv1..conv5), got {widths}.")
         if length_rounding not in ("ceil", "floor"):
             raise ValueError(f"Davenet: length_rounding must be 'ceil' or 'floor', got {length_rounding!r}.")
         self.in_features = in_features
-        self.out_features = 1024
+        self.out_features = widths[-1]
         self.length_rounding = length_rounding
         self.input_norm = _batch_norm(1, rngs)
-        specs = [(in_features, 128, 1), (128, 256, 11), (256, 512, 17), (512, 512, 17), (512, 1024, 17)]
+        specs = list(zip((in_features,) + widths[:-1], widths, DAVENET_KERNELS))
         self.convs = nnx.List([
             nnx.Conv(cin, cout, kernel_size=(k,), padding=((k // 2, k // 2),), use_bias=True, dtype=dtype,
                      kernel_init=torch_uniform_init(cin * k), bias_init=torch_uniform_init(cin * k), rngs=rngs)
@@ -138,6 +146,18 @@ class Davenet(nnx.Module):
         """L2-normalised masked mean of the frame map: [B, T, in], [B, T] -> [B, 1024] float32."""
         h, m = self(features, mask)
         return _l2_normalise(mean_pool(h, m))
+
+    def encode(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array, dict]:
+        """`ResDavenet.encode`'s interface: (frames, frame mask, aux with vq_loss 0 and no vq_inputs).
+        `key` is unused (DAVEnet has no jitter)."""
+        del key
+        h, m = self(features, mask)
+        return h, m, {"vq_loss": jnp.zeros((), jnp.float32), "vq_inputs": {}}
+
+    def update_codebooks(self, aux: dict) -> None:
+        """No quantisers: nothing to update (kept so trainers treat both encoders alike)."""
+        del aux
 
 
 def _final(h: jax.Array, lengths0: jax.Array, rounding: str) -> tuple[jax.Array, jax.Array]:

@@ -1,15 +1,22 @@
-"""The dual encoder: a speech tower and an image tower mapped to one L2-normalised embedding space.
+"""The dual encoder: a speech tower and an image tower mapped to one embedding space.
 
 `build_dual_encoder` wires the towers from `config.model` (an `ml_collections.ConfigDict`):
 
-    speech_encoder: str     key of SPEECH_ENCODERS, e.g. "platalea_gru"
-    image_encoder: str      key of IMAGE_ENCODERS, "linear" or "conv"
-    speech: dict of the chosen encoder's keyword arguments (platalea_gru: conv_channels,
+    speech_encoder: str     key of SPEECH_ENCODERS, e.g. "platalea_gru", "davenet", "resdavenet"
+    image_encoder: str      key of IMAGE_ENCODERS: "linear", "conv", "conv_map", "vgg16", "resnet50"
+    speech: dict of the chosen speech encoder's keyword arguments (e.g. platalea_gru: conv_channels,
             conv_kernel, conv_stride, conv_bias, hidden, num_layers, attention_hidden, mask_padding)
-    image: dict(input_dim, channels)    input_dim is used by "linear", channels by "conv"
+    image: dict of the image encoder's fields (linear: input_dim; conv/conv_map: channels;
+           vgg16/resnet50: freeze_trunk, optional `weights` = path of a torchvision .pth/.npz file)
+    similarity: str (optional, default "cosine")  see `vgs_jax.similarity.SIMILARITIES`
     temperature_init: float
+    logit_bias_init: float or None (optional)  a learned logit bias (SigLIP's b, init -10) when set
     dtype: str (optional, default "float32")  compute dtype of the matmuls/convs, e.g. "bfloat16";
                                               parameters are always float32.
+
+Towers come in two kinds. Pooling towers return one vector per utterance / image. Frame-map
+towers (FRAME_MAP_SPEECH_ENCODERS, FRAME_MAP_IMAGE_ENCODERS) return a map with its mask; their
+embedding is the L2-normalised masked mean of the map, and matchmap similarities use the map.
 """
 import inspect
 import math
@@ -18,19 +25,39 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vgs_jax.models.image_encoders import IMAGE_ENCODERS
+from vgs_jax import similarity as similarity_lib
+from vgs_jax.models import image_trunks
+from vgs_jax.models import weight_conversion
+from vgs_jax.models.davenet import Davenet
+from vgs_jax.models.davenet import ResDavenet
+from vgs_jax.models.image_encoders import IMAGE_ENCODERS as _PIXEL_AND_VECTOR_ENCODERS
+from vgs_jax.models.pooling import mean_pool
 from vgs_jax.models.recurrent_encoders import RHNSpeechEncoder
 from vgs_jax.models.recurrent_encoders import Speech2ImageEncoder
 from vgs_jax.models.speech_encoders import PlataleaSpeechEncoder
 from vgs_jax.models.transformer_encoder import TransformerSpeechEncoder
+from vgs_jax.models.vq import VQState
 
-# Speech encoders that pool to one vector per utterance, by config name.
+# Speech encoders by config name.
 SPEECH_ENCODERS = {
     "platalea_gru": PlataleaSpeechEncoder,
     "speech2image": Speech2ImageEncoder,
     "rhn": RHNSpeechEncoder,
     "transformer": TransformerSpeechEncoder,
+    "davenet": Davenet,
+    "resdavenet": ResDavenet,
 }
+FRAME_MAP_SPEECH_ENCODERS = frozenset({"davenet", "resdavenet"})
+
+# Image encoders by config name.
+IMAGE_ENCODERS = {**_PIXEL_AND_VECTOR_ENCODERS, **image_trunks.IMAGE_TRUNKS}
+FRAME_MAP_IMAGE_ENCODERS = frozenset({"conv_map", *image_trunks.IMAGE_TRUNKS})
+
+_WEIGHT_CONVERTERS = {"vgg16": weight_conversion.convert_vgg16, "resnet50": weight_conversion.convert_resnet50}
+
+# Non-gradient model state carried through training and checkpointed: BatchNorm running
+# statistics and VQ codebooks with their EMA statistics.
+MODEL_STATE = (nnx.BatchStat, VQState)
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -43,10 +70,11 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 class DualEncoder(nnx.Module):
-    """Speech and image towers plus a learned log-temperature (a scalar `nnx.Param`)."""
+    """Speech and image towers, a learned log-temperature and optionally a learned logit bias."""
 
-    def __init__(self, speech_encoder: nnx.Module, image_encoder: nnx.Module, *,
-                 temperature_init: float = 0.07):
+    def __init__(self, speech_encoder: nnx.Module, image_encoder: nnx.Module, *, speech_has_map: bool = False,
+                 image_has_map: bool = False, temperature_init: float = 0.07,
+                 logit_bias_init: float | None = None):
         if not temperature_init > 0:
             raise ValueError(f"DualEncoder: temperature_init must be > 0, got {temperature_init}.")
         s_out = getattr(speech_encoder, "out_features", None)
@@ -57,21 +85,54 @@ class DualEncoder(nnx.Module):
                 "build the image encoder with the speech encoder's out_features.")
         self.speech_encoder = speech_encoder
         self.image_encoder = image_encoder
+        self.speech_has_map = speech_has_map
+        self.image_has_map = image_has_map
         self.embed_dim = s_out
         self.log_temperature = nnx.Param(jnp.asarray(math.log(temperature_init), jnp.float32))
+        self.logit_bias = (None if logit_bias_init is None
+                           else nnx.Param(jnp.asarray(logit_bias_init, jnp.float32)))
 
     @property
     def temperature(self) -> jax.Array:
         """exp(log_temperature), a float32 scalar."""
         return jnp.exp(self.log_temperature[...])
 
+    def encode_speech(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None) -> dict:
+        """features [B, T, F] float32, mask [B, T] bool -> dict:
+        "embedding" [B, E] float32 unit norm; frame-map towers add "map" [B, T', E], "map_mask" [B, T']
+        bool, "vq_loss" (float32 scalar, 0 without quantisers), "vq_inputs" (for `update_codebooks`)
+        and "vq_stats" {"quantK": {perplexity, usage, ...}}. `key` drives ResDAVEnet's jitter."""
+        if not self.speech_has_map:
+            return {"embedding": l2_normalize(self.speech_encoder(features, mask))}
+        frames, frame_mask, aux = self.speech_encoder.encode(features, mask, key=key)
+        stats = {k: v for k, v in aux.items() if k.startswith("quant")}
+        return {"embedding": l2_normalize(mean_pool(frames, frame_mask)), "map": frames, "map_mask": frame_mask,
+                "vq_loss": aux["vq_loss"], "vq_inputs": aux["vq_inputs"], "vq_stats": stats}
+
+    def encode_image(self, image: jax.Array) -> dict:
+        """image (precomputed [B, D] float or pixels [B, H, W, 3] uint8) -> dict: "embedding" [B, E]
+        float32 unit norm; frame-map towers add "map" [B, h, w, E] and "map_mask" [B, h, w] bool."""
+        if not self.image_has_map:
+            return {"embedding": l2_normalize(self.image_encoder(image))}
+        fmap, fmask = self.image_encoder(image)
+        b, h, w, e = fmap.shape
+        pooled = mean_pool(fmap.reshape(b, h * w, e), fmask.reshape(b, h * w))
+        return {"embedding": l2_normalize(pooled), "map": fmap, "map_mask": fmask}
+
+    def update_codebooks(self, speech_outputs: dict) -> None:
+        """EMA update of the speech tower's VQ codebooks from `encode_speech`'s outputs (in place;
+        a no-op without quantisers). Frames pass through stop_gradient."""
+        inputs = speech_outputs.get("vq_inputs")
+        if inputs:
+            self.speech_encoder.update_codebooks({"vq_inputs": jax.lax.stop_gradient(inputs)})
+
     def embed_speech(self, features: jax.Array, mask: jax.Array) -> jax.Array:
         """features [B, T, F] float32, mask [B, T] bool -> [B, E] float32, unit L2 norm."""
-        return l2_normalize(self.speech_encoder(features, mask))
+        return self.encode_speech(features, mask)["embedding"]
 
     def embed_image(self, image: jax.Array) -> jax.Array:
         """image (precomputed [B, D] float or pixels [B, H, W, 3] uint8) -> [B, E] float32, unit L2 norm."""
-        return l2_normalize(self.image_encoder(image))
+        return self.encode_image(image)["embedding"]
 
     def __call__(self, features: jax.Array, mask: jax.Array, image: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Returns (z_speech [B, E], z_image [B', E]), both L2-normalised float32."""
@@ -79,19 +140,44 @@ class DualEncoder(nnx.Module):
 
 
 class Template:
-    """A model split for functional training: structure + non-trainable state, and its params.
+    """A model split for functional training: structure, params, model state and the rest.
 
-    `initial_params` is the pure dict of the model's `nnx.Param`s (what is trained,
-    checkpointed and restored); everything else (e.g. RNG counters of dropout layers) stays in
-    `rest`. `merge(params)` rebuilds the module, inside or outside `jax.jit`.
+    `initial_params` is the pure dict of the model's `nnx.Param`s (what is trained); its
+    `initial_model_state` the pure dict of MODEL_STATE variables (BatchNorm statistics, VQ
+    codebooks: updated by the train step, not by gradients). Both are checkpointed. Everything
+    else (e.g. the RNG streams of dropout layers) stays in `rest`.
     """
 
     def __init__(self, model: nnx.Module):
-        self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
+        self.graphdef, params, model_state, rest = nnx.split(model, nnx.Param, MODEL_STATE, ...)
+        self.rest = nnx.to_pure_dict(rest)  # pure values: each merge makes fresh Variables (jit-safe)
         self.initial_params = nnx.to_pure_dict(params)
+        self.initial_model_state = nnx.to_pure_dict(model_state)
+        self.model_state = self.initial_model_state  # what `merge` uses by default
+        self.base = self  # the template this one was derived from (shares graphdef and rest)
 
-    def merge(self, params) -> nnx.Module:
-        return nnx.merge(self.graphdef, params, self.rest)
+    def merge(self, params, model_state=None, *, train: bool = False) -> nnx.Module:
+        """The module with `params` and `model_state` (default: `self.model_state`), inside or outside
+        `jax.jit`; in eval mode (BatchNorm running averages, no jitter or dropout) unless `train`."""
+        state = self.model_state if model_state is None else model_state
+        model = nnx.merge(self.graphdef, params, state, self.rest)
+        if train:
+            model.train()
+        else:
+            model.eval()
+        return model
+
+    @staticmethod
+    def model_state_of(model: nnx.Module) -> dict:
+        """The pure dict of `model`'s MODEL_STATE variables (e.g. after a train-mode forward pass)."""
+        return nnx.to_pure_dict(nnx.state(model, MODEL_STATE))
+
+    def with_model_state(self, model_state) -> "Template":
+        """A copy whose `merge` defaults to `model_state` (e.g. a checkpoint's BatchNorm statistics)."""
+        other = object.__new__(Template)
+        other.__dict__.update(self.__dict__)
+        other.model_state = model_state
+        return other
 
 
 def _field(cfg, name: str, where: str):
@@ -108,21 +194,7 @@ def _pick(table: dict, name: str, what: str):
     return table[name]
 
 
-def build_dual_encoder(model_config, *, num_features: int, rngs: nnx.Rngs) -> DualEncoder:
-    """Build a DualEncoder from `config.model` (fields in the module docstring).
-
-    Args:
-      model_config: ConfigDict (or dict) with the fields listed in this module's docstring.
-      num_features: feature dimension per speech frame (e.g. 39 for platalea MFCC).
-      rngs: nnx.Rngs used for parameter initialisation.
-    Raises:
-      ValueError: unknown encoder name, unknown or missing field, or unknown dtype.
-    """
-    speech_cls = _pick(SPEECH_ENCODERS, _field(model_config, "speech_encoder", ""), "speech_encoder")
-    image_cls = _pick(IMAGE_ENCODERS, _field(model_config, "image_encoder", ""), "image_encoder")
-    dtype_name = model_config.get("dtype", "float32") if hasattr(model_config, "get") else "float32"
-    dtype = _pick(COMPUTE_DTYPES, dtype_name, "dtype")
-
+def _speech_kwargs(speech_cls, model_config) -> dict:
     speech_kwargs = dict(_field(model_config, "speech", ""))
     allowed = {n for n, p in inspect.signature(speech_cls.__init__).parameters.items()
                if p.kind == inspect.Parameter.KEYWORD_ONLY} - {"rngs", "dtype"}
@@ -131,8 +203,52 @@ def build_dual_encoder(model_config, *, num_features: int, rngs: nnx.Rngs) -> Du
         raise ValueError(
             f"build_dual_encoder: config.model.speech has fields {unknown} that {speech_cls.__name__} does not "
             f"take; valid fields: {sorted(allowed)}.")
-    speech = speech_cls(num_features, **speech_kwargs, dtype=dtype, rngs=rngs)
+    return speech_kwargs
 
+
+def load_image_weights(image_encoder: nnx.Module, name: str, path: str) -> None:
+    """Writes torchvision weights from `path` (.pth or .npz) into an image trunk (in place).
+
+    Raises ValueError for encoders without a converter, FileNotFoundError naming a missing file.
+    """
+    if name not in _WEIGHT_CONVERTERS:
+        raise ValueError(
+            f"config.model.image.weights is set, but image_encoder {name!r} has no pretrained-weight "
+            f"converter; use one of {sorted(_WEIGHT_CONVERTERS)} or clear the field.")
+    state_dict = weight_conversion.load_torchvision_state_dict(path)
+    weight_conversion.apply_converted(image_encoder, _WEIGHT_CONVERTERS[name](state_dict))
+
+
+def build_dual_encoder(model_config, *, num_features: int, rngs: nnx.Rngs) -> DualEncoder:
+    """Build a DualEncoder from `config.model` (fields in the module docstring).
+
+    Args:
+      model_config: ConfigDict (or dict) with the fields listed in this module's docstring.
+      num_features: feature dimension per speech frame (e.g. 39 for platalea MFCC).
+      rngs: nnx.Rngs used for parameter initialisation.
+    Raises:
+      ValueError: unknown encoder name, unknown or missing field, unknown dtype or similarity, or a
+        similarity the towers cannot compute.
+    """
+    def optional(name, default):
+        return model_config.get(name, default) if hasattr(model_config, "get") else default
+
+    speech_name = _field(model_config, "speech_encoder", "")
+    image_name = _field(model_config, "image_encoder", "")
+    speech_cls = _pick(SPEECH_ENCODERS, speech_name, "speech_encoder")
+    image_cls = _pick(IMAGE_ENCODERS, image_name, "image_encoder")
+    dtype = _pick(COMPUTE_DTYPES, optional("dtype", "float32"), "dtype")
+    speech_has_map = speech_name in FRAME_MAP_SPEECH_ENCODERS
+    image_has_map = image_name in FRAME_MAP_IMAGE_ENCODERS
+    similarity_lib.check_similarity(optional("similarity", "cosine"), speech_has_map=speech_has_map,
+                                    image_has_map=image_has_map)
+
+    speech = speech_cls(num_features, **_speech_kwargs(speech_cls, model_config), dtype=dtype, rngs=rngs)
     image_cfg = _field(model_config, "image", "")
     image = image_cls.from_config(image_cfg, speech.out_features, dtype=dtype, rngs=rngs)
-    return DualEncoder(speech, image, temperature_init=float(_field(model_config, "temperature_init", "")))
+    weights = image_cfg.get("weights", "") if hasattr(image_cfg, "get") else ""
+    if weights:
+        load_image_weights(image, image_name, weights)
+    return DualEncoder(speech, image, speech_has_map=speech_has_map, image_has_map=image_has_map,
+                       temperature_init=float(_field(model_config, "temperature_init", "")),
+                       logit_bias_init=optional("logit_bias_init", None))

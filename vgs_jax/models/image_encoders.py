@@ -54,6 +54,40 @@ def coordinate_channels(batch: int, height: int, width: int) -> jax.Array:
     return jnp.broadcast_to(grid, (batch, height, width, 2))
 
 
+def _conv_stages(channels: tuple[int, ...], dtype, rngs: nnx.Rngs) -> tuple[nnx.List, nnx.List]:
+    """3x3 stride-2 convs (input: RGB + 2 coordinate channels) and their GroupNorms."""
+    convs, norms = [], []
+    in_ch = 3 + 2
+    for c in channels:
+        convs.append(nnx.Conv(in_ch, c, kernel_size=(3, 3), strides=(2, 2), padding="SAME", dtype=dtype, rngs=rngs))
+        norms.append(nnx.GroupNorm(c, num_groups=math.gcd(8, c), rngs=rngs))
+        in_ch = c
+    return nnx.List(convs), nnx.List(norms)
+
+
+def _run_stages(image: jax.Array, convs, norms, image_size: int, where: str) -> jax.Array:
+    """image [B, S, S, 3] uint8 -> [B, S / 2^n, S / 2^n, channels[-1]] float32 after the n stages."""
+    if image.ndim != 4 or image.shape[1:] != (image_size, image_size, 3):
+        raise ValueError(f"{where}: expected images [batch, {image_size}, {image_size}, 3], got shape {image.shape}.")
+    if image.dtype != jnp.uint8:
+        raise ValueError(
+            f"{where}: expected uint8 pixels in [0, 255], got dtype {image.dtype}; pass the decoded image "
+            "unchanged (scaling happens inside).")
+    b, h, w, _ = image.shape
+    x = image.astype(jnp.float32) / 127.5 - 1.0
+    x = jnp.concatenate([x, coordinate_channels(b, h, w)], axis=-1)
+    for conv, norm in zip(convs, norms):
+        x = jax.nn.relu(norm(conv(x).astype(jnp.float32)))
+    return x
+
+
+def _check_channels(out_features: int, channels: tuple[int, ...], where: str) -> None:
+    if out_features <= 0 or not channels or min(channels) <= 0:
+        raise ValueError(
+            f"{where}: out_features ({out_features}) and every entry of channels ({channels}) must be positive, "
+            "with at least one stage.")
+
+
 class ConvImageEncoder(nnx.Module):
     """A small CNN from pixels for `spoken_shapes` scenes (64x64 RGB uint8).
 
@@ -66,25 +100,15 @@ class ConvImageEncoder(nnx.Module):
     def __init__(self, out_features: int, *, channels: Sequence[int] = (32, 64, 128, 128),
                  image_size: int = 64, dtype=jnp.float32, rngs: nnx.Rngs):
         channels = tuple(int(c) for c in channels)
-        if out_features <= 0 or not channels or min(channels) <= 0:
-            raise ValueError(
-                f"ConvImageEncoder: out_features ({out_features}) and every entry of channels ({channels}) "
-                "must be positive, with at least one stage.")
+        _check_channels(out_features, channels, "ConvImageEncoder")
         final = image_size
         for _ in channels:
             final = (final + 1) // 2
         self.out_features = out_features
         self.image_size = image_size
         self.channels = channels
-        convs, norms = [], []
-        in_ch = 3 + 2
-        for c in channels:
-            convs.append(nnx.Conv(in_ch, c, kernel_size=(3, 3), strides=(2, 2), padding="SAME",
-                                  dtype=dtype, rngs=rngs))
-            norms.append(nnx.GroupNorm(c, num_groups=math.gcd(8, c), rngs=rngs))
-            in_ch = c
-        self.convs = nnx.List(convs)
-        self.norms = nnx.List(norms)
+        self.convs, self.norms = _conv_stages(channels, dtype, rngs)
+        in_ch = channels[-1]
         flat = final * final * in_ch
         self.head_norm = nnx.LayerNorm(flat, rngs=rngs)
         self.head = nnx.Linear(flat, out_features, dtype=dtype, rngs=rngs)
@@ -97,21 +121,37 @@ class ConvImageEncoder(nnx.Module):
 
     def __call__(self, image: jax.Array) -> jax.Array:
         """image [B, H, W, 3] uint8 (H = W = image_size) -> [B, out_features] float32."""
-        if image.ndim != 4 or image.shape[1:] != (self.image_size, self.image_size, 3):
-            raise ValueError(
-                f"ConvImageEncoder: expected images [batch, {self.image_size}, {self.image_size}, 3], got "
-                f"shape {image.shape}.")
-        if image.dtype != jnp.uint8:
-            raise ValueError(
-                f"ConvImageEncoder: expected uint8 pixels in [0, 255], got dtype {image.dtype}; pass the "
-                "decoded image unchanged (scaling happens inside).")
-        b, h, w, _ = image.shape
-        x = image.astype(jnp.float32) / 127.5 - 1.0
-        x = jnp.concatenate([x, coordinate_channels(b, h, w)], axis=-1)
-        for conv, norm in zip(self.convs, self.norms):
-            x = jax.nn.relu(norm(conv(x).astype(jnp.float32)))
+        x = _run_stages(image, self.convs, self.norms, self.image_size, type(self).__name__)
+        b = x.shape[0]
         x = self.head_norm(x.reshape(b, -1))
         return self.head(x).astype(jnp.float32)
 
 
-IMAGE_ENCODERS = {"linear": LinearImageEncoder, "conv": ConvImageEncoder}
+class ConvMapImageEncoder(nnx.Module):
+    """The pixel CNN's stages followed by a 1x1 conv to `out_features`: a feature MAP for matchmaps.
+
+    image [B, S, S, 3] uint8 -> (map [B, S / 2^n, S / 2^n, out_features] float32, mask of ones bool
+    [B, S / 2^n, S / 2^n]); e.g. 8 x 8 cells for 64 x 64 `spoken_shapes` scenes and 3 stages. The
+    CPU-sized stand-in for DAVEnet's VGG16 map (same interface as `image_trunks.VGG16Trunk`).
+    """
+
+    def __init__(self, out_features: int, *, channels: Sequence[int] = (32, 64, 128), image_size: int = 64,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
+        channels = tuple(int(c) for c in channels)
+        _check_channels(out_features, channels, "ConvMapImageEncoder")
+        self.out_features = out_features
+        self.image_size = image_size
+        self.channels = channels
+        self.convs, self.norms = _conv_stages(channels, dtype, rngs)
+        self.embedder = nnx.Conv(channels[-1], out_features, kernel_size=(1, 1), dtype=dtype, rngs=rngs)
+
+    from_config = classmethod(ConvImageEncoder.from_config.__func__)
+
+    def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """image [B, S, S, 3] uint8 -> (map [B, h, w, out_features] float32, mask [B, h, w] bool, all True)."""
+        x = _run_stages(image, self.convs, self.norms, self.image_size, type(self).__name__)
+        out = self.embedder(x).astype(jnp.float32)
+        return out, jnp.ones(out.shape[:3], jnp.bool_)
+
+
+IMAGE_ENCODERS = {"linear": LinearImageEncoder, "conv": ConvImageEncoder, "conv_map": ConvMapImageEncoder}

@@ -1,13 +1,24 @@
-"""Pixel image trunks: VGG16 (DAVEnet, anchor §2.2) and ResNet-50 (ResDAVEnet, anchor §3.4).
+"""Pixel image trunks: VGG16 (DAVEnet, anchor §2.2), ResNet-50/101/152 (ResDAVEnet, anchor §3.4),
+and the frozen feature extractors of platalea-style image vectors (anchor §1.3).
 
-Both take images [B, H, W, 3] (NHWC) and return a feature map with a mask of ones:
+The trunks take images [B, H, W, 3] (NHWC) and return a feature map with a mask of ones:
 
 - `VGG16Trunk`: torchvision VGG16 `features` without the final max-pool (conv5_3 + ReLU, stride
   16), then an embedder Conv(512 -> out, 3x3, pad 1) with bias and no activation:
   [B, H // 16, W // 16, out] (14 x 14 for 224 x 224 input).
 - `ResNet50Trunk`: torchvision ResNet-50 (v1.5: stride on the 3x3 conv of a bottleneck) without
   avgpool / fc, then an embedder Conv(2048 -> out, 1x1) with bias: [B, ceil(H / 32), ceil(W / 32),
-  out] (7 x 7 for 224 x 224 input; H // 32 when H is a multiple of 32).
+  out] (7 x 7 for 224 x 224 input; H // 32 when H is a multiple of 32). `ResNetTrunk(depth=101|152)`
+  is the same with torchvision's deeper stage tables.
+
+Feature extractors (no embedder, BatchNorm in eval mode, classifier-free):
+
+- `ResNetFeatures(depth=152)`: global average pool of layer4 -> [B, 2048] (torchvision ResNet with
+  `fc` removed; platalea's image vector).
+- `VGG16Features`: torchvision VGG16 `features` (with the last max-pool), `AdaptiveAvgPool2d(7)`,
+  then classifier fc6 (`classifier.0`, 25088 -> 4096) + ReLU and fc7 (`classifier.3`, 4096 -> 4096) +
+  ReLU (dropout is the identity at inference) -> [B, 4096], the penultimate "fc7" vector. The 7x7
+  pooled map is flattened in (H, W, C) order; the converter permutes torch's (C, H, W) columns.
 
 Pixels. uint8 input is scaled to [0, 1] and normalised with the ImageNet mean (0.485, 0.456, 0.406)
 and std (0.229, 0.224, 0.225), as torchvision's `ToTensor` + `Normalize`; float input is taken as
@@ -15,8 +26,9 @@ already normalised and used as is.
 
 Parameters and init follow torchvision: convs He-normal with fan-out (VGG convs have zero biases,
 ResNet convs none), BatchNorm scale 1 / bias 0, embedders PyTorch's default uniform init. Parameter
-counts equal torchvision's (VGG16 features 14,714,688; ResNet-50 without fc 23,508,032) plus the
-embedder. Weights from torchvision `.pth` files: `vgs_jax.models.weight_conversion`.
+counts equal torchvision's (VGG16 features 14,714,688; ResNet-50 / -101 / -152 without fc 23,508,032 /
+42,500,160 / 58,143,808; VGG16 without classifier.6 134,260,544) plus the embedder. VGG classifier
+Linears are N(0, 0.01) with zero biases, as torchvision. Weights from torchvision `.pth` files: `vgs_jax.models.weight_conversion`.
 
 Train / eval. ResNet BatchNorms start in train mode (batch statistics; running averages with
 PyTorch momentum 0.1 = flax momentum 0.9); `model.eval()` switches to running averages. Running
@@ -41,8 +53,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG16_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 """Conv widths of VGG16's five blocks; a 2x2 max-pool follows every block but the last."""
 
-RESNET50_STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+"""Bottleneck blocks in layer1..layer4 of torchvision's resnet50 / resnet101 / resnet152."""
+
+
+def resnet_stages(depth: int) -> tuple[tuple[int, int, int], ...]:
+    """(bottleneck width, blocks, stride of the first block) for layer1..layer4 of ResNet-`depth`."""
+    if depth not in RESNET_BLOCKS:
+        raise ValueError(f"ResNet depth {depth!r} is not supported; choose one of {sorted(RESNET_BLOCKS)}.")
+    return tuple((w, b, s) for (w, s), b in zip(((64, 1), (128, 2), (256, 2), (512, 2)), RESNET_BLOCKS[depth]))
+
+
+RESNET50_STAGES = resnet_stages(50)
 """(bottleneck width, blocks, stride of the first block) for layer1..layer4; output width = 4 x width."""
+
+VGG_POOL = 7
+"""torchvision VGG's AdaptiveAvgPool2d output side: fc6 reads 512 * 7 * 7 = 25088 inputs."""
 
 EMBEDDER_NAME = "embedder"
 
@@ -82,8 +108,23 @@ def _conv(cin: int, cout: int, kernel: int, stride: int, *, bias: bool, dtype, r
                     dtype=dtype, rngs=rngs)
 
 
-def _batch_norm(channels: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, rngs=rngs)
+def _batch_norm(channels: int, rngs: nnx.Rngs, frozen: bool = False) -> nnx.BatchNorm:
+    return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, use_running_average=frozen, rngs=rngs)
+
+
+def adaptive_avg_pool_2d(x: jax.Array, out_h: int, out_w: int) -> jax.Array:
+    """PyTorch's AdaptiveAvgPool2d on [B, H, W, C]: output cell (i, j) averages rows
+    [floor(i H / out_h), ceil((i + 1) H / out_h)) and the same for columns -> [B, out_h, out_w, C]."""
+    h, w = x.shape[1], x.shape[2]
+    if (h, w) == (out_h, out_w):
+        return x
+    rows = []
+    for i in range(out_h):
+        r0, r1 = (i * h) // out_h, -(-((i + 1) * h) // out_h)
+        cols = [jnp.mean(x[:, r0:r1, (j * w) // out_w:-(-((j + 1) * w) // out_w)], axis=(1, 2))
+                for j in range(out_w)]
+        rows.append(jnp.stack(cols, axis=1))
+    return jnp.stack(rows, axis=1)
 
 
 def _check_out_features(out_features: int, where: str) -> None:
@@ -118,6 +159,27 @@ def _finish(trunk_out: jax.Array, embedder: nnx.Conv, freeze: bool) -> tuple[jax
     return out, jnp.ones(out.shape[:3], jnp.bool_)
 
 
+def _vgg16_convs(dtype, rngs: nnx.Rngs) -> nnx.List:
+    convs, cin = [], 3
+    for block in VGG16_WIDTHS:
+        for cout in block:
+            convs.append(_conv(cin, cout, 3, 1, bias=True, dtype=dtype, rngs=rngs))
+            cin = cout
+    return nnx.List(convs)
+
+
+def _vgg16_conv5(features: nnx.List, x: jax.Array) -> jax.Array:
+    """Normalised [B, H, W, 3] -> conv5_3 + ReLU [B, H//16, W//16, 512] (no final max-pool)."""
+    i = 0
+    for b, block in enumerate(VGG16_WIDTHS):
+        for _ in block:
+            x = jax.nn.relu(features[i](x))
+            i += 1
+        if b < len(VGG16_WIDTHS) - 1:
+            x = max_pool_2d(x, 2, 2, 0)
+    return x
+
+
 class VGG16Trunk(nnx.Module):
     """torchvision VGG16 `features` minus the last max-pool, plus a 3x3 conv embedder (DAVEnet)."""
 
@@ -126,13 +188,8 @@ class VGG16Trunk(nnx.Module):
         _check_out_features(out_features, "VGG16Trunk")
         self.out_features = int(out_features)
         self.freeze_trunk = bool(freeze_trunk)
-        convs, cin = [], 3
-        for block in VGG16_WIDTHS:
-            for cout in block:
-                convs.append(_conv(cin, cout, 3, 1, bias=True, dtype=dtype, rngs=rngs))
-                cin = cout
-        self.features = nnx.List(convs)
-        self.embedder = _conv(cin, self.out_features, 3, 1, bias=True, dtype=dtype, rngs=rngs,
+        self.features = _vgg16_convs(dtype, rngs)
+        self.embedder = _conv(512, self.out_features, 3, 1, bias=True, dtype=dtype, rngs=rngs,
                               torch_default=True)
 
     from_config = classmethod(_trunk_from_config)
@@ -141,14 +198,7 @@ class VGG16Trunk(nnx.Module):
         """image [B, H, W, 3] (uint8 or normalised float) -> conv5_3 + ReLU [B, H//16, W//16, 512]."""
         x = normalize_pixels(image, "VGG16Trunk")
         _check_size(image, 16, "VGG16Trunk")
-        i = 0
-        for b, block in enumerate(VGG16_WIDTHS):
-            for _ in block:
-                x = jax.nn.relu(self.features[i](x))
-                i += 1
-            if b < len(VGG16_WIDTHS) - 1:
-                x = max_pool_2d(x, 2, 2, 0)
-        return x
+        return _vgg16_conv5(self.features, x)
 
     def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
         """image [B, H, W, 3] -> (map [B, H//16, W//16, out_features] float32, mask of ones bool [B, H//16, W//16])."""
@@ -158,17 +208,18 @@ class VGG16Trunk(nnx.Module):
 class Bottleneck(nnx.Module):
     """torchvision ResNet v1.5 bottleneck: 1x1 BN ReLU, 3x3(stride) BN ReLU, 1x1(x4) BN, + shortcut, ReLU."""
 
-    def __init__(self, in_channels: int, width: int, stride: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(self, in_channels: int, width: int, stride: int, *, dtype=jnp.float32, rngs: nnx.Rngs,
+                 frozen: bool = False):
         out = 4 * width
         self.conv1 = _conv(in_channels, width, 1, 1, bias=False, dtype=dtype, rngs=rngs)
-        self.bn1 = _batch_norm(width, rngs)
+        self.bn1 = _batch_norm(width, rngs, frozen)
         self.conv2 = _conv(width, width, 3, stride, bias=False, dtype=dtype, rngs=rngs)
-        self.bn2 = _batch_norm(width, rngs)
+        self.bn2 = _batch_norm(width, rngs, frozen)
         self.conv3 = _conv(width, out, 1, 1, bias=False, dtype=dtype, rngs=rngs)
-        self.bn3 = _batch_norm(out, rngs)
+        self.bn3 = _batch_norm(out, rngs, frozen)
         if stride != 1 or in_channels != out:
             self.downsample_conv = _conv(in_channels, out, 1, stride, bias=False, dtype=dtype, rngs=rngs)
-            self.downsample_bn = _batch_norm(out, rngs)
+            self.downsample_bn = _batch_norm(out, rngs, frozen)
         else:
             self.downsample_conv = None
             self.downsample_bn = None
@@ -182,29 +233,47 @@ class Bottleneck(nnx.Module):
         return jax.nn.relu(y + short)
 
 
-class ResNet50Trunk(nnx.Module):
-    """torchvision ResNet-50 minus avgpool / fc, plus a 1x1 conv embedder (ResDAVEnet).
+def _init_resnet_body(module: nnx.Module, depth: int, dtype, rngs: nnx.Rngs, frozen: bool = False) -> int:
+    """Create conv1, bn1, layer1..layer4 on `module` (torchvision names); returns the output width 2048."""
+    module.conv1 = _conv(3, 64, 7, 2, bias=False, dtype=dtype, rngs=rngs)
+    module.bn1 = _batch_norm(64, rngs, frozen)
+    cin = 64
+    stages = []
+    for width, blocks, stride in resnet_stages(depth):
+        stage = []
+        for j in range(blocks):
+            stage.append(Bottleneck(cin, width, stride if j == 0 else 1, dtype=dtype, rngs=rngs, frozen=frozen))
+            cin = 4 * width
+        stages.append(nnx.List(stage))
+    module.layer1, module.layer2, module.layer3, module.layer4 = stages
+    return cin
+
+
+def _resnet_body(module: nnx.Module, image: jax.Array, where: str) -> jax.Array:
+    x = normalize_pixels(image, where)
+    _check_size(image, 32, where)
+    x = jax.nn.relu(module.bn1(module.conv1(x)))
+    x = max_pool_2d(x, 3, 2, 1)
+    for stage in (module.layer1, module.layer2, module.layer3, module.layer4):
+        for block in stage:
+            x = block(x)
+    return x
+
+
+class ResNetTrunk(nnx.Module):
+    """torchvision ResNet-50/101/152 minus avgpool / fc, plus a 1x1 conv embedder (ResDAVEnet).
 
     Attribute names mirror torchvision's (conv1, bn1, layer1..layer4, Bottleneck conv1..bn3,
     downsample_conv / downsample_bn for torchvision's downsample.0 / downsample.1).
     """
 
-    def __init__(self, *, out_features: int = 1024, freeze_trunk: bool = False, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
-        _check_out_features(out_features, "ResNet50Trunk")
+    def __init__(self, *, depth: int = 50, out_features: int = 1024, freeze_trunk: bool = False,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
+        _check_out_features(out_features, type(self).__name__)
+        self.depth = int(depth)
         self.out_features = int(out_features)
         self.freeze_trunk = bool(freeze_trunk)
-        self.conv1 = _conv(3, 64, 7, 2, bias=False, dtype=dtype, rngs=rngs)
-        self.bn1 = _batch_norm(64, rngs)
-        cin = 64
-        stages = []
-        for width, blocks, stride in RESNET50_STAGES:
-            stage = []
-            for j in range(blocks):
-                stage.append(Bottleneck(cin, width, stride if j == 0 else 1, dtype=dtype, rngs=rngs))
-                cin = 4 * width
-            stages.append(nnx.List(stage))
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        cin = _init_resnet_body(self, self.depth, dtype, rngs)
         self.embedder = _conv(cin, self.out_features, 1, 1, bias=True, dtype=dtype, rngs=rngs,
                               torch_default=True)
 
@@ -212,18 +281,58 @@ class ResNet50Trunk(nnx.Module):
 
     def trunk(self, image: jax.Array) -> jax.Array:
         """image [B, H, W, 3] (uint8 or normalised float) -> layer4 output [B, ceil(H/32), ceil(W/32), 2048]."""
-        x = normalize_pixels(image, "ResNet50Trunk")
-        _check_size(image, 32, "ResNet50Trunk")
-        x = jax.nn.relu(self.bn1(self.conv1(x)))
-        x = max_pool_2d(x, 3, 2, 1)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            for block in stage:
-                x = block(x)
-        return x
+        return _resnet_body(self, image, type(self).__name__)
 
     def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
         """image [B, H, W, 3] -> (map [B, H/32, W/32, out_features] float32, mask of ones bool [B, H/32, W/32])."""
         return _finish(self.trunk(image), self.embedder, self.freeze_trunk)
+
+
+class ResNet50Trunk(ResNetTrunk):
+    """`ResNetTrunk` with depth 50 (ResDAVEnet's image model)."""
+
+    def __init__(self, *, out_features: int = 1024, freeze_trunk: bool = False, dtype=jnp.float32,
+                 rngs: nnx.Rngs):
+        super().__init__(depth=50, out_features=out_features, freeze_trunk=freeze_trunk, dtype=dtype, rngs=rngs)
+
+
+class ResNetFeatures(nnx.Module):
+    """Frozen torchvision ResNet-`depth` without fc: global-average-pooled layer4 vector (platalea §1.3).
+
+    BatchNorms start in eval mode (running averages). Parameter names as `ResNetTrunk`, no embedder.
+    """
+
+    def __init__(self, *, depth: int = 152, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.depth = int(depth)
+        self.out_features = _init_resnet_body(self, self.depth, dtype, rngs, frozen=True)
+
+    def __call__(self, image: jax.Array) -> jax.Array:
+        """image [B, H, W, 3] (uint8 or normalised float, H, W >= 32) -> float32 [B, 2048]."""
+        return jnp.mean(_resnet_body(self, image, "ResNetFeatures").astype(jnp.float32), axis=(1, 2))
+
+
+class VGG16Features(nnx.Module):
+    """torchvision VGG16 up to fc7 + ReLU (the classifier without its last Linear): [B, hidden_features].
+
+    `hidden_features` is 4096 in torchvision (smaller values only make tests cheap)."""
+
+    def __init__(self, *, hidden_features: int = 4096, dtype=jnp.float32, rngs: nnx.Rngs):
+        _check_out_features(hidden_features, "VGG16Features")
+        self.out_features = int(hidden_features)
+        self.features = _vgg16_convs(dtype, rngs)
+        linear = dict(kernel_init=nnx.initializers.normal(0.01), bias_init=nnx.initializers.zeros_init(),
+                      dtype=dtype, rngs=rngs)
+        self.fc6 = nnx.Linear(512 * VGG_POOL * VGG_POOL, self.out_features, **linear)
+        self.fc7 = nnx.Linear(self.out_features, self.out_features, **linear)
+
+    def __call__(self, image: jax.Array) -> jax.Array:
+        """image [B, H, W, 3] (uint8 or normalised float, H, W >= 32) -> fc7 after ReLU, float32 [B, hidden]."""
+        x = normalize_pixels(image, "VGG16Features")
+        _check_size(image, 32, "VGG16Features")
+        x = max_pool_2d(_vgg16_conv5(self.features, x), 2, 2, 0)
+        x = adaptive_avg_pool_2d(x, VGG_POOL, VGG_POOL)
+        x = jax.nn.relu(self.fc6(x.reshape(x.shape[0], -1)))
+        return jax.nn.relu(self.fc7(x)).astype(jnp.float32)
 
 
 def trainable_mask(params, *, freeze_trunk: bool = True):

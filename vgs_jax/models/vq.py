@@ -240,10 +240,12 @@ def warm_start(new_params, old_params) -> tuple[dict, list[str], list[str]]:
     new_pure, old_pure = _to_pure(new_params), _to_pure(old_params)
     if not isinstance(new_pure, Mapping) or not isinstance(old_pure, Mapping):
         raise ValueError("warm_start: new_params and old_params must be nested mappings (pure dicts or nnx.State).")
-    new_flat, old_flat = _flatten(new_pure), _flatten(old_pure)
+    # Compared as "a/0/b" strings: checkpoints restored without a target key list entries by "0".
+    new_flat = _flatten(new_pure)
+    old_flat = {_path_str(path): value for path, value in _flatten(old_pure).items()}
     merged, copied, skipped = {}, [], []
     for path, value in new_flat.items():
-        old = old_flat.get(path)
+        old = old_flat.get(_path_str(path))
         if old is not None and np.shape(old) == np.shape(value):
             merged[path] = jnp.asarray(old, dtype=jnp.asarray(value).dtype)
             copied.append(_path_str(path))

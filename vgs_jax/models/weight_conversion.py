@@ -1,4 +1,4 @@
-"""Load torchvision weights (`.pth` without torch, or `.npz`) into `VGG16Trunk` / `ResNet50Trunk`.
+"""Load torchvision weights (`.pth` without torch, or `.npz`) into the image trunks and feature models.
 
 `load_torchvision_state_dict` reads PyTorch's zip checkpoint format (torch >= 1.6, `torch.save`
 default) with `zipfile` + a restricted `pickle.Unpickler`: the pickle `<archive>/data.pkl` refers to
@@ -8,12 +8,16 @@ loading runs no foreign code. Older non-zip `.pth` files (e.g. torchvision's 201
 are refused with a message: re-save them with a recent torch, or as `.npz`
 (`numpy.savez(path, **{k: v.numpy() for k, v in state_dict.items()})`).
 
-`convert_vgg16` / `convert_resnet50` map torchvision names and layouts to our parameter tree (a
-nested dict shaped like `nnx.state(model).to_pure_dict()`, holding params and BatchNorm statistics):
-conv OIHW -> HWIO; BatchNorm weight/bias/running_mean/running_var -> scale/bias/mean/var
-(`num_batches_tracked` dropped). The classifier (`classifier.*`, `fc.*`) is ignored; an `embedder.*`
-pair, if present, is converted too, else the model keeps its own embedder. `apply_converted`
-writes the tree into a model, checking every path and shape.
+`convert_vgg16` / `convert_resnet(depth)` (`convert_resnet50`, `convert_resnet152`) map torchvision
+names and layouts to our parameter tree (a nested dict shaped like `nnx.state(model).to_pure_dict()`,
+holding params and BatchNorm statistics): conv OIHW -> HWIO; BatchNorm weight/bias/running_mean/
+running_var -> scale/bias/mean/var (`num_batches_tracked` dropped). The classifier (`classifier.*`,
+`fc.*`) is ignored, except by `convert_vgg16(..., classifier=True)` (for `VGG16Features`), which maps
+`classifier.0` -> fc6 and `classifier.3` -> fc7 (Linear [out, in] -> kernel [in, out]; fc6's 25088
+input columns are permuted from torch's (C, H, W) flattening to our (H, W, C)) and ignores
+`classifier.6`. An `embedder.*` pair, if present, is converted too, else the model keeps its own
+embedder. `apply_converted` writes the tree into a model, checking every path and shape. Errors name
+the first mismatched tensor with its expected and actual shapes.
 """
 import collections
 import os
@@ -147,6 +151,10 @@ def _set(tree: dict, path: tuple, value: np.ndarray) -> None:
     tree[path[-1]] = value
 
 
+def _few(keys: list, limit: int = 8) -> str:
+    return str(keys) if len(keys) <= limit else f"{keys[:limit]} ... ({len(keys)} in all)"
+
+
 def _convert(state_dict: dict, spec: dict, where: str) -> dict:
     """spec: torch key -> (our path, expected torch shape or None, kind 'conv'|'vector')."""
     keys = set(state_dict)
@@ -158,8 +166,9 @@ def _convert(state_dict: dict, spec: dict, where: str) -> dict:
     if emb_present and len(emb_present) != len(optional):
         missing += sorted(optional - keys)
     if missing or extra:
-        raise ValueError(f"{where}: state dict does not match torchvision's layout; missing keys {missing}, "
-                         f"unexpected keys {extra}. Pass the torchvision model's state_dict() unchanged.")
+        raise ValueError(f"{where}: state dict does not match torchvision's layout; missing keys {_few(missing)}, "
+                         f"unexpected keys {_few(extra)}. Pass the torchvision model's state_dict() unchanged "
+                         "(of the same architecture and depth).")
     out = {}
     for key, (path, shape, kind) in spec.items():
         if key not in keys:
@@ -186,8 +195,9 @@ def _bn_spec(torch_prefix: str, path: tuple, channels: int) -> dict:
     return {f"{torch_prefix}.{t}": (path + (ours,), (channels,), "vector") for t, ours in names.items()}
 
 
-def convert_vgg16(state_dict: dict) -> dict:
-    """torchvision `vgg16().state_dict()` ({key: array}) -> nested dict for `VGG16Trunk` (see module doc)."""
+def convert_vgg16(state_dict: dict, *, classifier: bool = False) -> dict:
+    """torchvision `vgg16().state_dict()` ({key: array}) -> nested dict for `VGG16Trunk`, or with
+    `classifier=True` for `VGG16Features` (adds fc6 / fc7; see module doc)."""
     from vgs_jax.models.image_trunks import VGG16_WIDTHS
     widths = [c for block in VGG16_WIDTHS for c in block]
     spec, cin = {}, 3
@@ -197,17 +207,45 @@ def convert_vgg16(state_dict: dict) -> dict:
         cin = cout
     spec["embedder.weight"] = (("embedder", "kernel"), None, "conv")
     spec["embedder.bias"] = (("embedder", "bias"), None, "vector")
-    return _convert(state_dict, spec, "convert_vgg16")
+    if not classifier:
+        return _convert(state_dict, spec, "convert_vgg16")
+    return _with_vgg_classifier(state_dict, spec)
 
 
-def convert_resnet50(state_dict: dict) -> dict:
-    """torchvision `resnet50().state_dict()` ({key: array}) -> nested dict of params and BatchNorm
-    statistics for `ResNet50Trunk` (see module doc)."""
-    from vgs_jax.models.image_trunks import RESNET50_STAGES
+def _with_vgg_classifier(state_dict: dict, spec: dict) -> dict:
+    from vgs_jax.models.image_trunks import VGG_POOL
+    where = "convert_vgg16(classifier=True)"
+    keys = ("classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias")
+    missing = [k for k in keys if k not in state_dict]
+    if missing:
+        raise ValueError(f"{where}: state dict has no {missing}; pass the full torchvision vgg16 state_dict() "
+                         "(VGG16 ImageNet weights, vgg16-397923af.pth).")
+    w6, b6, w7, b7 = (np.asarray(state_dict[k]) for k in keys)
+    hidden, fan_in = (w6.shape + (None, None))[:2]
+    expected = {"classifier.0.weight": (hidden, 512 * VGG_POOL * VGG_POOL), "classifier.0.bias": (hidden,),
+                "classifier.3.weight": (hidden, hidden), "classifier.3.bias": (hidden,)}
+    for key, value in zip(keys, (w6, b6, w7, b7)):
+        if tuple(value.shape) != expected[key]:
+            raise ValueError(f"{where}: '{key}' has shape {tuple(value.shape)}, expected {expected[key]} "
+                             "(torchvision layout: fc6 reads 512 x 7 x 7 = 25088 inputs).")
+    rest = {k: v for k, v in state_dict.items() if not k.startswith("classifier.")}
+    out = _convert(rest, spec, where)
+    # torch flattens the pooled map as (C, H, W); ours is (H, W, C).
+    kernel6 = w6.reshape(hidden, 512, VGG_POOL, VGG_POOL).transpose(2, 3, 1, 0).reshape(-1, hidden)
+    out["fc6"] = {"kernel": np.ascontiguousarray(kernel6, np.float32), "bias": b6.astype(np.float32)}
+    out["fc7"] = {"kernel": np.ascontiguousarray(w7.T, np.float32), "bias": b7.astype(np.float32)}
+    return out
+
+
+def convert_resnet(state_dict: dict, depth: int) -> dict:
+    """torchvision `resnet<depth>().state_dict()` ({key: array}) -> nested dict of params and BatchNorm
+    statistics for `ResNetTrunk(depth=depth)` / `ResNetFeatures(depth=depth)` (see module doc)."""
+    from vgs_jax.models.image_trunks import resnet_stages
+    where = f"convert_resnet(depth={depth})"
     spec = {"conv1.weight": (("conv1", "kernel"), (64, 3, 7, 7), "conv")}
     spec.update(_bn_spec("bn1", ("bn1",), 64))
     cin = 64
-    for s, (width, blocks, _) in enumerate(RESNET50_STAGES):
+    for s, (width, blocks, _) in enumerate(resnet_stages(depth)):
         layer = f"layer{s + 1}"
         for j in range(blocks):
             t, p = f"{layer}.{j}", (layer, j)
@@ -222,7 +260,17 @@ def convert_resnet50(state_dict: dict) -> dict:
             cin = 4 * width
     spec["embedder.weight"] = (("embedder", "kernel"), None, "conv")
     spec["embedder.bias"] = (("embedder", "bias"), None, "vector")
-    return _convert(state_dict, spec, "convert_resnet50")
+    return _convert(state_dict, spec, where)
+
+
+def convert_resnet50(state_dict: dict) -> dict:
+    """`convert_resnet(state_dict, 50)`: for `ResNet50Trunk`."""
+    return convert_resnet(state_dict, 50)
+
+
+def convert_resnet152(state_dict: dict) -> dict:
+    """`convert_resnet(state_dict, 152)`: for `ResNetFeatures(depth=152)` (platalea's image vectors)."""
+    return convert_resnet(state_dict, 152)
 
 
 def _flatten(tree: dict, prefix: tuple = ()) -> dict:
@@ -248,7 +296,8 @@ def apply_converted(model: nnx.Module, converted: dict) -> None:
         name = "/".join(str(p) for p in path)
         if path not in ours:
             raise ValueError(f"apply_converted: the model has no entry '{name}'; convert with the function "
-                             "matching the model (convert_vgg16 for VGG16Trunk, convert_resnet50 for ResNet50Trunk).")
+                             "matching the model (convert_vgg16 for VGG16Trunk, convert_vgg16(classifier=True) "
+                             "for VGG16Features, convert_resnet(depth) for ResNetTrunk / ResNetFeatures).")
         if tuple(ours[path].shape) != tuple(value.shape):
             raise ValueError(f"apply_converted: '{name}' has shape {tuple(value.shape)} but the model expects "
                              f"{tuple(ours[path].shape)}; check out_features.")

@@ -1,0 +1,164 @@
+"""Train-step throughput of every speech encoder at its reference size, batch and input length.
+
+One jitted step = speech encoder forward (train mode: BatchNorm batch statistics, ResDAVEnet
+jitter, VQ) + a platalea hinge loss against fixed random targets of the embedding size (plus
+the VQ commitment loss) + backward + Adam + the model-state update (BatchNorm statistics, VQ EMA).
+The image tower is left out: this measures the speech encoders. Encoders and sizes come from the
+reference configs:
+
+  platalea_gru    configs/flickr8k_gru.py            batch 32 x 500 frames (5 s, MFCC 39)
+  speech2image    configs/flickr8k_speech2image.py   batch 32 x 500
+  rhn             configs/flickr8k_rhn.py            batch 32 x 500
+  transformer     configs/flickr8k_transformer.py    batch 32 x 500
+  davenet         configs/places_davenet.py          batch 100 x 2048 frames (20.48 s, log-mel 40)
+  resdavenet      configs/places_resdavenet.py       batch 64 x 2048
+  resdavenet_vq   configs/places_resdavenet_vq.py    batch 64 x 2048, quantisers {2, 3}
+
+Lengths are uniform in [frames / 2, frames]. Columns: s/step (median of the timed steps after a
+warm-up), utt/s, GF/step (XLA's cost analysis for the conv and Transformer encoders; an analytic
+matmul count x 3 for the recurrent ones, whose scan bodies XLA counts once), GF/s, and memory:
+XLA's temp + argument bytes of the compiled step, and this process's peak RSS.
+`--batch_scale 0.125` runs 1/8 of the reference batch (the CPU numbers in the README).
+
+Usage: python bench/encoders_bench.py [--encoders davenet,resdavenet] [--dtype float32|bfloat16]
+       [--batch_scale 1.0] [--steps 3]
+"""
+import argparse
+import functools
+import os
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from vgs_jax import audio_features  # noqa: E402
+from vgs_jax import config_lib  # noqa: E402
+from vgs_jax import losses  # noqa: E402
+from vgs_jax.models import dual_encoder  # noqa: E402
+from flax import nnx  # noqa: E402
+
+ENCODERS = {
+    "platalea_gru": ("configs/flickr8k_gru.py", 32, 500),
+    "speech2image": ("configs/flickr8k_speech2image.py", 32, 500),
+    "rhn": ("configs/flickr8k_rhn.py", 32, 500),
+    "transformer": ("configs/flickr8k_transformer.py", 32, 500),
+    "davenet": ("configs/places_davenet.py", 100, 2048),
+    "resdavenet": ("configs/places_resdavenet.py", 64, 2048),
+    "resdavenet_vq": ("configs/places_resdavenet_vq.py", 64, 2048),
+}
+
+
+def recurrent_flops(name: str, speech: dict, in_features: int, batch: int, frames: int) -> float:
+    """Matmul flops of one train step (3 x forward) of a recurrent encoder over padded frames."""
+    t = (frames - speech["conv_kernel"]) // speech["conv_stride"] + 1
+    c, h, layers = speech["conv_channels"], speech["hidden"], speech["num_layers"]
+    fwd = 2 * t * c * in_features * speech["conv_kernel"]
+    width = c
+    for _ in range(layers):
+        if name == "rhn":
+            fwd += 2 * t * (2 * h * width + speech["depth"] * 2 * h * h)
+            width = h
+        else:
+            gates = 4 if speech.get("rnn") == "lstm" else 3
+            fwd += 2 * 2 * t * gates * h * (width + h)  # two directions
+            width = 2 * h
+    fwd += 2 * t * 2 * width * speech["attention_hidden"]
+    return 3.0 * fwd * batch
+
+
+def build(config, dtype: str):
+    """(speech encoder module, its frame feature count) from a config's model fields."""
+    num_features = audio_features.num_features(config.features.recipe)
+    cls = dual_encoder.SPEECH_ENCODERS[config.model.speech_encoder]
+    kwargs = dual_encoder._speech_kwargs(cls, config.model)
+    return cls(num_features, **kwargs, dtype=dual_encoder.COMPUTE_DTYPES[dtype], rngs=nnx.Rngs(0)), num_features
+
+
+def make_step(encoder, has_map: bool):
+    graphdef, params, state, rest = nnx.split(encoder, nnx.Param, dual_encoder.MODEL_STATE, ...)
+    params, state, rest = (nnx.to_pure_dict(v) for v in (params, state, rest))
+    tx = optax.adam(1e-4)
+
+    def step(params, state, opt_state, x, mask, target, key):
+        def loss_fn(p):
+            model = nnx.merge(graphdef, p, state, rest)
+            if has_map:
+                h, m, aux = model.encode(x, mask, key=key)
+                z = jnp.sum(h * m[..., None], 1) / jnp.maximum(jnp.sum(m, 1, keepdims=True), 1)
+                model.update_codebooks({"vq_inputs": jax.lax.stop_gradient(aux["vq_inputs"])})
+                extra = aux["vq_loss"]
+            else:
+                z, extra = model(x, mask), 0.0
+            loss = losses.platalea_hinge_loss(z, target) + extra
+            return loss, nnx.to_pure_dict(nnx.state(model, dual_encoder.MODEL_STATE))
+
+        (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), new_state, opt_state, loss
+
+    return jax.jit(step, donate_argnums=(0, 1, 2)), params, state, tx.init(params)
+
+
+def run(name: str, dtype: str, batch_scale: float, steps: int) -> dict:
+    spec, ref_batch, frames = ENCODERS[name]
+    config = config_lib.load_config(spec)
+    batch = max(1, round(ref_batch * batch_scale))
+    encoder, num_features = build(config, dtype)
+    has_map = config.model.speech_encoder in dual_encoder.FRAME_MAP_SPEECH_ENCODERS
+    step, params, state, opt_state = make_step(encoder, has_map)
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(frames // 2, frames + 1, batch)
+    mask = jnp.asarray(np.arange(frames)[None, :] < lengths[:, None])
+    x = jnp.asarray(rng.normal(size=(batch, frames, num_features)), jnp.float32) * mask[..., None]
+    target = jnp.asarray(rng.normal(size=(batch, encoder.out_features)), jnp.float32)
+    args = lambda k: (x, mask, target, jax.random.key(k))
+    t0 = time.perf_counter()
+    compiled = step.lower(params, state, opt_state, *args(0)).compile()
+    compile_s = time.perf_counter() - t0
+    if has_map or name == "transformer":
+        flops = float((compiled.cost_analysis() or {}).get("flops", float("nan")))
+    else:
+        flops = recurrent_flops(name, dict(config.model.speech), num_features, batch, frames)
+    mem = compiled.memory_analysis()
+    mem_gb = (mem.temp_size_in_bytes + mem.argument_size_in_bytes) / 1e9 if mem is not None else float("nan")
+    times = []
+    for k in range(steps + 1):
+        t0 = time.perf_counter()
+        params, state, opt_state, loss = step(params, state, opt_state, *args(k))
+        float(loss)
+        times.append(time.perf_counter() - t0)
+    sec = statistics.median(times[1:])
+    return dict(encoder=name, dtype=dtype, batch=batch, frames=frames, compile_s=compile_s, s_step=sec,
+                utt_s=batch / sec, gflop_step=flops / 1e9, gflop_s=flops / 1e9 / sec, xla_mem_gb=mem_gb,
+                peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--encoders", default=",".join(ENCODERS))
+    p.add_argument("--dtype", default="float32", help="comma-separated: float32,bfloat16")
+    p.add_argument("--batch_scale", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=3)
+    a = p.parse_args()
+    unknown = set(a.encoders.split(",")) - set(ENCODERS)
+    if unknown:
+        raise SystemExit(f"unknown --encoders {sorted(unknown)}; choose from {sorted(ENCODERS)}")
+    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, jax {jax.__version__}")
+    cols = ("encoder", "dtype", "batch", "frames", "compile_s", "s_step", "utt_s", "gflop_step", "gflop_s",
+            "xla_mem_gb", "peak_rss_gb")
+    print(" ".join(f"{c:>13}" for c in cols), flush=True)
+    for dtype in a.dtype.split(","):
+        for name in a.encoders.split(","):
+            r = run(name, dtype, a.batch_scale, a.steps)
+            print(" ".join(f"{r[c]:>13.4g}" if isinstance(r[c], float) else f"{r[c]:>13}" for c in cols), flush=True)
+
+
+if __name__ == "__main__":
+    main()
