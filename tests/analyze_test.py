@@ -15,9 +15,11 @@ from vgs_jax import config_lib
 from vgs_jax import input_pipeline
 from vgs_jax import train
 from vgs_jax.analysis import activations
+from vgs_jax.analysis import attention_words
 from vgs_jax.analysis import suite
 
-SMALL = suite.SuiteSettings(max_probe_frames=500, probe_max_iter=100, max_abx_items=150, max_rsa_utterances=20)
+SMALL = suite.SuiteSettings(max_probe_frames=500, probe_max_iter=100, max_abx_items=150, max_rsa_utterances=20,
+                            word_min_count=3, max_gating_trials=12)
 
 
 def _acts(phones, num_frames, *, start=0.03, step=0.03, speaker=0, dim=3, seed=0):
@@ -102,6 +104,8 @@ def test_extraction_matches_direct_model(trained_workdir):
         for layer in acts.layers:
             np.testing.assert_allclose(acts.frames[layer][i], np.asarray(out[layer][0, :n]), atol=2e-5)
         np.testing.assert_allclose(acts.pooled[i], np.asarray(out["pooled"][0]), atol=2e-5)
+        alpha = model.speech_encoder.pool.weights(out["gru_0"], out["mask"])
+        np.testing.assert_allclose(acts.attention[i], np.asarray(alpha[0, :n]).mean(axis=1), atol=1e-5)
         assert acts.meta[i]["caption_id"] == int(ex["caption_id"])
         assert all("ˈ" not in p for p, _, _ in acts.meta[i]["phones"])
     random = activations.extract(template, params["random"], config, split="validation", max_utterances=2,
@@ -129,7 +133,26 @@ def _check_report(report, workdir):
             assert row["abx_across"] is None or 0 <= row["abx_across"] <= 1
             b = row["boundaries"]
             assert 0 <= b["precision"] <= 1 and 0 <= b["recall"] <= 1 and 0 <= b["f1"] <= 1 and b["num_ref"] > 0
-    for name in ("probes", "abx", "boundaries", "rsa"):
+    assert report["analyses"] == list(suite.ANALYSES)
+    vocab = report["word_vocabulary"]
+    assert vocab and not set(vocab) & attention_words.FUNCTION_WORDS
+    for which in ("trained", "random"):
+        for layer in report["layers"]:
+            words = report[which][layer]["word_presence"]
+            assert sorted(words["words"]) == vocab
+            assert 0 <= words["macro"]["f1"] <= 1 and 0 <= words["macro"]["baseline_accuracy"] <= 1
+        classes = report["attention_words"][which]["classes"]
+        assert {"shape", "color", "function"} <= set(classes)
+        assert sum(c["share"] * c["utterances"] for c in classes.values()) == pytest.approx(24, abs=1e-3)
+        curve = report["gating"][which]
+        assert curve["num_trials"] == 12 and curve["num_images"] == 8 and len(curve["mean_rank"]) == 6
+        assert all(1 <= r <= 8 for r in curve["mean_rank"]) and all(0 <= r <= 1 for r in curve["r10"])
+    for name in ("localization", "lexicon", "vq_units", "heatmaps"):  # a GRU + pooled-image run has no maps
+        assert "not_applicable" in report[name]
+    for which in ("trained", "random"):
+        sem = report["semantics"][which]["retrieval"]
+        assert sem["num_queries"] == 24 and -1 <= sem["top_k"] <= 1 and -1 <= sem["random_k"] <= 1
+    for name in ("probes", "abx", "boundaries", "rsa", "word_presence", "gating", "attention_words", "semantics"):
         path = os.path.join(workdir, "analysis", f"{name}.png")
         assert os.path.getsize(path) > 1000
         assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
@@ -149,11 +172,15 @@ def test_analyze_library_then_binary(trained_workdir):
 
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     done = subprocess.run([sys.executable, "-m", "vgs_jax.analyze", f"--workdir={trained_workdir}",
-                           "--max_utterances=24"], env=env, capture_output=True, text=True, timeout=600)
+                           "--max_utterances=24", "--word_min_count=3", "--max_gating_trials=12"],
+                          env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert "first 24 captions" in lines[0] and lines[1].startswith("layer")
     assert [line.split()[0] for line in lines[2:5]] == ["conv", "gru_0", "pooled"]
+    assert lines[5].startswith("gating (12 words, 8 images") and any(l.startswith("shape ") for l in lines)
+    assert any(l.startswith("localization: not applicable") for l in lines)
+    assert any(l.startswith("semantics: relatedness top-5") for l in lines)
     assert lines[-1] == f"Wrote {os.path.join(trained_workdir, 'analysis', 'report.json')}"
     stored = json.load(open(os.path.join(trained_workdir, "analysis", "report.json")))
     assert stored["cache_reused"] == {"trained": True, "random": True} and os.path.getmtime(cache) == mtime
@@ -163,3 +190,38 @@ def test_analyze_library_then_binary(trained_workdir):
 def test_missing_checkpoint_is_named(trained_workdir):
     with pytest.raises(checkpointing.CheckpointError, match="No checkpoint for step 99"):
         activations.load_models(trained_workdir, 99)
+
+
+def test_subset_of_analyses_and_bad_names(trained_workdir, tmp_path):
+    out = str(tmp_path / "subset")
+    report = suite.analyze_workdir(trained_workdir, max_utterances=24, settings=SMALL, output_dir=out,
+                                   analyses=["attention", "rsa"])
+    assert report["analyses"] == ["rsa", "attention"] and "gating" not in report
+    assert set(report["plots"]) == {"rsa", "attention"} and "local_probe" not in report["trained"]["conv"]
+    assert sorted(os.listdir(out)) == ["attention_words.png", "report.json", "rsa.png"]
+    assert "-/-" in suite.format_table(report)
+    with pytest.raises(ValueError, match="Unknown analyses.*'abxx'"):
+        suite.check_analyses(["abxx", "rsa"])
+
+
+def test_wav_list_binary(trained_workdir, tmp_path):
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    for name, n in (("a.wav", 8000), ("b.wav", 12000)):
+        soundfile.write(str(tmp_path / name), rng.integers(-4000, 4000, n).astype(np.int16), 16000, subtype="PCM_16")
+    (tmp_path / "list.txt").write_text("a.wav\nb.wav\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = str(tmp_path / "acts")
+    done = subprocess.run([sys.executable, "-m", "vgs_jax.analyze", f"--workdir={trained_workdir}",
+                           f"--wav_list={tmp_path / 'list.txt'}", f"--output_dir={out}"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained = activations.load(os.path.join(out, "wav_activations_trained.npz"))
+    random = activations.load(os.path.join(out, "wav_activations_random.npz"))
+    assert [os.path.basename(m["path"]) for m in trained.meta] == ["a.wav", "b.wav"]
+    assert trained.layers == ["conv", "gru_0"] and len(trained.frames["gru_0"]) == 2
+    assert not np.allclose(trained.frames["gru_0"][0], random.frames["gru_0"][0])
+    (tmp_path / "bad.txt").write_text("a.wav\nmissing.wav\n")
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        activations.extract_wav_list(trained_workdir, str(tmp_path / "bad.txt"), output_dir=out)

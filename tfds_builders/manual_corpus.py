@@ -402,6 +402,17 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         self.skip_corrupt = skip_corrupt
         self.build_summary = BuildSummary(self.name)
 
+    def nonempty(self, split: str, examples):
+        """Passes `examples` through; a split left empty (everything skipped) is a clear error
+        instead of TFDS's bare "No examples were yielded"."""
+        n = 0
+        for n, item in enumerate(examples, 1):
+            yield item
+        if n == 0:
+            raise ValueError(f"{self.name}: split {split!r} has no usable examples (every item was "
+                             f"missing, corrupt or skipped); fix the corpus files.\n"
+                             f"{self.build_summary.report()}")
+
     def corpus_root(self, dl_manager) -> str:
         """The folder holding this corpus (see `corpus_dir`)."""
         return corpus_dir(dl_manager, self.name, os.fspath(self.data_dir_root))

@@ -209,8 +209,7 @@ def evaluate_checkpoint(
     """
     step, config, template, params = restore_model(workdir, checkpoint)
     data = config.dataset
-    source = input_pipeline.open_split(data.name, split, data_dir=data.data_dir, image_key=data.image_key,
-                                       image_features_model=data.get("image_features_model"))
+    source = input_pipeline.open_config_split(data, split)
     results = evaluate_split(
         template,
         params,

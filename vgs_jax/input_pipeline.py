@@ -111,7 +111,14 @@ def open_split(name: str, split: str, *, data_dir: str,
     return source
 
 
-# ---- Precomputed image vectors (owned with vgs_jax/image_feature_store.py) -------------------
+def open_config_split(data_config, split: str, *, build_if_missing: bool = False) -> Sequence[dict]:
+    """`open_split` for a config's `dataset` fields (name, data_dir, image_key, image_features_model)."""
+    return open_split(data_config.name, split, data_dir=data_config.data_dir, build_if_missing=build_if_missing,
+                      image_key=data_config.image_key,
+                      image_features_model=data_config.get("image_features_model"))
+
+
+# ---- Precomputed image vectors (see vgs_jax/image_feature_store.py) -------------------
 
 def _join_image_features(source, dataset_dir: str, name: str, data_dir: str,
                          model: str | None) -> Sequence[dict]:

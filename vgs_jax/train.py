@@ -269,13 +269,9 @@ class Trainer:
                 f"devices; use a multiple such as {self.mesh.size * max(1, config.batch_size // self.mesh.size)}."
             )
         data = config.dataset
-        images = dict(image_key=data.image_key, image_features_model=data.image_features_model)
-        self.train_source = input_pipeline.open_split(
-            data.name, data.train_split, data_dir=data.data_dir, build_if_missing=data.build_if_missing, **images
-        )
-        self.eval_source = input_pipeline.open_split(
-            data.name, data.eval_split, data_dir=data.data_dir, build_if_missing=False, **images
-        )
+        self.train_source = input_pipeline.open_config_split(
+            data, data.train_split, build_if_missing=data.build_if_missing)
+        self.eval_source = input_pipeline.open_config_split(data, data.eval_split)
         self.steps_per_epoch = len(self.train_source) // config.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(

@@ -193,17 +193,6 @@ class Builder(manual_corpus.ManualCorpusBuilder):
             description=__doc__, features=tfds.features.FeaturesDict(features),
             supervised_keys=None, citation=_CITATION)
 
-    def _nonempty(self, split, examples):
-        """Passes `examples` through; a split left empty (everything skipped) is a clear error
-        instead of TFDS's bare "No examples were yielded"."""
-        n = 0
-        for n, item in enumerate(examples, 1):
-            yield item
-        if n == 0:
-            raise ValueError(f"{CORPUS}: split {split!r} has no usable examples (every item was "
-                             f"missing, corrupt or skipped); fix the corpus files.\n"
-                             f"{self.build_summary.report()}")
-
     def _split_generators(self, dl_manager):
         config = self.builder_config
         root = self.corpus_root(dl_manager)
@@ -222,10 +211,10 @@ class Builder(manual_corpus.ManualCorpusBuilder):
             english_by_image = {}
             for c in meta[config.english_dir]:
                 english_by_image.setdefault(c.image, c)
-            return {split: self._nonempty(split, self._generate_bilingual(
+            return {split: self.nonempty(split, self._generate_bilingual(
                 meta[config.hindi_dir], english_by_image, split, ctx)) for split, _ in SPLITS}
         lang_dir = dirs[0]
-        return {split: self._nonempty(split, self._generate_examples(meta[lang_dir], lang_dir,
+        return {split: self.nonempty(split, self._generate_examples(meta[lang_dir], lang_dir,
                                                                      split, ctx))
                 for split, _ in SPLITS}
 

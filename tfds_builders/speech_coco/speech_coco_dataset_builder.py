@@ -156,17 +156,6 @@ class Builder(manual_corpus.ManualCorpusBuilder):
             }),
             supervised_keys=None, citation=_CITATION)
 
-    def _nonempty(self, split, examples):
-        """Passes `examples` through; a split left empty (everything skipped) is a clear error
-        instead of TFDS's bare "No examples were yielded"."""
-        n = 0
-        for n, item in enumerate(examples, 1):
-            yield item
-        if n == 0:
-            raise ValueError(f"{CORPUS}: split {split!r} has no usable examples (every item was "
-                             f"missing, corrupt or skipped); fix the corpus files.\n"
-                             f"{self.build_summary.report()}")
-
     def _index(self, root: str) -> list[_Item]:
         """Pairs each JSON with its WAV by name; unpaired files are errors (or skipped)."""
         speech = os.path.join(root, self.builder_config.speech_dir)
@@ -233,7 +222,7 @@ class Builder(manual_corpus.ManualCorpusBuilder):
                 by_split[split].append(item)
         for split in by_split:  # images together, then caption order: stable across builds
             by_split[split].sort(key=lambda it: (it.image_id, it.caption_id))
-        return {split: self._nonempty(split, self._generate_examples(root, split, its, names))
+        return {split: self.nonempty(split, self._generate_examples(root, split, its, names))
                 for split, its in by_split.items()}
 
     def _generate_examples(self, root, split, items, names):  # pylint: disable=W0221

@@ -157,17 +157,6 @@ class Builder(manual_corpus.ManualCorpusBuilder):
             }),
             supervised_keys=None, citation=_CITATION)
 
-    def _nonempty(self, split, examples):
-        """Passes `examples` through; a split left empty (everything skipped) is a clear error
-        instead of TFDS's bare "No examples were yielded"."""
-        n = 0
-        for n, item in enumerate(examples, 1):
-            yield item
-        if n == 0:
-            raise ValueError(f"{CORPUS}: split {split!r} has no usable examples (every item was "
-                             f"missing, corrupt or skipped); fix the corpus files.\n"
-                             f"{self.build_summary.report()}")
-
     def _split_generators(self, dl_manager):
         root = self.corpus_root(dl_manager)
         manual_corpus.require_files(root, ["dataset.json", AUDIO_FILE], corpus=CORPUS,
@@ -193,7 +182,7 @@ class Builder(manual_corpus.ManualCorpusBuilder):
                                FileNotFoundError(f"no line with this sentid in {audio_path}"))
         align_path = os.path.join(root, ALIGNMENT_FILE)
         alignments = load_alignments(align_path) if os.path.exists(align_path) else {}
-        return {split: self._nonempty(split, self._generate_examples(root, split, sentences,
+        return {split: self.nonempty(split, self._generate_examples(root, split, sentences,
                                                                      alignments))
                 for split in SPLITS}
 

@@ -5,8 +5,22 @@
 (`nnx.Rngs(config.seed)`), the baseline analyses must report (sota-and-metrics.md D.3).
 `extract` runs `PlataleaSpeechEncoder.frame_outputs` over the first N captions of a split and
 keeps, per utterance, the valid frames of every layer ("conv", "gru_0", ...), the attention-pooled
-vector ("pooled"), the frame times and the alignments. `load_or_extract` caches the result in
-`workdir/analysis/activations_<which>_<split>.npz` and reuses it when its key matches.
+vector ("pooled"), the frame-level attention of the pooling (the mean over dimensions of the
+vectorial attention weights, see `attention_words`), the frame times and the alignments.
+`load_or_extract` caches the result in `workdir/analysis/activations_<which>_<split>.npz` and
+reuses it when its key matches.
+
+`extract_wav_list` does the same for a list of WAV files (one path per line; no alignments):
+`python -m vgs_jax.analyze --workdir=DIR --wav_list=FILE` writes
+`<output_dir>/wav_activations_<trained|random>.npz` with every layer and every frame's time.
+WAVs are read with soundfile, averaged to mono and resampled to 16 kHz
+(`scipy.signal.resample_poly`) when needed; a missing, unreadable or empty file raises an error
+naming it.
+
+The .npz layout (`save`): ``layer/<name>`` the frames of all utterances concatenated
+``[sum T_i, D]``, ``lengths [N]``, ``frame_times [sum T_i]`` (seconds, same layout),
+``attention [sum T_i]``, ``pooled [N, D]``, ``times`` = (frame_start, frame_step), and JSON
+``meta`` and ``key``.
 
 Frame times (seconds): feature frame t of the ``platalea_mfcc`` recipe covers samples
 [160 t - 120, 160 t + 280), so its centre is 0.01 t + 0.005 s (the centred recipes: 0.01 t).
@@ -21,6 +35,9 @@ import json
 import os
 from typing import Sequence
 
+import scipy.signal
+import soundfile
+
 import jax
 import ml_collections
 import numpy as np
@@ -30,7 +47,8 @@ from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 
 WHICH = ("trained", "random")
-CACHE_VERSION = 1
+FRAME_OUTPUT_ENCODERS = ("platalea_gru",)  # speech encoders with per-layer `frame_outputs`
+CACHE_VERSION = 2
 _STRESS = str.maketrans("", "", "ˈˌ")
 
 
@@ -70,8 +88,10 @@ class Activations:
     pooled: ``[N, D]`` float32, the encoder's attention-pooled output.
     frame_step, frame_start: frame j of utterance i is centred at ``frame_start + j * frame_step`` s.
     meta: per utterance {"caption_id", "speaker_id", "text", "phones": [(phone, start, end)],
-      "words": [(word, start, end)]} with times in seconds and phones without stress marks.
+      "words": [(word, start, end)]} with times in seconds and phones without stress marks
+      (for WAV lists: {"path", "num_samples", "sample_rate"}, no alignments).
     key: what the activations were computed from (checkpoint, split, sizes), for the cache.
+    attention: per utterance ``[T_i]`` float32, the pooling's frame weights (sum to 1), or None.
     """
 
     frames: dict[str, list[np.ndarray]]
@@ -80,6 +100,7 @@ class Activations:
     frame_start: float
     meta: list[dict]
     key: dict
+    attention: list[np.ndarray] | None = None
 
     @property
     def layers(self) -> list[str]:
@@ -97,12 +118,15 @@ class Activations:
         return np.stack([f.astype(np.float64).mean(axis=0) for f in self.frames[layer]])
 
 
-def load_models(workdir: str, checkpoint: str | int = "best"):
-    """Restores `checkpoint` of `workdir`; returns (step, config, template, {"trained", "random"} params)."""
+def load_models(workdir: str, checkpoint: str | int = "best", *, require_frame_outputs: bool = True):
+    """Restores `checkpoint` of `workdir`; returns (step, config, template, {"trained", "random"} params).
+
+    With `require_frame_outputs`, a speech encoder outside FRAME_OUTPUT_ENCODERS raises ValueError.
+    """
     step, config, template, trained = evaluation.restore_model(workdir, checkpoint)
-    if config.model.speech_encoder != "platalea_gru":
-        raise ValueError(f"Analysis needs the 'platalea_gru' speech encoder (frame_outputs); the run in "
-                         f"{workdir} uses {config.model.speech_encoder!r}.")
+    if require_frame_outputs and config.model.speech_encoder not in FRAME_OUTPUT_ENCODERS:
+        raise ValueError(f"Layer activations need a speech encoder with frame_outputs {list(FRAME_OUTPUT_ENCODERS)}; "
+                         f"the run in {workdir} uses {config.model.speech_encoder!r}.")
     return step, config, template, {"trained": trained, "random": template.initial_params}
 
 
@@ -110,7 +134,11 @@ def load_models(workdir: str, checkpoint: str | int = "best"):
 def _frame_fn(template):
     @jax.jit
     def run(params, audio, mask):
-        return template.merge(params).speech_encoder.frame_outputs(audio, mask)
+        encoder = template.merge(params).speech_encoder
+        out = encoder.frame_outputs(audio, mask)
+        top = out[f"gru_{len(encoder.grus) - 1}"]
+        out["attention"] = encoder.pool.weights(top, out["mask"]).mean(axis=-1)  # [B, T'], sums to 1
+        return out
 
     return run
 
@@ -161,7 +189,7 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
     if max_utterances < 2:
         raise ValueError(f"max_utterances must be >= 2, got {max_utterances}.")
     data = config.dataset
-    source = input_pipeline.open_split(data.name, split, data_dir=data.data_dir)
+    source = input_pipeline.open_config_split(data, split)
     n = min(max_utterances, len(source))
     head = _Head(source, n)
     mesh = input_pipeline.data_mesh()
@@ -169,7 +197,7 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
     batch_size = -(-batch_size // mesh.size) * mesh.size
     run = _frame_fn(template)
     frames: dict[str, list[np.ndarray]] = {}
-    pooled = []
+    pooled, attention = [], []
     for batch in input_pipeline.make_eval_batches(
             head, batch_size=batch_size, featurize=input_pipeline.make_featurizer(config.features.recipe),
             max_frames=config.features.max_frames, bucket_boundaries=config.features.bucket_boundaries,
@@ -183,22 +211,30 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
                 raise ValueError(f"caption_id={batch['caption_id'][r]} is shorter than the conv kernel; "
                                  "it has no frames to analyse.")
             for name, value in out.items():
-                if name not in ("mask", "pooled"):
+                if name not in ("mask", "pooled", "attention"):
                     frames.setdefault(name, []).append(value[r, :lengths[r]].astype(np.float32))
             pooled.append(out["pooled"][r].astype(np.float32))
-    speech = config.model.speech
+            attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
     return Activations(
-        frames=frames, pooled=np.stack(pooled),
+        frames=frames, pooled=np.stack(pooled), attention=attention, **_frame_clock(config),
+        meta=read_metadata(source, n), key=key)
+
+
+def _frame_clock(config) -> dict[str, float]:
+    speech = config.model.speech
+    return dict(
         frame_step=speech.conv_stride * audio_features.HOP / audio_features.SAMPLE_RATE,
         frame_start=float(layer_frame_times(1, kernel=speech.conv_kernel, stride=speech.conv_stride,
-                                            feature_offset=feature_frame_offset(config.features.recipe))[0]),
-        meta=read_metadata(source, n), key=key)
+                                            feature_offset=feature_frame_offset(config.features.recipe))[0]))
 
 
 def save(path: str, acts: Activations) -> None:
     """Writes `acts` to an .npz (atomically): ragged layers as concatenated frames plus lengths."""
     arrays = {f"layer/{name}": np.concatenate(value) for name, value in acts.frames.items()}
     arrays["lengths"] = np.array([len(f) for f in next(iter(acts.frames.values()))], np.int64)
+    arrays["frame_times"] = np.concatenate([acts.frame_times(i) for i in range(len(arrays["lengths"]))])
+    if acts.attention is not None:
+        arrays["attention"] = np.concatenate(acts.attention)
     arrays["pooled"] = acts.pooled
     arrays["times"] = np.array([acts.frame_start, acts.frame_step])
     arrays["meta"] = np.array(json.dumps(acts.meta))
@@ -215,11 +251,12 @@ def load(path: str) -> Activations:
         lengths = z["lengths"]
         cuts = np.cumsum(lengths)[:-1]
         frames = {k.removeprefix("layer/"): np.split(z[k], cuts) for k in z.files if k.startswith("layer/")}
-        meta = [{**m, "phones": [tuple(p) for p in m["phones"]], "words": [tuple(w) for w in m["words"]]}
+        meta = [{**m, **{k: [tuple(x) for x in m[k]] for k in ("phones", "words") if k in m}}
                 for m in json.loads(str(z["meta"]))]
         start, step = (float(v) for v in z["times"])
+        attention = np.split(z["attention"], cuts) if "attention" in z.files else None
         return Activations(frames=frames, pooled=z["pooled"], frame_step=step, frame_start=start,
-                           meta=meta, key=json.loads(str(z["key"])))
+                           meta=meta, key=json.loads(str(z["key"])), attention=attention)
 
 
 def cache_path(workdir: str, which: str, split: str) -> str:
@@ -227,13 +264,14 @@ def cache_path(workdir: str, which: str, split: str) -> str:
 
 
 def load_or_extract(workdir: str, *, checkpoint: str | int = "best", split: str = "validation",
-                    max_utterances: int = 200, batch_size: int | None = None
+                    max_utterances: int = 200, batch_size: int | None = None, models: tuple | None = None
                     ) -> tuple[int, ml_collections.ConfigDict, dict[str, Activations], dict[str, bool]]:
     """Trained and random-init activations of `split`, from the cache when its key matches.
 
+    `models`: what `load_models(workdir, checkpoint)` returned, to avoid restoring twice.
     Returns (step, config, {"trained": acts, "random": acts}, {"trained": reused, "random": reused}).
     """
-    step, config, template, params = load_models(workdir, checkpoint)
+    step, config, template, params = models or load_models(workdir, checkpoint)
     out, reused = {}, {}
     for which in WHICH:
         key = {"version": CACHE_VERSION, "which": which, "step": int(step), "split": split,
@@ -251,3 +289,89 @@ def load_or_extract(workdir: str, *, checkpoint: str | int = "best", split: str 
         reused[which] = False
         save(path, out[which])
     return step, config, out, reused
+
+
+def read_wav(path: str) -> np.ndarray:
+    """A WAV (or any soundfile format) as int16 ``[n]`` mono at 16 kHz; errors name the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"WAV file {path!r} does not exist; fix the path in the --wav_list file.")
+    try:
+        data, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
+        raise ValueError(f"Cannot read audio file {path!r} ({e}); is it a valid WAV?") from e
+    if data.shape[0] == 0:
+        raise ValueError(f"WAV file {path!r} has no samples; remove it from the list.")
+    x = data.mean(axis=1)
+    if rate != audio_features.SAMPLE_RATE:
+        g = np.gcd(int(rate), audio_features.SAMPLE_RATE)
+        x = scipy.signal.resample_poly(x, audio_features.SAMPLE_RATE // g, int(rate) // g)
+    return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def read_wav_list(list_path: str) -> list[str]:
+    """Paths of a WAV list file: one per line, blank lines and lines starting with '#' skipped;
+    relative paths are relative to the list's folder."""
+    if not os.path.isfile(list_path):
+        raise FileNotFoundError(f"WAV list {list_path!r} does not exist.")
+    base = os.path.dirname(os.path.abspath(list_path))
+    with open(list_path) as f:
+        paths = [os.path.join(base, line.strip()) for line in f if line.strip() and not line.startswith("#")]
+    if not paths:
+        raise ValueError(f"WAV list {list_path!r} names no files; write one path per line.")
+    return paths
+
+
+def extract_wavs(template, params: dict, config: ml_collections.ConfigDict, paths: Sequence[str], *,
+                 key: dict, batch_size: int = 16, pad_multiple: int = 64) -> Activations:
+    """`frame_outputs` of every file in `paths` (see `read_wav`); meta holds path and length, no alignments."""
+    recipe = config.features.recipe
+    pad, dim = audio_features.pad_value(recipe), audio_features.num_features(recipe)
+    waves = [read_wav(p) for p in paths]  # read all first: a bad file fails before any compute
+    feats = []
+    for path, wave in zip(paths, waves):
+        if len(wave) < audio_features.WINDOW:
+            raise ValueError(f"WAV file {path!r} is {len(wave)} samples at 16 kHz, shorter than one 25 ms "
+                             "analysis window; remove it from the list.")
+        feats.append(audio_features.compute(wave, recipe))
+    run = _frame_fn(template)
+    frames: dict[str, list[np.ndarray]] = {}
+    pooled, attention = [], []
+    for lo in range(0, len(feats), batch_size):
+        chunk = feats[lo:lo + batch_size]
+        t = -(-max(len(f) for f in chunk) // pad_multiple) * pad_multiple
+        audio = np.full((batch_size, t, dim), pad, np.float32)
+        mask = np.zeros((batch_size, t), bool)
+        for r, f in enumerate(chunk):
+            audio[r, :len(f)], mask[r, :len(f)] = f, True
+        out = {k: np.asarray(v) for k, v in run(params, audio, mask).items()}
+        lengths = out["mask"].sum(axis=1)
+        for r in range(len(chunk)):
+            if lengths[r] < 1:
+                raise ValueError(f"WAV file {paths[lo + r]!r} is shorter than the conv kernel; it has no frames.")
+            for name, value in out.items():
+                if name not in ("mask", "pooled", "attention"):
+                    frames.setdefault(name, []).append(value[r, :lengths[r]].astype(np.float32))
+            pooled.append(out["pooled"][r].astype(np.float32))
+            attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
+    meta = [{"path": os.path.abspath(p), "num_samples": int(len(w)), "sample_rate": audio_features.SAMPLE_RATE}
+            for p, w in zip(paths, waves)]
+    return Activations(frames=frames, pooled=np.stack(pooled), attention=attention, **_frame_clock(config),
+                       meta=meta, key=key)
+
+
+def extract_wav_list(workdir: str, wav_list: str, *, checkpoint: str | int = "best",
+                     output_dir: str | None = None) -> dict[str, str]:
+    """Trained and random-init activations of the files in `wav_list`, written to
+    ``<output_dir>/wav_activations_<which>.npz`` (default `workdir/analysis`); returns the paths."""
+    paths = read_wav_list(wav_list)
+    for path in paths:  # fail on a bad file before restoring anything
+        read_wav(path)
+    step, config, template, params = load_models(workdir, checkpoint)
+    output_dir = output_dir or os.path.join(workdir, "analysis")
+    out = {}
+    for which in WHICH:
+        key = {"version": CACHE_VERSION, "which": which, "step": int(step), "wav_list": os.path.abspath(wav_list)}
+        acts = extract_wavs(template, params[which], config, paths, key=key)
+        out[which] = os.path.join(output_dir, f"wav_activations_{which}.npz")
+        save(out[which], acts)
+    return out

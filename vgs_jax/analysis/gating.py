@@ -259,7 +259,7 @@ def gating_for_models(models, meta: list[dict], split: str, *, fractions: Sequen
     """
     _, config, template, params = models
     data = config.dataset
-    source = input_pipeline.open_split(data.name, split, data_dir=data.data_dir)
+    source = input_pipeline.open_config_split(data, split)
     if "objects" not in source[0]:
         return {"skipped": f"dataset {data.name!r} has no object labels to define a word's concept"}
     _, pixels, concepts = split_images(source, image_key=data.image_key)

@@ -19,7 +19,26 @@ the trained model and of the same model at random initialisation (sota-and-metri
   on the first half of the utterances and scored on the second half (one-to-one matching,
   ``tolerance`` seconds). References are the internal phone boundaries of each utterance.
 
-A metric that cannot be computed on the data (e.g. no across-speaker ABX groups) is None.
+* ``word_presence``: per word type of the vocabulary (content words with >= ``word_min_count``
+  occurrences; `attention_words.FUNCTION_WORDS` excluded), a binary presence probe from the
+  mean-pooled layer (`word_presence`); macro and per-word accuracy/F1 vs the majority baseline.
+
+Word-level analyses outside the layer table (`report["attention_words"]`, `report["gating"]`):
+
+* ``attention``: the pooling's frame attention summed per word and averaged per word class, vs
+  the share duration alone predicts (`attention_words`).
+* ``gating``: image retrieval rank of a shape/colour word's concept when the caption is cut at
+  ``gating_fractions`` of the word (`gating`); needs the model, so only `analyze_workdir` runs it,
+  and only on corpora with object labels (spoken_shapes; otherwise the entry says why it was skipped).
+
+The layer analyses (`LAYER_ANALYSES`) need per-layer frame outputs, which only the "platalea_gru"
+encoder has (`activations.FRAME_OUTPUT_ENCODERS`); for other encoders `analyze_workdir` reports
+them as not applicable (``report["layer_analyses"]``). The matchmap, VQ-unit and semantic analyses
+(`map_analyses.MAP_ANALYSES`) run on the model itself; see `vgs_jax.analysis.map_analyses`.
+
+`ANALYSES` names what `analyses=` (and `analyze --analyses`) can select; "probes" is the local and
+global phone probes. A metric that cannot be computed on the data (e.g. no across-speaker ABX
+groups, no word frequent enough) is None.
 """
 
 import dataclasses
@@ -33,9 +52,16 @@ from sklearn.exceptions import ConvergenceWarning
 
 from vgs_jax.analysis import abx
 from vgs_jax.analysis import activations as activations_lib
+from vgs_jax.analysis import attention_words
 from vgs_jax.analysis import boundaries
+from vgs_jax.analysis import gating
+from vgs_jax.analysis import map_analyses
 from vgs_jax.analysis import probes
 from vgs_jax.analysis import rsa
+from vgs_jax.analysis import word_presence
+
+LAYER_ANALYSES = ("probes", "abx", "rsa", "boundaries", "word_presence", "attention")
+ANALYSES = ("probes", "abx", "rsa", "boundaries", "word_presence", "gating", "attention") + map_analyses.MAP_ANALYSES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,15 +78,23 @@ class SuiteSettings:
     max_rsa_utterances: int = 200
     tolerance: float = 0.02
     threshold_quantiles: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 0.95, 20), 2).tolist())
+    word_min_count: int = 10
+    gating_fractions: tuple[float, ...] = gating.DEFAULT_FRACTIONS
+    gating_context: str = "utterance"
+    max_gating_trials: int = 200
     seed: int = 0
 
     def __post_init__(self):
         if not 0.0 < self.train_fraction < 1.0:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}.")
         for name in ("max_probe_frames", "max_abx_items", "abx_max_size_group", "abx_max_x_across",
-                     "probe_max_iter"):
+                     "probe_max_iter", "word_min_count", "max_gating_trials"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.gating_context not in gating.CONTEXTS:
+            raise ValueError(f"gating_context must be one of {gating.CONTEXTS}, got {self.gating_context!r}.")
+        if not self.gating_fractions or any(not 0.0 <= f <= 1.0 for f in self.gating_fractions):
+            raise ValueError(f"gating_fractions must be non-empty fractions in [0, 1], got {self.gating_fractions}.")
         if self.max_rsa_utterances < 3:
             raise ValueError(f"max_rsa_utterances must be >= 3, got {self.max_rsa_utterances}.")
 
@@ -179,52 +213,100 @@ def boundary_scores(acts, layer: str, settings: SuiteSettings) -> dict:
     return {**scores, "threshold": best, "threshold_quantile": quantile}
 
 
-def run_suite(acts: dict[str, activations_lib.Activations], settings: SuiteSettings = SuiteSettings()) -> dict:
-    """All analyses for each model in `acts` ({"trained": ..., "random": ...}).
+def check_analyses(analyses) -> tuple[str, ...]:
+    """`analyses` as a tuple in `ANALYSES` order; unknown names raise ValueError listing the valid ones."""
+    analyses = tuple(analyses)
+    unknown = sorted(set(analyses) - set(ANALYSES))
+    if unknown or not analyses:
+        raise ValueError(f"Unknown analyses {unknown or analyses}; choose from {list(ANALYSES)}.")
+    return tuple(a for a in ANALYSES if a in analyses)
 
-    Returns {"settings", "num_utterances", "layers", "seconds", <which>: {layer: {metric: ...}}}.
-    Frame layers get every metric; "pooled" only global_probe and rsa.
+
+def word_presence_scores(acts, layer: str, vocab: list[str], n_train: int, settings: SuiteSettings) -> dict | None:
+    """Word-presence probe of mean-pooled `layer` (None if the vocabulary is empty)."""
+    if not vocab:
+        return None
+    y = word_presence.presence_targets([[w for w, _, _ in m["words"]] for m in acts.meta], vocab)
+    x = acts.mean_pooled(layer)
+    return word_presence.word_presence_probe(x[:n_train], y[:n_train], x[n_train:], y[n_train:], vocab,
+                                             c=settings.probe_c, max_iter=settings.probe_max_iter,
+                                             seed=settings.seed)
+
+
+def attention_scores(acts) -> dict | None:
+    """`attention_words.attention_by_class` of the pooling attention (None if not extracted)."""
+    if acts.attention is None:
+        return None
+    classes = attention_words.word_classes()
+    return attention_words.attention_by_class(
+        acts.attention, [acts.frame_times(i) for i in range(len(acts.meta))], [m["words"] for m in acts.meta],
+        lambda w: attention_words.classify(w, classes))
+
+
+def run_suite(acts: dict[str, activations_lib.Activations], settings: SuiteSettings = SuiteSettings(),
+              analyses=ANALYSES) -> dict:
+    """The selected layer analyses (`LAYER_ANALYSES`; others are ignored) for each model in `acts`.
+
+    Returns {"settings", "analyses", "num_utterances", "layers", "seconds", <which>: {layer: {metric: ...}}}
+    plus "word_vocabulary" and "attention_words": {which: ...} when selected. Frame layers get every
+    metric; "pooled" only global_probe, rsa and word_presence.
     """
+    analyses = check_analyses(analyses)
     with warnings.catch_warnings():  # probes stop at probe_max_iter by design
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return _run_suite(acts, settings)
+        return _run_suite(acts, settings, analyses)
 
 
-def _run_suite(acts, settings: SuiteSettings) -> dict:
-    report = {"settings": dataclasses.asdict(settings), "seconds": {}}
+def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict:
+    report = {"settings": dataclasses.asdict(settings), "analyses": list(analyses), "seconds": {}}
     for which, a in acts.items():
         n = len(a.meta)
         if n < 4:
             raise ValueError(f"{which}: {n} utterances are too few to analyse; use max_utterances >= 4.")
         n_train = min(max(int(round(settings.train_fraction * n)), 1), n - 1)
-        labels = phone_frame_labels(a)
-        items = abx_items(a, settings)
+        labels = phone_frame_labels(a) if "probes" in analyses else None
+        items = abx_items(a, settings) if "abx" in analyses else None
         m_rsa = min(n, settings.max_rsa_utterances)
-        edit = rsa.edit_distance_matrix([[p for p, _, _ in m["phones"]] for m in a.meta[:m_rsa]])
+        if "rsa" in analyses:
+            edit = rsa.edit_distance_matrix([[p for p, _, _ in m["phones"]] for m in a.meta[:m_rsa]])
+        vocab = word_presence.vocabulary([[w for w, _, _ in m["words"]] for m in a.meta],
+                                         min_count=settings.word_min_count, exclude=attention_words.FUNCTION_WORDS)
         report["num_utterances"], report["layers"] = n, a.layers + ["pooled"]
         report[which] = {}
-        timing = dict.fromkeys(("local_probe", "global_probe", "abx", "rsa", "boundaries"), 0.0)
+        timing = dict.fromkeys(("local_probe", "global_probe", "abx", "rsa", "boundaries", "word_presence",
+                                "attention"), 0.0)
+
+        def timed(name, fn):
+            clock = time.perf_counter()
+            value = fn()
+            timing[name] += time.perf_counter() - clock
+            return value
+
         for layer in a.layers + ["pooled"]:
-            row, clock = {}, time.perf_counter()
-            if layer != "pooled":
-                row["local_probe"] = local_probe(a, layer, labels, n_train, settings)
-                timing["local_probe"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            row["global_probe"] = global_probe(a, layer, n_train, settings)
-            timing["global_probe"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            if layer != "pooled":
-                row.update({f"abx_{k}": v for k, v in abx_scores(a, layer, items, settings).items()})
+            row, frame_layer = {}, layer != "pooled"
+            if "probes" in analyses:
+                if frame_layer:
+                    row["local_probe"] = timed("local_probe", lambda: local_probe(a, layer, labels, n_train, settings))
+                row["global_probe"] = timed("global_probe", lambda: global_probe(a, layer, n_train, settings))
+            if "abx" in analyses and frame_layer:
+                scores = timed("abx", lambda: abx_scores(a, layer, items, settings))
+                row.update({f"abx_{k}": v for k, v in scores.items()})
                 row["abx_items"] = len(items)
-            timing["abx"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            row["rsa"] = rsa.rsa_scores(rsa.cosine_distance_matrix(a.mean_pooled(layer)[:m_rsa]), edit)
-            timing["rsa"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            if layer != "pooled":
-                row["boundaries"] = boundary_scores(a, layer, settings)
-            timing["boundaries"] += time.perf_counter() - clock
+            if "rsa" in analyses:
+                row["rsa"] = timed("rsa", lambda: rsa.rsa_scores(
+                    rsa.cosine_distance_matrix(a.mean_pooled(layer)[:m_rsa]), edit))
+            if "boundaries" in analyses and frame_layer:
+                row["boundaries"] = timed("boundaries", lambda: boundary_scores(a, layer, settings))
+            if "word_presence" in analyses:
+                row["word_presence"] = timed("word_presence",
+                                             lambda: word_presence_scores(a, layer, vocab, n_train, settings))
             report[which][layer] = row
+        if "word_presence" in analyses:
+            report["word_vocabulary"] = vocab
+        if "attention" in analyses:
+            clock = time.perf_counter()
+            report.setdefault("attention_words", {})[which] = attention_scores(a)
+            timing["attention"] += time.perf_counter() - clock
         report["seconds"][which] = {k: round(v, 2) for k, v in timing.items()}
     return report
 
@@ -233,41 +315,98 @@ def _fmt(value, scale: float = 100.0) -> str:
     return "-" if value is None or not np.isfinite(value) else f"{scale * value:.1f}"
 
 
+def _get(row, *keys):
+    for key in keys:
+        row = row.get(key) if isinstance(row, dict) else None
+    return row
+
+
 def format_table(report: dict) -> str:
-    """Layer-by-layer table, "trained/random" in each cell (percent, RSA x100)."""
-    cols = ("phone acc", "phone RER", "presence acc", "ABX within", "ABX across", "RSA r", "bound F1",
-            "R-value")
-
-    def cells(row):
-        local, bound = row.get("local_probe"), row.get("boundaries")
-        return (local and local["accuracy"], local and local["rer"], row["global_probe"]["accuracy"],
-                row.get("abx_within"), row.get("abx_across"), row["rsa"]["pearson"],
-                bound and bound["f1"], bound and bound["r_value"])
-
+    """Layer-by-layer table, "trained/random" in each cell (percent, RSA x100); "-" where not run."""
+    cols = {"phone acc": ("local_probe", "accuracy"), "phone RER": ("local_probe", "rer"),
+            "presence acc": ("global_probe", "accuracy"), "ABX within": ("abx_within",),
+            "ABX across": ("abx_across",), "RSA r": ("rsa", "pearson"), "bound F1": ("boundaries", "f1"),
+            "R-value": ("boundaries", "r_value"), "word F1": ("word_presence", "macro", "f1")}
     lines = [f"{'layer':<8}" + "".join(f"{c:>14}" for c in cols)]
     for layer in report["layers"]:
-        t, r = cells(report["trained"][layer]), cells(report["random"][layer])
-        lines.append(f"{layer:<8}" + "".join(f"{_fmt(a) + '/' + _fmt(b):>14}" for a, b in zip(t, r)))
+        cells = [_fmt(_get(report["trained"][layer], *k)) + "/" + _fmt(_get(report["random"][layer], *k))
+                 for k in cols.values()]
+        lines.append(f"{layer:<8}" + "".join(f"{c:>14}" for c in cells))
+    return "\n".join(lines)
+
+
+def format_word_analyses(report: dict) -> str:
+    """Gating (mean rank and R@10 per gate) and attention share per word class, trained/random."""
+    lines = []
+    gate = report.get("gating")
+    if gate and "skipped" in gate:
+        lines.append(f"gating skipped: {gate['skipped']}")
+    elif gate:
+        t, r = gate["trained"], gate["random"]
+        lines.append(f"gating ({t['num_trials']} words, {t['num_images']} images, context {t['context']}; "
+                     f"chance R@10 {100 * t['chance_r10']:.1f}):")
+        lines.append(f"{'gate':<8}{'mean rank':>16}{'R@10':>14}")
+        for g, f in enumerate(t["fractions"]):
+            lines.append(f"{f:<8.2f}{t['mean_rank'][g]:>8.1f}/{r['mean_rank'][g]:<7.1f}"
+                         f"{_fmt(t['r10'][g]) + '/' + _fmt(r['r10'][g]):>14}")
+    att = report.get("attention_words")
+    if att and att.get("trained"):
+        lines.append("attention share per word class (trained/random, expected from duration):")
+        for cls, row in att["trained"]["classes"].items():
+            other = _get(att, "random", "classes", cls, "share")
+            lines.append(f"{cls:<10}{_fmt(row['share']) + '/' + _fmt(other):>14}{_fmt(row['expected_share']):>8}")
     return "\n".join(lines)
 
 
 def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str = "validation",
                     max_utterances: int = 200, settings: SuiteSettings = SuiteSettings(),
-                    output_dir: str | None = None) -> dict:
-    """Extracts (or reuses) activations, runs the suite, writes report.json and PNGs; returns the report.
+                    output_dir: str | None = None, analyses=ANALYSES,
+                    map_settings: map_analyses.MapSettings = map_analyses.MapSettings()) -> dict:
+    """Runs the selected analyses on the first `max_utterances` captions of `split` (layer analyses
+    from cached or extracted activations), writes report.json and one PNG per analysis; returns the report.
 
     Files go to `output_dir` (default `workdir/analysis`); the report adds "step", "split",
-    "dataset", "checkpoint", "cache_reused", "report_path" and "plots".
+    "dataset", "checkpoint", "cache_reused", "gating" (when selected), "layer_analyses" (why the
+    layer analyses were not applicable, if so), one entry per selected map analysis
+    (`map_analyses.run_map_analyses`), "report_path" and "plots".
     """
     from vgs_jax.analysis import plots  # deferred: matplotlib is only needed here
 
-    step, config, acts, reused = activations_lib.load_or_extract(
-        workdir, checkpoint=checkpoint, split=split, max_utterances=max_utterances)
-    report = {"workdir": os.path.abspath(workdir), "checkpoint": str(checkpoint), "step": int(step),
-              "split": split, "dataset": config.dataset.name, "cache_reused": reused,
-              **run_suite(acts, settings)}
+    analyses = check_analyses(analyses)
+    models = activations_lib.load_models(workdir, checkpoint, require_frame_outputs=False)
+    step, config, template, params = models
     output_dir = output_dir or os.path.join(workdir, "analysis")
     os.makedirs(output_dir, exist_ok=True)
+    report = {"workdir": os.path.abspath(workdir), "checkpoint": str(checkpoint), "step": int(step),
+              "split": split, "dataset": config.dataset.name, "cache_reused": {}, "analyses": list(analyses),
+              "settings": dataclasses.asdict(settings), "seconds": {}, "layers": [], "trained": {}, "random": {}}
+    layer, meta, examples = [a for a in analyses if a in LAYER_ANALYSES], None, None
+    if layer and config.model.speech_encoder in activations_lib.FRAME_OUTPUT_ENCODERS:
+        _, _, acts, report["cache_reused"] = activations_lib.load_or_extract(
+            workdir, checkpoint=checkpoint, split=split, max_utterances=max_utterances, models=models)
+        report.update({**run_suite(acts, settings, layer), "analyses": list(analyses)})
+        meta = acts["trained"].meta
+    elif layer:
+        report["layer_analyses"] = {"not_applicable": (
+            f"{layer} need per-layer frame outputs, which only {list(activations_lib.FRAME_OUTPUT_ENCODERS)} "
+            f"speech encoders provide; this run uses {config.model.speech_encoder!r}")}
+    if meta is None and any(a in analyses for a in ("gating",) + map_analyses.MAP_ANALYSES):
+        examples = map_analyses.load_examples(config, split, max_utterances)
+        report["num_utterances"] = len(examples)
+    if "gating" in analyses:
+        clock = time.perf_counter()
+        try:
+            meta = meta or activations_lib.read_metadata(examples, len(examples))
+            report["gating"] = gating.gating_for_models(
+                models, meta, split, fractions=settings.gating_fractions, context=settings.gating_context,
+                max_trials=settings.max_gating_trials, seed=settings.seed)
+        except KeyError as e:  # no alignments
+            report["gating"] = {"skipped": str(e.args[0])}
+        report["seconds"]["gating"] = round(time.perf_counter() - clock, 2)
+    if any(a in analyses for a in map_analyses.MAP_ANALYSES):
+        examples = examples or map_analyses.load_examples(config, split, max_utterances)
+        fns = map_analyses.model_fns(template, params["trained"], config, map_settings)
+        report.update(map_analyses.run_map_analyses(fns, config, examples, analyses, output_dir, map_settings))
     report["plots"] = plots.write_plots(report, output_dir)
     report["report_path"] = os.path.join(output_dir, "report.json")
     with open(report["report_path"], "w") as f:
