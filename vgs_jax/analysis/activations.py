@@ -3,8 +3,9 @@
 `load_models` restores a checkpoint and its saved config from a workdir (as
 `evaluation.evaluate_checkpoint` does) and also builds the same model at random initialisation
 (`nnx.Rngs(config.seed)`), the baseline analyses must report (sota-and-metrics.md D.3).
-`extract` runs `PlataleaSpeechEncoder.frame_outputs` over the first N captions of a split and
-keeps, per utterance, the valid frames of every layer ("conv", "gru_0", ...), the attention-pooled
+`extract` runs the speech encoder's `frame_outputs` (FRAME_OUTPUT_ENCODERS) over the first N
+captions of a split and keeps, per utterance, the valid frames of every layer ("conv", "gru_0" /
+"rnn_0" / "layer_0", ...), the attention-pooled
 vector ("pooled"), the frame-level attention of the pooling (the mean over dimensions of the
 vectorial attention weights, see `attention_words`), the frame times and the alignments.
 `load_or_extract` caches the result in `workdir/analysis/activations_<which>_<split>.npz` and
@@ -47,7 +48,8 @@ from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 
 WHICH = ("trained", "random")
-FRAME_OUTPUT_ENCODERS = ("platalea_gru",)  # speech encoders with per-layer `frame_outputs`
+# speech encoders with per-layer `frame_outputs` (conv front end, then layers at its frame rate)
+FRAME_OUTPUT_ENCODERS = ("platalea_gru", "speech2image", "rhn", "transformer")
 CACHE_VERSION = 2
 _STRESS = str.maketrans("", "", "ˈˌ")
 
@@ -136,8 +138,10 @@ def _frame_fn(template):
     def run(params, audio, mask):
         encoder = template.merge(params).speech_encoder
         out = encoder.frame_outputs(audio, mask)
-        top = out[f"gru_{len(encoder.grus) - 1}"]
-        out["attention"] = encoder.pool.weights(top, out["mask"]).mean(axis=-1)  # [B, T'], sums to 1
+        top = [k for k in out if k not in ("pooled", "mask")][-1]  # the layer the pooling reads
+        weights = encoder.pool.weights(out[top], out["mask"])
+        # vectorial attention: [B, T', D], one softmax per dimension -> mean; scalar: [B, T']
+        out["attention"] = weights.mean(axis=-1) if weights.ndim == 3 else weights  # sums to 1
         return out
 
     return run
