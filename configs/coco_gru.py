@@ -28,13 +28,7 @@ from vgs_jax import config_lib
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.base_config()  # base_config() is platalea's recipe
-    config.dataset.name = "spoken_coco/raw"
-    config.dataset.build_if_missing = True  # builds from the manual dir, or names what is missing
-    config.dataset.image_key = "image_features"
-    config.dataset.eval_split = "validation"
-    config.model.image_encoder = "linear"
-    config.model.image.input_dim = 2048
+    config = config_lib.platalea_corpus_config("spoken_coco/raw")
     if arg.tiny:
         config.dataset.name = "spoken_coco/tiny"
         config.dataset.image_key = "image"

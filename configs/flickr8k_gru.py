@@ -20,7 +20,7 @@ from vgs_jax import config_lib
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.flickr8k_config()
+    config = config_lib.platalea_corpus_config("flickr8k_audio")
     if arg.tiny:
         config.model.speech.hidden = 16
         config.model.speech.num_layers = 1

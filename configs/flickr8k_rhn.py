@@ -20,7 +20,7 @@ from vgs_jax import config_lib
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.flickr8k_config()
+    config = config_lib.platalea_corpus_config("flickr8k_audio")
     config.model.speech_encoder = "rhn"
     config.model.speech = ml_collections.ConfigDict(dict(
         conv_channels=64, conv_kernel=6, conv_stride=2,

@@ -113,11 +113,12 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
-def flickr8k_config() -> ml_collections.ConfigDict:
-    """platalea's recipe (`base_config`) on Flickr8K Audio Captions with precomputed image vectors."""
+def platalea_corpus_config(dataset_name: str) -> ml_collections.ConfigDict:
+    """platalea's recipe (`base_config`) on a manual-download corpus with precomputed image vectors
+    (Flickr8K Audio, SpokenCOCO); built from the manual dir on first use, or names what is missing."""
     config = base_config()
-    config.dataset.name = "flickr8k_audio"
-    config.dataset.build_if_missing = True  # builds from the manual dir, or names the missing files
+    config.dataset.name = dataset_name
+    config.dataset.build_if_missing = True
     config.dataset.image_key = "image_features"
     config.dataset.eval_split = "validation"
     config.model.image_encoder = "linear"
