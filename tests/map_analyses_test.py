@@ -119,15 +119,26 @@ def test_analyze_binary_runs_every_map_analysis(vq_workdir, tmp_path, capsys):
 
     out = str(tmp_path / "out")
     analyze.FLAGS([ "analyze", f"--workdir={vq_workdir}", "--max_utterances=16", f"--output_dir={out}",
-                   "--heatmap_examples=2", "--lexicon_clusters=5", f"--analyses={MAP_ONLY},probes"])
+                   "--heatmap_examples=2", "--lexicon_clusters=5", f"--analyses={MAP_ONLY},probes,attention"])
     try:
         analyze.main(["analyze"])
     finally:
         analyze.FLAGS.unparse_flags()
     printed = capsys.readouterr().out
+    print(printed)  # the per-layer table, visible with pytest -rP
     report = json.load(open(os.path.join(out, "report.json")))
-    assert report["num_utterances"] == 16 and report["layers"] == []
-    assert "platalea_gru" in report["layer_analyses"]["not_applicable"]
+    # per-layer analyses now run on ResDAVEnet too: every stage repeated back to the 10 ms input rate
+    layers = ["conv1", "layer1", "layer2", "layer3", "layer4", "pooled"]
+    assert report["num_utterances"] == 16 and report["layers"] == layers and "layer_analyses" not in report
+    assert "no attention pooling" in report["attention_words"]["not_applicable"]  # ResDAVEnet mean-pools
+    for which in ("trained", "random"):
+        for layer in layers:
+            row = report[which][layer]
+            assert 0 <= row["global_probe"]["accuracy"] <= 1
+            if layer != "pooled":
+                local = row["local_probe"]
+                assert 0 <= local["accuracy"] <= 1 and 0 < local["baseline_accuracy"] <= 1
+                assert local["train_frames"] > 100 and local["test_frames"] > 10
     for which in ("trained", "random"):
         loc = report["localization"][which]
         assert loc["n"] > 5 and 0 <= loc["accuracy"] <= 1 and 0 < loc["chance"] < 1
@@ -156,7 +167,9 @@ def test_analyze_binary_runs_every_map_analysis(vq_workdir, tmp_path, capsys):
     assert len(pictures) == 8
     for path in pictures:
         assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(path) > 1000
-    for start in ("layer analyses: not applicable", "localization: accuracy", "lexicon: word purity",
+    table = [line.split()[0] for line in printed.splitlines()[1:8]]
+    assert table == ["layer"] + layers, printed
+    for start in ("attention: not applicable", "localization: accuracy", "lexicon: word purity",
                   "vq_units quant2:", "vq_units quant3:", "heatmaps: 2 + 2 PNGs", "semantics: relatedness top-5"):
         assert any(line.startswith(start) for line in printed.splitlines()), (start, printed)
 

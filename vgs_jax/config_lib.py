@@ -131,6 +131,7 @@ def places_config(*, language: str = "english") -> ml_collections.ConfigDict:
     40-d log-mel spectrograms capped at 2048 frames; each config then sets model and optimizer."""
     config = base_config()
     config.dataset.name = f"places_audio/{language}"
+    config.dataset.build_if_missing = True  # builds from the manual dir, or names the missing files
     config.dataset.image_key = "image"
     config.features.recipe = "davenet_logmel"
     config.features.max_frames = 2048

@@ -5,9 +5,12 @@
 (`nnx.Rngs(config.seed)`), the baseline analyses must report (sota-and-metrics.md D.3).
 `extract` runs the speech encoder's `frame_outputs` (FRAME_OUTPUT_ENCODERS) over the first N
 captions of a split and keeps, per utterance, the valid frames of every layer ("conv", "gru_0" /
-"rnn_0" / "layer_0", ...), the attention-pooled
-vector ("pooled"), the frame-level attention of the pooling (the mean over dimensions of the
-vectorial attention weights, see `attention_words`), the frame times and the alignments.
+"rnn_0" / "layer_0", ...; DAVEnet "conv1".."conv5", ResDAVEnet "conv1", "layer1".."layer4"), the
+pooled vector ("pooled": attention pooling, or DAVEnet's L2-normalised mean), the frame-level
+attention of the pooling (the mean over dimensions of the vectorial attention weights, see
+`attention_words`; None for encoders without a `pool`, i.e. DAVEnet/ResDAVEnet), the frame times
+and the alignments. The "random" model is the initial parameters with the initial model state
+(fresh BatchNorm statistics and codebooks), the trained one the checkpoint's.
 `load_or_extract` caches the result in `workdir/analysis/activations_<which>_<split>.npz` and
 reuses it when its key matches.
 
@@ -27,7 +30,8 @@ Frame times (seconds): feature frame t of the ``platalea_mfcc`` recipe covers sa
 [160 t - 120, 160 t + 280), so its centre is 0.01 t + 0.005 s (the centred recipes: 0.01 t).
 Frame j after the conv covers feature frames [stride j, stride j + kernel), so its centre is
 ``(stride j + (kernel - 1) / 2) * 0.01 + feature_offset``. Every layer after the conv shares the
-conv's frames. Analysis runs on one host (arrays are gathered with `np.asarray`).
+conv's frames. Speech configs without ``conv_kernel``/``conv_stride`` (DAVEnet, ResDAVEnet) use
+kernel 1, stride 1: their `frame_outputs` repeat every stage back to the 10 ms input rate. Analysis runs on one host (arrays are gathered with `np.asarray`).
 """
 
 import dataclasses
@@ -48,9 +52,10 @@ from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 
 WHICH = ("trained", "random")
-# speech encoders with per-layer `frame_outputs` (conv front end, then layers at its frame rate)
-FRAME_OUTPUT_ENCODERS = ("platalea_gru", "speech2image", "rhn", "transformer")
-CACHE_VERSION = 2
+# speech encoders with per-layer `frame_outputs`: a conv front end then layers at its frame rate, or
+# (davenet, resdavenet) every stage repeated back to the input frame rate
+FRAME_OUTPUT_ENCODERS = ("platalea_gru", "speech2image", "rhn", "transformer", "davenet", "resdavenet")
+CACHE_VERSION = 3  # 3: "random" uses the initial model state
 _STRESS = str.maketrans("", "", "ˈˌ")
 
 
@@ -87,13 +92,14 @@ class Activations:
     """Extracted activations of one model on the first N captions of a split.
 
     frames: layer name -> list of N arrays ``[T_i, D_layer]`` float32 (valid frames only).
-    pooled: ``[N, D]`` float32, the encoder's attention-pooled output.
+    pooled: ``[N, D]`` float32, the encoder's pooled output (attention, or DAVEnet's mean).
     frame_step, frame_start: frame j of utterance i is centred at ``frame_start + j * frame_step`` s.
     meta: per utterance {"caption_id", "speaker_id", "text", "phones": [(phone, start, end)],
       "words": [(word, start, end)]} with times in seconds and phones without stress marks
       (for WAV lists: {"path", "num_samples", "sample_rate"}, no alignments).
     key: what the activations were computed from (checkpoint, split, sizes), for the cache.
-    attention: per utterance ``[T_i]`` float32, the pooling's frame weights (sum to 1), or None.
+    attention: per utterance ``[T_i]`` float32, the pooling's frame weights (sum to 1), or None
+      (encoders without attention pooling).
     """
 
     frames: dict[str, list[np.ndarray]]
@@ -135,9 +141,11 @@ def load_models(workdir: str, checkpoint: str | int = "best", *, require_frame_o
 @functools.cache
 def _frame_fn(template):
     @jax.jit
-    def run(params, audio, mask):
-        encoder = template.merge(params).speech_encoder
+    def run(params, audio, mask, model_state=None):
+        encoder = template.merge(params, model_state).speech_encoder
         out = encoder.frame_outputs(audio, mask)
+        if getattr(encoder, "pool", None) is None:  # mean-pooled (DAVEnet): no attention
+            return out
         top = [k for k in out if k not in ("pooled", "mask")][-1]  # the layer the pooling reads
         weights = encoder.pool.weights(out[top], out["mask"])
         # vectorial attention: [B, T', D], one softmax per dimension -> mean; scalar: [B, T']
@@ -188,8 +196,10 @@ def read_metadata(source: Sequence[dict], n: int) -> list[dict]:
 
 
 def extract(template, params: dict, config: ml_collections.ConfigDict, *, split: str,
-            max_utterances: int, key: dict, batch_size: int | None = None) -> Activations:
-    """Runs `frame_outputs` of the speech encoder over the first `max_utterances` captions of `split`."""
+            max_utterances: int, key: dict, batch_size: int | None = None,
+            model_state: dict | None = None) -> Activations:
+    """Runs `frame_outputs` of the speech encoder over the first `max_utterances` captions of `split`
+    (with `model_state`, default the template's, e.g. `template.initial_model_state` for "random")."""
     if max_utterances < 2:
         raise ValueError(f"max_utterances must be >= 2, got {max_utterances}.")
     data = config.dataset
@@ -208,7 +218,8 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
             pad_value=audio_features.pad_value(config.features.recipe), image_key=data.image_key):
         sharded = input_pipeline.shard_batch(
             {k: batch[k] for k in ("audio", "audio_mask")}, mesh)
-        out = {k: np.asarray(v) for k, v in run(params, sharded["audio"], sharded["audio_mask"]).items()}
+        out = {k: np.asarray(v) for k, v in
+               run(params, sharded["audio"], sharded["audio_mask"], model_state).items()}
         lengths = out["mask"].sum(axis=1)
         for r in np.flatnonzero(batch["example_mask"]):
             if lengths[r] < 1:
@@ -218,17 +229,25 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
                 if name not in ("mask", "pooled", "attention"):
                     frames.setdefault(name, []).append(value[r, :lengths[r]].astype(np.float32))
             pooled.append(out["pooled"][r].astype(np.float32))
-            attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
+            if "attention" in out:
+                attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
     return Activations(
-        frames=frames, pooled=np.stack(pooled), attention=attention, **_frame_clock(config),
+        frames=frames, pooled=np.stack(pooled), attention=attention or None, **_frame_clock(config),
         meta=read_metadata(source, n), key=key)
 
 
+def frame_kernel_stride(config) -> tuple[int, int]:
+    """(kernel, stride) in feature frames of the layers' frame clock: the speech config's
+    conv_kernel/conv_stride, or (1, 1) (input rate) when it has none (DAVEnet, ResDAVEnet)."""
+    speech = config.model.get("speech") or {}
+    return int(speech.get("conv_kernel", 1)), int(speech.get("conv_stride", 1))
+
+
 def _frame_clock(config) -> dict[str, float]:
-    speech = config.model.speech
+    kernel, stride = frame_kernel_stride(config)
     return dict(
-        frame_step=speech.conv_stride * audio_features.HOP / audio_features.SAMPLE_RATE,
-        frame_start=float(layer_frame_times(1, kernel=speech.conv_kernel, stride=speech.conv_stride,
+        frame_step=stride * audio_features.HOP / audio_features.SAMPLE_RATE,
+        frame_start=float(layer_frame_times(1, kernel=kernel, stride=stride,
                                             feature_offset=feature_frame_offset(config.features.recipe))[0]))
 
 
@@ -288,8 +307,9 @@ def load_or_extract(workdir: str, *, checkpoint: str | int = "best", split: str 
             if cached.key == key:
                 out[which], reused[which] = cached, True
                 continue
+        state = template.initial_model_state if which == "random" else None
         out[which] = extract(template, params[which], config, split=split, max_utterances=max_utterances,
-                             key=key, batch_size=batch_size)
+                             key=key, batch_size=batch_size, model_state=state)
         reused[which] = False
         save(path, out[which])
     return step, config, out, reused
@@ -326,8 +346,10 @@ def read_wav_list(list_path: str) -> list[str]:
 
 
 def extract_wavs(template, params: dict, config: ml_collections.ConfigDict, paths: Sequence[str], *,
-                 key: dict, batch_size: int = 16, pad_multiple: int = 64) -> Activations:
-    """`frame_outputs` of every file in `paths` (see `read_wav`); meta holds path and length, no alignments."""
+                 key: dict, batch_size: int = 16, pad_multiple: int = 64,
+                 model_state: dict | None = None) -> Activations:
+    """`frame_outputs` of every file in `paths` (see `read_wav`); meta holds path and length, no alignments.
+    `model_state` as in `extract`."""
     recipe = config.features.recipe
     pad, dim = audio_features.pad_value(recipe), audio_features.num_features(recipe)
     waves = [read_wav(p) for p in paths]  # read all first: a bad file fails before any compute
@@ -347,7 +369,7 @@ def extract_wavs(template, params: dict, config: ml_collections.ConfigDict, path
         mask = np.zeros((batch_size, t), bool)
         for r, f in enumerate(chunk):
             audio[r, :len(f)], mask[r, :len(f)] = f, True
-        out = {k: np.asarray(v) for k, v in run(params, audio, mask).items()}
+        out = {k: np.asarray(v) for k, v in run(params, audio, mask, model_state).items()}
         lengths = out["mask"].sum(axis=1)
         for r in range(len(chunk)):
             if lengths[r] < 1:
@@ -356,11 +378,12 @@ def extract_wavs(template, params: dict, config: ml_collections.ConfigDict, path
                 if name not in ("mask", "pooled", "attention"):
                     frames.setdefault(name, []).append(value[r, :lengths[r]].astype(np.float32))
             pooled.append(out["pooled"][r].astype(np.float32))
-            attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
+            if "attention" in out:
+                attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
     meta = [{"path": os.path.abspath(p), "num_samples": int(len(w)), "sample_rate": audio_features.SAMPLE_RATE}
             for p, w in zip(paths, waves)]
-    return Activations(frames=frames, pooled=np.stack(pooled), attention=attention, **_frame_clock(config),
-                       meta=meta, key=key)
+    return Activations(frames=frames, pooled=np.stack(pooled), attention=attention or None,
+                       **_frame_clock(config), meta=meta, key=key)
 
 
 def extract_wav_list(workdir: str, wav_list: str, *, checkpoint: str | int = "best",
@@ -375,7 +398,8 @@ def extract_wav_list(workdir: str, wav_list: str, *, checkpoint: str | int = "be
     out = {}
     for which in WHICH:
         key = {"version": CACHE_VERSION, "which": which, "step": int(step), "wav_list": os.path.abspath(wav_list)}
-        acts = extract_wavs(template, params[which], config, paths, key=key)
+        state = template.initial_model_state if which == "random" else None
+        acts = extract_wavs(template, params[which], config, paths, key=key, model_state=state)
         out[which] = os.path.join(output_dir, f"wav_activations_{which}.npz")
         save(out[which], acts)
     return out

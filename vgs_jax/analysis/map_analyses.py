@@ -17,6 +17,10 @@ Applicability (an entry is ``{"not_applicable": reason}`` otherwise, never an er
 * ``semantics``: every model; relatedness of retrieved captions (`semantics.retrieval_relatedness`)
   and, with `MapSettings.sick_data_dir`, the spoken_sick correlation.
 
+The per-layer analyses of `vgs_jax.analysis.suite` (probes, ABX, RSA, boundaries, word presence)
+also apply to DAVEnet/ResDAVEnet runs: their `frame_outputs` repeat every stage back to the 10 ms
+input rate. The attention analysis does not (they mean-pool, so it reports not applicable).
+
 Frame times. Feature frame t is centred at ``0.01 t + o`` s (o = `activations.feature_frame_offset`).
 Each halving (max-pool k3/s2/p1 or stride-2 conv with k//2 padding) centres output frame j on
 input frame 2j, so frame j at position K of a ResDAVEnet (K = 1 after conv1, 2..5 after

@@ -26,14 +26,16 @@ the trained model and of the same model at random initialisation (sota-and-metri
 Word-level analyses outside the layer table (`report["attention_words"]`, `report["gating"]`):
 
 * ``attention``: the pooling's frame attention summed per word and averaged per word class, vs
-  the share duration alone predicts (`attention_words`).
+  the share duration alone predicts (`attention_words`). Encoders without attention pooling
+  (DAVEnet, ResDAVEnet: mean pooling) get ``{"not_applicable": reason}``.
 * ``gating``: image retrieval rank of a shape/colour word's concept when the caption is cut at
   ``gating_fractions`` of the word (`gating`); needs the model, so only `analyze_workdir` runs it,
   and only on corpora with object labels (spoken_shapes; otherwise the entry says why it was skipped).
 
-The layer analyses (`LAYER_ANALYSES`) need per-layer frame outputs, which only the "platalea_gru"
-encoder has (`activations.FRAME_OUTPUT_ENCODERS`); for other encoders `analyze_workdir` reports
-them as not applicable (``report["layer_analyses"]``). The matchmap, VQ-unit and semantic analyses
+The layer analyses (`LAYER_ANALYSES`) need per-layer frame outputs, which the encoders in
+`activations.FRAME_OUTPUT_ENCODERS` have (platalea_gru, speech2image, rhn, transformer: one conv
+frame clock; davenet, resdavenet: every stage repeated back to the 10 ms input rate); for other
+encoders `analyze_workdir` reports them as not applicable (``report["layer_analyses"]``). The matchmap, VQ-unit and semantic analyses
 (`map_analyses.MAP_ANALYSES`) run on the model itself; see `vgs_jax.analysis.map_analyses`.
 
 `ANALYSES` names what `analyses=` (and `analyze --analyses`) can select; "probes" is the local and
@@ -248,7 +250,8 @@ def run_suite(acts: dict[str, activations_lib.Activations], settings: SuiteSetti
     """The selected layer analyses (`LAYER_ANALYSES`; others are ignored) for each model in `acts`.
 
     Returns {"settings", "analyses", "num_utterances", "layers", "seconds", <which>: {layer: {metric: ...}}}
-    plus "word_vocabulary" and "attention_words": {which: ...} when selected. Frame layers get every
+    plus "word_vocabulary" and "attention_words": {which: ...} (or {"not_applicable": reason} without
+    attention pooling) when selected. Frame layers get every
     metric; "pooled" only global_probe, rsa and word_presence.
     """
     analyses = check_analyses(analyses)
@@ -303,7 +306,10 @@ def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict
             report[which][layer] = row
         if "word_presence" in analyses:
             report["word_vocabulary"] = vocab
-        if "attention" in analyses:
+        if "attention" in analyses and a.attention is None:
+            report["attention_words"] = {"not_applicable": "the speech encoder has no attention pooling "
+                                                           "(e.g. DAVEnet/ResDAVEnet mean-pool their frames)"}
+        elif "attention" in analyses:
             clock = time.perf_counter()
             report.setdefault("attention_words", {})[which] = attention_scores(a)
             timing["attention"] += time.perf_counter() - clock
@@ -350,7 +356,9 @@ def format_word_analyses(report: dict) -> str:
             lines.append(f"{f:<8.2f}{t['mean_rank'][g]:>8.1f}/{r['mean_rank'][g]:<7.1f}"
                          f"{_fmt(t['r10'][g]) + '/' + _fmt(r['r10'][g]):>14}")
     att = report.get("attention_words")
-    if att and att.get("trained"):
+    if att and "not_applicable" in att:
+        lines.append(f"attention: not applicable ({att['not_applicable']})")
+    elif att and att.get("trained"):
         lines.append("attention share per word class (trained/random, expected from duration):")
         for cls, row in att["trained"]["classes"].items():
             other = _get(att, "random", "classes", cls, "share")

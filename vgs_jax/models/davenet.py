@@ -23,6 +23,14 @@ PyTorch's momentum 0.1, i.e. flax momentum 0.9; flax keeps the biased variance w
 the unbiased one). `model.eval()` switches every BatchNorm to running averages and turns the
 ResDAVEnet jitter off; `model.train()` switches back. Running statistics are `nnx.BatchStat`
 variables and codebooks `vq.VQState` variables, both outside `nnx.Param`.
+
+Per-layer analyses. `frame_outputs` (eval mode only) returns every stage's output -- DAVEnet
+"conv1".."conv5" (after ReLU and max-pool), ResDAVEnet "conv1", "layer1".."layer4" (after the
+stage's quantiser, i.e. post-quantisation, what the next stage reads) -- REPEATED in time back to
+the input frame rate: frame j of a stage at stride s is copied to input frames [j s, (j + 1) s),
+cropped to T and zeroed outside the input mask. The analyses (`vgs_jax.analysis`) assume one frame
+clock for all layers; repeating puts every stage on the 10 ms input clock without resampling, so a
+stage's frame labels, ABX spans and boundaries are read at the input frames it covers.
 """
 import math
 from collections.abc import Sequence
@@ -142,6 +150,31 @@ class Davenet(nnx.Module):
             h = _zero_padding(h, mask)
         return _final(h, lengths0, self.length_rounding)
 
+    def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+        """Every stage at the input rate (eval mode): features [B, T, in], prefix mask [B, T] bool ->
+        {"conv1".."conv5": [B, T, C_k] float32 (stage k's post-pool output, frame j of stride 2^(k-1)
+        repeated over input frames [j 2^(k-1), (j + 1) 2^(k-1)), zero at padding), "pooled": [B, C]
+        as `pooled`, "mask": the input mask}."""
+        _check_inputs(features, mask, self.in_features, "Davenet")
+        _require_eval(self.input_norm, "Davenet")
+        in_mask = mask
+        x = features.astype(jnp.float32)
+        x = self.input_norm(x[..., None], mask=mask[..., None, None])[..., 0]
+        h = _zero_padding(jax.nn.relu(self.convs[0](_zero_padding(x, mask))), mask)
+        out = {"conv1": _repeat_to_input(h, 1, in_mask)}
+        lengths0 = jnp.sum(mask, axis=1).astype(jnp.int32)
+        lengths = lengths0
+        for k, conv in enumerate(self.convs[1:], start=2):
+            h = max_pool_time(_zero_padding(jax.nn.relu(conv(h)), mask))
+            lengths = downsampled_lengths(lengths, 1)
+            mask = _lengths_to_mask(lengths, h.shape[1])
+            h = _zero_padding(h, mask)
+            out[f"conv{k}"] = _repeat_to_input(h, 2 ** (k - 1), in_mask)
+        final, final_mask = _final(h, lengths0, self.length_rounding)
+        out["pooled"] = _l2_normalise(mean_pool(final, final_mask))
+        out["mask"] = in_mask
+        return out
+
     def pooled(self, features: jax.Array, mask: jax.Array) -> jax.Array:
         """L2-normalised masked mean of the frame map: [B, T, in], [B, T] -> [B, 1024] float32."""
         h, m = self(features, mask)
@@ -158,6 +191,21 @@ class Davenet(nnx.Module):
     def update_codebooks(self, aux: dict) -> None:
         """No quantisers: nothing to update (kept so trainers treat both encoders alike)."""
         del aux
+
+
+def _repeat_to_input(h: jax.Array, stride: int, mask: jax.Array) -> jax.Array:
+    """Stage frames [B, T_s, C] at `stride` -> [B, T, C] float32 at the input rate (frame j copied to
+    input frames [j stride, (j + 1) stride), cropped to T = mask.shape[1]), zero outside `mask` [B, T]."""
+    t = mask.shape[1]
+    if h.shape[1] * stride < t:
+        raise ValueError(f"_repeat_to_input: {h.shape[1]} frames at stride {stride} cover fewer than T={t} frames.")
+    return _zero_padding(jnp.repeat(h, stride, axis=1)[:, :t], mask).astype(jnp.float32)
+
+
+def _require_eval(batch_norm: nnx.BatchNorm, where: str) -> None:
+    if not batch_norm.use_running_average:
+        raise ValueError(f"{where}.frame_outputs is eval-mode only; call model.eval() (or use "
+                         "Template.merge(params), which is eval mode) first.")
 
 
 def _final(h: jax.Array, lengths0: jax.Array, rounding: str) -> tuple[jax.Array, jax.Array]:
@@ -337,6 +385,33 @@ class ResDavenet(nnx.Module):
         """As `encode`, without aux: (frames [B, ceil(T/16), C] float32, frame mask [B, T'] bool)."""
         h, m, _ = self.encode(features, mask, key=key)
         return h, m
+
+    def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+        """Every stage at the input rate (eval mode): features [B, T, in], prefix mask [B, T] bool ->
+        {"conv1": [B, T, C0], "layer1".."layer4": [B, T, C_k] float32 (each stage's output after its
+        quantiser, if on; layer k has stride 2^k, its frame j repeated over input frames
+        [j 2^k, (j + 1) 2^k), zero at padding), "pooled": [B, C] as `pooled`, "mask": the input mask}."""
+        _check_inputs(features, mask, self.in_features, "ResDavenet")
+        _require_eval(self.bn1, "ResDavenet")
+        if not self.deterministic:
+            raise ValueError("ResDavenet.frame_outputs is eval-mode only (jitter is on); call model.eval() first.")
+        aux = {"vq_loss": jnp.zeros((), jnp.float32), "vq_inputs": {}}
+        in_mask = mask
+        lengths0 = jnp.sum(mask, axis=1).astype(jnp.int32)
+        lengths = lengths0
+        h = _zero_padding(features.astype(jnp.float32), mask)
+        h = _zero_padding(jax.nn.relu(self.bn1(self.conv1(h), mask=mask[..., None])), mask)
+        h = self._position(0, h, mask, lengths, None, aux)
+        out = {"conv1": _repeat_to_input(h, 1, in_mask)}
+        for i, stage in enumerate(self.layers):
+            for block in stage:
+                h, lengths, mask = block(h, lengths)
+            h = self._position(i + 1, h, mask, lengths, None, aux)
+            out[f"layer{i + 1}"] = _repeat_to_input(h, 2 ** (i + 1), in_mask)
+        final, final_mask = _final(h, lengths0, self.length_rounding)
+        out["pooled"] = _l2_normalise(mean_pool(final, final_mask))
+        out["mask"] = in_mask
+        return out
 
     def pooled(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
         """L2-normalised masked mean of the frame map: [B, T, in], [B, T] -> [B, C] float32."""
