@@ -266,7 +266,9 @@ def gating_for_models(models, meta: list[dict], split: str, *, fractions: Sequen
     trials = spoken_shapes_trials(source, meta, concepts, max_trials=max_trials, seed=seed)
     out = {}
     for which in ("trained", "random"):
-        images = embed_images(template, params[which], pixels)
-        embed = model_embedder(template, params[which], config.features.recipe)
+        # the random-init model also gets its initial BatchNorm statistics / codebooks
+        model = template if which == "trained" else template.with_model_state(template.initial_model_state)
+        images = embed_images(model, params[which], pixels)
+        embed = model_embedder(model, params[which], config.features.recipe)
         out[which] = gating_curve(embed, images, trials, fractions, context=context)
     return out
