@@ -51,15 +51,6 @@ _INT32_MAX = np.iinfo(np.int32).max
 
 Featurize = Callable[[np.ndarray], np.ndarray]
 
-# Licensed corpora that configs name but whose builders are not in vgs_jax yet: what to fetch.
-_MANUAL_CORPORA = {
-    "flickr8k_audio": (
-        "the Flickr Audio Caption Corpus (flickr_audio/wavs/*.wav, flickr_audio/wav2capt.txt, "
-        "flickr_audio/wav2spk.txt), the Flickr8K images (Flicker8k_Dataset/*.jpg) and the "
-        "Karpathy split file dataset_flickr8k.json"
-    ),
-}
-
 
 def open_split(name: str, split: str, *, data_dir: str,
                build_if_missing: bool = False, image_key: str = "image",
@@ -81,16 +72,7 @@ def open_split(name: str, split: str, *, data_dir: str,
     except ModuleNotFoundError as e:
         if e.name not in (module, "tfds_builders"):
             raise
-    try:
-        builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-    except tfds.core.registered.DatasetNotFoundError:
-        if base not in _MANUAL_CORPORA:
-            raise
-        raise FileNotFoundError(
-            f"Dataset {name!r} has no builder in this version of vgs_jax, so it cannot be read "
-            f"yet. It needs {_MANUAL_CORPORA[base]}, placed (unpacked, as distributed) in "
-            f"{data_dir}/downloads/manual/{base}/, the TFDS manual directory its builder will "
-            "read. Until then, train on the embedded dataset: configs/shapes_gru.py.") from None
+    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
     if not builder.is_prepared():
         if not build_if_missing:
             raise FileNotFoundError(
