@@ -132,48 +132,39 @@ class Davenet(nnx.Module):
                      kernel_init=torch_uniform_init(cin * k), bias_init=torch_uniform_init(cin * k), rngs=rngs)
             for cin, cout, k in specs])
 
-    def __call__(self, features: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """features [B, T, in] float, prefix mask [B, T] bool -> (frames [B, ceil(T/16), 1024] float32,
-        frame mask [B, ceil(T/16)] bool). Frames are zero at padding."""
+    def _stages(self, features: jax.Array, mask: jax.Array):
+        """The forward pass, one stage at a time: yields ("convK", frames [B, T_K, C_K], stride 2^(K-1)),
+        then ("final", frames, frame mask) with `_final`'s mask."""
         _check_inputs(features, mask, self.in_features, "Davenet")
         x = features.astype(jnp.float32)
         x = self.input_norm(x[..., None], mask=mask[..., None, None])[..., 0]
         h = _zero_padding(x, mask)
         h = _zero_padding(jax.nn.relu(self.convs[0](h)), mask)
+        yield "conv1", h, 1
         lengths0 = jnp.sum(mask, axis=1).astype(jnp.int32)
         lengths = lengths0
-        for conv in self.convs[1:]:
+        for k, conv in enumerate(self.convs[1:], start=2):
             h = _zero_padding(jax.nn.relu(conv(h)), mask)
             h = max_pool_time(h)
             lengths = downsampled_lengths(lengths, 1)
             mask = _lengths_to_mask(lengths, h.shape[1])
             h = _zero_padding(h, mask)
-        return _final(h, lengths0, self.length_rounding)
+            yield f"conv{k}", h, 2 ** (k - 1)
+        yield ("final",) + _final(h, lengths0, self.length_rounding)
+
+    def __call__(self, features: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """features [B, T, in] float, prefix mask [B, T] bool -> (frames [B, ceil(T/16), 1024] float32,
+        frame mask [B, ceil(T/16)] bool). Frames are zero at padding."""
+        *_, (_, frames, frame_mask) = self._stages(features, mask)
+        return frames, frame_mask
 
     def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
         """Every stage at the input rate (eval mode): features [B, T, in], prefix mask [B, T] bool ->
         {"conv1".."conv5": [B, T, C_k] float32 (stage k's post-pool output, frame j of stride 2^(k-1)
         repeated over input frames [j 2^(k-1), (j + 1) 2^(k-1)), zero at padding), "pooled": [B, C]
         as `pooled`, "mask": the input mask}."""
-        _check_inputs(features, mask, self.in_features, "Davenet")
         _require_eval(self.input_norm, "Davenet")
-        in_mask = mask
-        x = features.astype(jnp.float32)
-        x = self.input_norm(x[..., None], mask=mask[..., None, None])[..., 0]
-        h = _zero_padding(jax.nn.relu(self.convs[0](_zero_padding(x, mask))), mask)
-        out = {"conv1": _repeat_to_input(h, 1, in_mask)}
-        lengths0 = jnp.sum(mask, axis=1).astype(jnp.int32)
-        lengths = lengths0
-        for k, conv in enumerate(self.convs[1:], start=2):
-            h = max_pool_time(_zero_padding(jax.nn.relu(conv(h)), mask))
-            lengths = downsampled_lengths(lengths, 1)
-            mask = _lengths_to_mask(lengths, h.shape[1])
-            h = _zero_padding(h, mask)
-            out[f"conv{k}"] = _repeat_to_input(h, 2 ** (k - 1), in_mask)
-        final, final_mask = _final(h, lengths0, self.length_rounding)
-        out["pooled"] = _l2_normalise(mean_pool(final, final_mask))
-        out["mask"] = in_mask
-        return out
+        return _frame_outputs(self._stages(features, mask), mask)
 
     def pooled(self, features: jax.Array, mask: jax.Array) -> jax.Array:
         """L2-normalised masked mean of the frame map: [B, T, in], [B, T] -> [B, 1024] float32."""
@@ -200,6 +191,19 @@ def _repeat_to_input(h: jax.Array, stride: int, mask: jax.Array) -> jax.Array:
     if h.shape[1] * stride < t:
         raise ValueError(f"_repeat_to_input: {h.shape[1]} frames at stride {stride} cover fewer than T={t} frames.")
     return _zero_padding(jnp.repeat(h, stride, axis=1)[:, :t], mask).astype(jnp.float32)
+
+
+def _frame_outputs(stages, mask: jax.Array) -> dict[str, jax.Array]:
+    """`frame_outputs` from a `_stages` generator: every stage repeated to the input rate, the pooled
+    L2-normalised final map, and the input mask."""
+    out = {}
+    for name, h, extra in stages:
+        if name == "final":
+            out["pooled"] = _l2_normalise(mean_pool(h, extra))
+        else:
+            out[name] = _repeat_to_input(h, extra, mask)
+    out["mask"] = mask
+    return out
 
 
 def _require_eval(batch_norm: nnx.BatchNorm, where: str) -> None:
@@ -360,25 +364,33 @@ class ResDavenet(nnx.Module):
             h = temporal_jitter(h, lengths, jax.random.fold_in(key, i), self.jitter, self.jitter_mode)
         return h
 
+    def _stages(self, features: jax.Array, mask: jax.Array, key: jax.Array | None, aux: dict):
+        """The forward pass, one stage at a time (filling `aux` as `encode` documents): yields
+        ("conv1" | "layerK", frames after the position's quantiser, stride), then ("final", frames,
+        frame mask) with `_final`'s mask."""
+        _check_inputs(features, mask, self.in_features, "ResDavenet")
+        lengths0 = jnp.sum(mask, axis=1).astype(jnp.int32)
+        lengths = lengths0
+        h = _zero_padding(features.astype(jnp.float32), mask)
+        h = _zero_padding(jax.nn.relu(self.bn1(self.conv1(h), mask=mask[..., None])), mask)
+        h = self._position(0, h, mask, lengths, key, aux)
+        yield "conv1", h, 1
+        for i, stage in enumerate(self.layers):
+            for block in stage:
+                h, lengths, mask = block(h, lengths)
+            h = self._position(i + 1, h, mask, lengths, key, aux)
+            yield f"layer{i + 1}", h, 2 ** (i + 1)
+        yield ("final",) + _final(h, lengths0, self.length_rounding)
+
     def encode(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None
                ) -> tuple[jax.Array, jax.Array, dict]:
         """features [B, T, in] float, prefix mask [B, T] bool -> (frames [B, ceil(T/16), C] float32,
         frame mask bool, aux). aux: "vq_loss" (sum of enabled commitment losses, float32 scalar),
         "quantK" stats dicts (codes, commitment_loss, perplexity, usage) for enabled positions, and
         "vq_inputs": {"quantK": (pre-quantisation frames, their mask)} for `update_codebooks`."""
-        _check_inputs(features, mask, self.in_features, "ResDavenet")
         aux = {"vq_loss": jnp.zeros((), jnp.float32), "vq_inputs": {}}
-        lengths0 = jnp.sum(mask, axis=1).astype(jnp.int32)
-        lengths = lengths0
-        h = _zero_padding(features.astype(jnp.float32), mask)
-        h = _zero_padding(jax.nn.relu(self.bn1(self.conv1(h), mask=mask[..., None])), mask)
-        h = self._position(0, h, mask, lengths, key, aux)
-        for i, stage in enumerate(self.layers):
-            for block in stage:
-                h, lengths, mask = block(h, lengths)
-            h = self._position(i + 1, h, mask, lengths, key, aux)
-        h, mask = _final(h, lengths0, self.length_rounding)
-        return h, mask, aux
+        *_, (_, frames, frame_mask) = self._stages(features, mask, key, aux)
+        return frames, frame_mask, aux
 
     def __call__(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None
                  ) -> tuple[jax.Array, jax.Array]:
@@ -391,27 +403,11 @@ class ResDavenet(nnx.Module):
         {"conv1": [B, T, C0], "layer1".."layer4": [B, T, C_k] float32 (each stage's output after its
         quantiser, if on; layer k has stride 2^k, its frame j repeated over input frames
         [j 2^k, (j + 1) 2^k), zero at padding), "pooled": [B, C] as `pooled`, "mask": the input mask}."""
-        _check_inputs(features, mask, self.in_features, "ResDavenet")
         _require_eval(self.bn1, "ResDavenet")
         if not self.deterministic:
             raise ValueError("ResDavenet.frame_outputs is eval-mode only (jitter is on); call model.eval() first.")
         aux = {"vq_loss": jnp.zeros((), jnp.float32), "vq_inputs": {}}
-        in_mask = mask
-        lengths0 = jnp.sum(mask, axis=1).astype(jnp.int32)
-        lengths = lengths0
-        h = _zero_padding(features.astype(jnp.float32), mask)
-        h = _zero_padding(jax.nn.relu(self.bn1(self.conv1(h), mask=mask[..., None])), mask)
-        h = self._position(0, h, mask, lengths, None, aux)
-        out = {"conv1": _repeat_to_input(h, 1, in_mask)}
-        for i, stage in enumerate(self.layers):
-            for block in stage:
-                h, lengths, mask = block(h, lengths)
-            h = self._position(i + 1, h, mask, lengths, None, aux)
-            out[f"layer{i + 1}"] = _repeat_to_input(h, 2 ** (i + 1), in_mask)
-        final, final_mask = _final(h, lengths0, self.length_rounding)
-        out["pooled"] = _l2_normalise(mean_pool(final, final_mask))
-        out["mask"] = in_mask
-        return out
+        return _frame_outputs(self._stages(features, mask, None, aux), mask)
 
     def pooled(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
         """L2-normalised masked mean of the frame map: [B, T, in], [B, T] -> [B, C] float32."""
