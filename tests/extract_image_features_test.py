@@ -262,3 +262,53 @@ def test_cli_end_to_end_on_spoken_shapes(tmp_path, shapes_data_dir):
     before = open(os.path.join(store.directory, "resnet50.npy"), "rb").read()
     ex.main(ex.parse_own_flags(argv))
     assert open(os.path.join(store.directory, "resnet50.npy"), "rb").read() == before
+
+
+# ---------------------------------------------------------------- manual corpora: the original images
+
+FLICKR_DUMMY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tfds_builders",
+                            "flickr8k_audio", "dummy_data")
+
+
+def toy_embed(crops):
+    """uint8 [N, c, c, 3] -> float32 [N, 6]: a fixed projection of a 4 x 4 subsampling of each crop."""
+    step = crops.shape[1] // 4
+    return (crops[:, ::step, ::step][:, :4, :4].reshape(len(crops), -1).astype(np.float32) / 255.0) @ PROJ
+
+
+def test_manual_corpus_vectors_ten_crop_the_original_image(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+    from PIL import Image
+
+    from tfds_builders.flickr8k_audio import Builder
+
+    data_dir = str(tmp_path / "tfds")
+    builder = Builder(data_dir=data_dir, config="karpathy")  # stores 224 x 224 centre crops
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=FLICKR_DUMMY))
+    (tmp_path / "w.pth").write_bytes(b"toy weights")
+    monkeypatch.setattr(ex, "load_feature_model", lambda name, weights: None)
+    monkeypatch.setattr(ex, "make_embed_fn", lambda model: toy_embed)
+    kwargs = dict(model="resnet50", weights=str(tmp_path / "w.pth"), image_size=32, progress=False)
+    store = ex.extract_image_features("flickr8k_audio/karpathy", data_dir, manual_dir=FLICKR_DUMMY, **kwargs)
+    test = builder.as_data_source(split="test")
+    assert store.ids.tolist() == sorted({int(e["image_id"]) for s in ("train", "validation", "test")
+                                          for e in builder.as_data_source(split=s)})
+    example = test[0]
+    original = np.asarray(Image.open(os.path.join(FLICKR_DUMMY, example["image_file"].decode())).convert("RGB"))
+    assert original.shape[0] != original.shape[1]  # a non-square original: its crops are not the stored crop's
+    got = store.vector(int(example["image_id"]))
+    # platalea: Resize(256) and TenCrop(224) of the original (scaled here to 37 and 32)
+    np.testing.assert_allclose(got, toy_embed(ex.ten_crop(ex.resize_shorter(original, 37), 32)).mean(0),
+                               rtol=1e-5, atol=1e-6)
+    from_stored = toy_embed(ex.ten_crop(ex.resize_shorter(np.asarray(example["image"]), 37), 32)).mean(0)
+    assert np.abs(got - from_stored).max() > 1e-2  # what extraction did before: ten crops of the stored crop
+    assert store.fingerprint["images"] == "original files"
+    # a missing original is an error naming it and the manual directory
+    manual = tmp_path / "manual"
+    shutil.copytree(FLICKR_DUMMY, manual)
+    os.remove(manual / example["image_file"].decode())
+    shutil.rmtree(store.directory)
+    with pytest.raises(FileNotFoundError, match=f"1 of 6 original images of 'flickr8k_audio/karpathy' are missing "
+                       f"from the manual directory {manual} .*{os.path.basename(example['image_file'].decode())}"
+                       ".*--manual_dir"):
+        ex.extract_image_features("flickr8k_audio/karpathy", data_dir, manual_dir=str(manual), **kwargs)

@@ -9,7 +9,8 @@ Used by every builder that reads files the user placed in the TFDS manual direct
   `<data_dir>/downloads/manual` for every dataset, so we look in `<manual>/<name>/` first and
   fall back to `<manual>/` itself only when `<manual>/<name>/` does not exist.
 - `require_files(manual_dir, relpaths, corpus=, readme=)`: fails at once listing every missing path.
-- `read_wav_16k(path)`: int16 [n] 16 kHz mono; repairs broken RIFF/data size fields.
+- `read_wav_16k(path)`: int16 [n] 16 kHz mono from any PCM/float WAV (floats beyond [-1, 1]
+  clipped with a counted warning); repairs broken RIFF/data size fields.
 - `read_image(path, size=)`: uint8 [H, W, 3], optionally shorter side -> `size` + centre crop.
 - `encode_jpeg(image)`: uint8 [H, W, 3] -> JPEG bytes (TFDS cannot encode numpy images without TF).
 - `BuildSummary`: counts of written examples per split and of skipped items per (kind, reason).
@@ -155,7 +156,12 @@ def read_wav_16k(path: str, *, repair_header: bool = True) -> np.ndarray:
     """Reads an audio file as int16 [n] mono at 16 kHz.
 
     WAV size fields that disagree with the file are repaired (see `_repair_wav`) when
-    `repair_header`; other rates are resampled with soxr (HQ), several channels averaged.
+    `repair_header`. 16-bit PCM at 16 kHz is returned as stored; every other sample format
+    (8-bit unsigned, 24/32-bit PCM, 32/64-bit float, ...) is read as float in [-1, 1] (PCM
+    divided by its full scale), several channels are averaged, other rates resampled with soxr
+    (HQ), and the result is rounded to int16 (x * 32768). Float samples beyond [-1, 1] (and
+    resampler overshoot beyond it) are clipped to int16 full scale with a logged warning that
+    names the file and counts the clipped samples.
     Raises CorruptFileError for unreadable, truncated or empty audio, FileNotFoundError if absent.
     """
     import soundfile as sf  # deferred: only builders need it
@@ -173,22 +179,36 @@ def read_wav_16k(path: str, *, repair_header: bool = True) -> np.ndarray:
     try:
         with sf.SoundFile(io.BytesIO(data)) as snd:
             rate = snd.samplerate
-            wav = snd.read(dtype="int16" if rate == SAMPLE_RATE else "float32", always_2d=True)
+            # libsndfile converts float samples to int16 without scaling (a [-1, 1] signal
+            # becomes zeros): only 16-bit PCM is read as int16, everything else as float64.
+            as_stored = rate == SAMPLE_RATE and snd.subtype == "PCM_16"
+            wav = snd.read(dtype="int16" if as_stored else "float64", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, struct.error) as e:
         raise CorruptFileError(f"{path}: unreadable audio ({e}); download it again or build "
                                "with skip_corrupt.") from e
     if wav.shape[0] == 0:
         raise CorruptFileError(f"{path}: audio is empty (0 samples); download it again or build "
                                "with skip_corrupt.")
-    if rate == SAMPLE_RATE:
+    if as_stored:
         if wav.shape[1] == 1:
             return np.ascontiguousarray(wav[:, 0])
         return np.round(wav.astype(np.float64).mean(axis=1)).astype(np.int16)
-    import soxr  # deferred
+    mono = wav.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        import soxr  # deferred
 
-    mono = wav.mean(axis=1, dtype=np.float64)
-    out = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
-    return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
+        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+    return _float_to_int16(mono, path)
+
+
+def _float_to_int16(x: np.ndarray, path: str) -> np.ndarray:
+    """float [n] in [-1, 1] -> int16 round(32768 x), clipping (with a counted warning) beyond."""
+    outside = int(np.count_nonzero(np.abs(x) > 1.0))
+    if outside:
+        logging.warning("%s: %d of %d samples lie outside [-1, 1] (largest |x| %.4g); clipped to "
+                        "int16 full scale. Float audio should be scaled to [-1, 1].",
+                        path, outside, x.size, float(np.max(np.abs(x))))
+    return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def read_image(path: str, *, size: int | None) -> np.ndarray:

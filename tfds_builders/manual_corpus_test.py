@@ -84,6 +84,73 @@ def test_other_rates_are_resampled_and_channels_averaged(tmp_path):
     np.testing.assert_array_equal(y, np.array(slow, dtype=np.int16))
 
 
+def _write_pcm(path, ints, sample_width, rate=16000):
+    """Writes integer PCM with the wave module: ints [n, channels] already in the stored range."""
+    import wave
+    ints = np.asarray(ints, np.int64)
+    if sample_width == 1:
+        raw = ints.astype(np.uint8).tobytes()  # 8-bit WAV is unsigned
+    else:
+        raw = b"".join(int(v).to_bytes(sample_width, "little", signed=True) for v in ints.reshape(-1))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(ints.shape[1])
+        w.setsampwidth(sample_width)
+        w.setframerate(rate)
+        w.writeframes(raw)
+    return str(path)
+
+
+# (stored value range, full scale) of each integer PCM width: sample / full scale is in [-1, 1).
+_PCM = {1: ((0, 256), 128), 2: ((-32768, 32768), 32768), 3: ((-2**23, 2**23), 2**23),
+        4: ((-2**31, 2**31), 2**31)}
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("sample_width", [1, 2, 3, 4])
+def test_integer_pcm_of_every_width_is_scaled_to_int16(tmp_path, sample_width, channels):
+    (low, high), full = _PCM[sample_width]
+    ints = np.random.default_rng(sample_width).integers(low, high, size=(800, channels))
+    ints[:2] = [[low] * channels, [high - 1] * channels]  # both ends of the range
+    y = mc.read_wav_16k(_write_pcm(tmp_path / "a.wav", ints, sample_width))
+    centred = ints - 128 if sample_width == 1 else ints
+    expected = [int(np.round(np.mean([v / full for v in row]) * 32768)) for row in centred]
+    assert y.dtype == np.int16
+    np.testing.assert_array_equal(y, np.clip(expected, -32768, 32767))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("subtype,dtype", [("FLOAT", np.float32), ("DOUBLE", np.float64)])
+def test_float_wavs_are_scaled_not_truncated(tmp_path, subtype, dtype, channels):
+    x = np.random.default_rng(5).uniform(-0.99, 0.99, size=(800, channels))
+    y = mc.read_wav_16k(_wav(str(tmp_path / "f.wav"), x, subtype=subtype))
+    stored = x.astype(dtype).astype(np.float64)
+    expected = [int(np.round(np.mean(row) * 32768)) for row in stored]
+    np.testing.assert_array_equal(y, expected)
+    assert np.abs(y).max() > 16000  # not the all-zero audio of a float -> int16 truncation
+
+
+def test_out_of_range_float_samples_clip_with_a_counted_warning(tmp_path, caplog):
+    x = np.array([0.5, 1.5, -2.0, 1.0, -1.0, 0.25], np.float32)
+    with caplog.at_level("WARNING"):
+        y = mc.read_wav_16k(_wav(str(tmp_path / "loud.wav"), x, subtype="FLOAT"))
+    np.testing.assert_array_equal(y, [16384, 32767, -32768, 32767, -32768, 8192])
+    assert "loud.wav: 2 of 6 samples lie outside [-1, 1] (largest |x| 2)" in caplog.text
+    caplog.clear()
+    mc.read_wav_16k(_wav(str(tmp_path / "ok.wav"), x.clip(-1, 1), subtype="FLOAT"))
+    assert "outside" not in caplog.text
+
+
+def test_resampled_formats_agree(tmp_path):
+    t = np.arange(2205) / 22050
+    tone = 0.4 * np.sin(2 * np.pi * 300 * t)
+    ints = np.round(tone * 2**23).astype(np.int64)[:, None]
+    from_int24 = mc.read_wav_16k(_write_pcm(tmp_path / "i.wav", ints, 3, rate=22050))
+    from_float = mc.read_wav_16k(_wav(str(tmp_path / "f.wav"), tone, rate=22050, subtype="DOUBLE"))
+    assert from_int24.shape == from_float.shape == (1600,)
+    assert np.abs(from_int24.astype(int) - from_float).max() <= 1
+    assert np.abs(from_float).max() > 0.35 * 32768
+
+
 def _save_image(path, w, h, seed=0):
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path, format="PNG")

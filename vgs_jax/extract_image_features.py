@@ -1,7 +1,15 @@
 """Precompute frozen-CNN image vectors for a prepared dataset (platalea's recipe, anchor §1.3).
 
-    python -m vgs_jax.extract_image_features --dataset=spoken_shapes/small --data_dir=DATA_DIR \\
-        --split=all --model=resnet152 --weights=/path/to/resnet152-394f9c45.pth
+    python -m vgs_jax.extract_image_features --dataset=flickr8k_audio --data_dir=DATA_DIR \\
+        --split=all --model=resnet152 --weights=/path/to/resnet152-394f9c45.pth [--manual_dir=DIR]
+
+Which image: the ORIGINAL file, as platalea does. Datasets built from a manual directory (flickr8k_audio,
+spoken_coco, places_audio, speech_coco, synthetically_spoken_coco) store only a centre crop for pixel
+models, plus `image_file`, the original's path relative to the corpus folder; the original is read from
+`<manual_dir>/<builder name>/<image_file>` (or `<manual_dir>/<image_file>` when that folder does not exist:
+the builders' rule), `--manual_dir` defaulting to TFDS's `<data_dir>/downloads/manual`. A missing original is
+an error naming the file and that folder. Datasets without `image_file` (spoken_shapes, whose generated
+images are stored whole) use the stored image.
 
 Recipe per image: convert to RGB; `Resize(256)`: shorter side to 256, the other to
 int(256 * long / short), PIL bilinear (antialiased when shrinking; unchanged when the shorter side
@@ -26,6 +34,7 @@ import importlib
 import os
 import sys
 import time
+from types import SimpleNamespace
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -257,36 +266,53 @@ def _open_builder(dataset: str, data_dir: str):
     return builder
 
 
-def image_index(source) -> tuple[np.ndarray, np.ndarray]:
-    """(unique image ids int64 [M] ascending, index of each id's first example int64 [M]) of a source.
+def image_index(source) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Unique image ids int64 [M] ascending, the index of each id's first example int64 [M], and that
+    example's `image_file` (str [M]; None when the examples have no `image_file`) of a source.
 
     TFDS data sources are read without decoding images."""
     info, raw = getattr(source, "dataset_info", None), getattr(source, "data_source", None)
     n = len(source)
-    ids = np.zeros(n, np.int64)
     if info is not None and raw is not None and hasattr(raw, "__getitems__"):
         import tensorflow_datasets as tfds
 
         skip = {k: tfds.decode.SkipDecoding() for k, f in info.features.items()
                 if isinstance(f, tfds.features.Image)}
-        for start in range(0, n, 1024):
-            keys = list(range(start, min(start + 1024, n)))
-            for i, rec in zip(keys, raw.__getitems__(keys)):
-                ids[i] = info.features.deserialize_example_np(rec, decoders=skip)["image_id"]
+        examples = (info.features.deserialize_example_np(rec, decoders=skip) for start in range(0, n, 1024)
+                    for rec in raw.__getitems__(list(range(start, min(start + 1024, n)))))
     else:
-        for i in range(n):
-            ids[i] = source[i]["image_id"]
+        examples = (source[i] for i in range(n))
+    ids, files = np.zeros(n, np.int64), []
+    for i, example in enumerate(examples):
+        ids[i] = example["image_id"]
+        if "image_file" in example:
+            name = example["image_file"]
+            files.append(name.decode() if isinstance(name, bytes) else str(name))
     unique, first = np.unique(ids, return_index=True)
-    return unique, first.astype(np.int64)
+    return unique, first.astype(np.int64), [files[i] for i in first] if files else None
+
+
+def original_images(files: dict[int, str], corpus_folder: str, dataset: str) -> dict[int, str]:
+    """{image_id: path of the original image}; FileNotFoundError listing the missing ones and the folder."""
+    paths = {image_id: os.path.join(corpus_folder, name) for image_id, name in files.items()}
+    missing = [path for path in paths.values() if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(paths)} original images of {dataset!r} are missing from the manual directory "
+            f"{corpus_folder} (e.g. {', '.join(missing[:3])}). Image vectors follow platalea's recipe on the "
+            "original files: keep the corpus where the dataset was built from and pass that manual directory with "
+            "--manual_dir.")
+    return paths
 
 
 def extract_image_features(dataset: str, data_dir: str, *, splits: str | Sequence[str] = "all",
                            model: str = "resnet152", weights: str | None = None, batch_size: int = 32,
-                           chunk_size: int = 1024, image_size: int = CROP,
+                           chunk_size: int = 1024, image_size: int = CROP, manual_dir: str | None = None,
                            on_chunk_done: Callable[[int], None] | None = None,
                            progress: bool = True) -> fs.ImageFeatureStore:
     """Extract `model` vectors for every image of `splits` ('all' or names) of a prepared dataset into
-    `<dataset dir>/image_features/<model>.*` (see module doc); returns the store."""
+    `<dataset dir>/image_features/<model>.*` (see module doc: originals come from `manual_dir`); returns the
+    store."""
     check_model(model)
     if not weights or not os.path.isfile(weights):
         raise FileNotFoundError(f"--weights file {weights!r} for --model={model} does not exist: "
@@ -301,16 +327,29 @@ def extract_image_features(dataset: str, data_dir: str, *, splits: str | Sequenc
     if unknown or not names:
         raise ValueError(f"--split {splits!r}: unknown split(s) {unknown}; available: {available} (or 'all').")
     where: dict[int, tuple] = {}
+    files: dict[int, str] = {}
     for name in names:
         source = builder.as_data_source(split=name)
-        for image_id, index in zip(*image_index(source)):
-            where.setdefault(int(image_id), (source, int(index)))
+        ids, first, image_files = image_index(source)
+        for k, (image_id, index) in enumerate(zip(ids.tolist(), first.tolist())):
+            where.setdefault(image_id, (source, index))
+            if image_files is not None:
+                files.setdefault(image_id, image_files[k])
     resize = int(round(image_size * RESIZE / CROP))
     fingerprint = {"model": model, "weights_sha256": file_sha256(weights), "resize": resize, "crop": int(image_size)}
+    if files:
+        from tfds_builders import manual_corpus
 
-    def load_image(image_id: int) -> np.ndarray:
-        source, index = where[image_id]
-        return np.asarray(source[index]["image"])
+        manual = SimpleNamespace(_manual_dir=manual_dir or os.path.join(data_dir, "downloads", "manual"))
+        originals = original_images(files, manual_corpus.corpus_dir(manual, builder.name, data_dir), dataset)
+        fingerprint["images"] = "original files"  # never mixed with vectors of the stored crops
+
+        def load_image(image_id: int) -> np.ndarray:
+            return manual_corpus.read_image(originals[image_id], size=None)
+    else:
+        def load_image(image_id: int) -> np.ndarray:
+            source, index = where[image_id]
+            return np.asarray(source[index]["image"])
 
     return extract_to_store(np.asarray(sorted(where), np.int64), load_image, fs.store_dir(builder.data_dir), model,
                             lambda: make_embed_fn(load_feature_model(model, weights)), fingerprint,
@@ -327,6 +366,8 @@ def _flag_values():
     flags.DEFINE_string("dataset", None, "TFDS name[/config], e.g. spoken_shapes/small.", flag_values=fv)
     flags.DEFINE_string("data_dir", None, "TFDS data_dir holding the prepared dataset.", flag_values=fv)
     flags.DEFINE_string("split", "all", "'all' or comma-separated split names.", flag_values=fv)
+    flags.DEFINE_string("manual_dir", None, "Manual directory the dataset was built from, holding the original "
+                        "images (default: <data_dir>/downloads/manual).", flag_values=fv)
     flags.DEFINE_enum("model", "resnet152", sorted(FEATURE_MODELS), "Feature model.", flag_values=fv)
     flags.DEFINE_string("weights", None, "torchvision ImageNet weights (.pth zip format or .npz).", flag_values=fv)
     flags.DEFINE_integer("batch_size", 32, "Images per step (x10 crops).", lower_bound=1, flag_values=fv)
@@ -366,7 +407,8 @@ def main(argv: Sequence[str]) -> fs.ImageFeatureStore:
         sys.exit(f"Unexpected arguments: {list(argv[1:])}")
     store = extract_image_features(FLAGS.dataset, os.path.expanduser(FLAGS.data_dir), splits=FLAGS.split,
                                    model=FLAGS.model, weights=FLAGS.weights, batch_size=FLAGS.batch_size,
-                                   chunk_size=FLAGS.chunk_size, image_size=FLAGS.image_size)
+                                   chunk_size=FLAGS.chunk_size, image_size=FLAGS.image_size,
+                                   manual_dir=FLAGS.manual_dir and os.path.expanduser(FLAGS.manual_dir))
     print(f"{len(store)} image vectors ({store.dim}-d) in {store.directory}/{store.model}.npy")
     return store
 

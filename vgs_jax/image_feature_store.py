@@ -10,8 +10,9 @@ Layout (`dataset_dir` is the TFDS builder's versioned folder, `<data_dir>/<name>
 
 A pair of `.npy` files (rather than one `.npz`) so readers memory-map the vectors: a training run
 touches only the rows it needs, and the file is shared by all reader threads without copies. The
-`fingerprint` (model, weights checksum, resize, crop) guards against mixing vectors of different
-recipes: chunks or a store with another fingerprint are never reused silently.
+`fingerprint` (model, weights checksum, resize, crop, and `images: "original files"` when the
+originals were read from the manual directory rather than the stored crops) guards against mixing
+vectors of different recipes: chunks or a store with another fingerprint are never reused silently.
 
 Writes are resumable and deterministic: each chunk is written to a temporary name and renamed
 (`chunk_<k>.npz` with `ids`, `features`, `fingerprint`); a restart keeps every chunk whose ids and

@@ -160,8 +160,11 @@ class Builder(manual_corpus.ManualCorpusBuilder):
     `self.build_summary` (printed at the end); by default the first one is an error naming it.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.",
+                     "1.1.0": "image_file is the image's path relative to the corpus folder of "
+                              "the manual directory (<image_dir>/<metadata path>; was the metadata "
+                              "path), so vgs_jax.extract_image_features can ten-crop the original."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     README = "tfds_builders/places_audio/README.md"
     BUILDER_CONFIGS = [
@@ -254,7 +257,8 @@ class Builder(manual_corpus.ManualCorpusBuilder):
         return {"audio": audio, "image": image, "image_id": image_ids[caption.image],
                 "caption_id": caption.index, "speaker_id": speakers[caption.speaker],
                 "text": caption.text, "uttid": caption.uttid, "speaker": caption.speaker,
-                "image_file": caption.image, "words": _words_value(words)}
+                "image_file": os.path.join(self.builder_config.image_dir, caption.image),
+                "words": _words_value(words)}
 
     def _generate_examples(self, captions, lang_dir, split, ctx):  # pylint: disable=W0221
         root, cache = ctx[0], {}

@@ -57,7 +57,8 @@ def test_ids_unique_stable_and_text(built, tmp_path):
     by_id = {e["caption_id"]: e for e in exs}
     assert by_id[0]["text"] == b"a big airport" and by_id[3]["text"] == b""
     assert by_id[0]["speaker"] == b"A1SPKR" and by_id[2]["speaker_id"] == by_id[0]["speaker_id"]
-    assert by_id[4]["image_file"].startswith(b"m/mountain/gsun_")
+    assert by_id[4]["image_file"].startswith(b"images256/m/mountain/gsun_")  # relative to the corpus folder
+    assert all((DUMMY / e["image_file"].decode()).is_file() for e in exs)
     _, again = _build("english", tmp_path)
     for split in COUNTS["english"]:
         for a, b in zip(built["english"][split], again[split]):

@@ -126,8 +126,11 @@ class Builder(manual_corpus.ManualCorpusBuilder):
     `self.build_summary` (printed at the end); by default the first one is an error naming it.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.",
+                     "1.1.0": "New feature image_file: the image's path relative to the corpus "
+                              "folder of the manual directory, so vgs_jax.extract_image_features "
+                              "can ten-crop the original image (platalea's recipe)."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     README = "tfds_builders/speech_coco/README.md"
     BUILDER_CONFIGS = [
@@ -150,6 +153,7 @@ class Builder(manual_corpus.ManualCorpusBuilder):
                 "caption_id": np.int64,  # MSCOCO caption (annotation) id
                 "speaker_id": np.int32,  # index into SPEAKERS
                 "speaker": text(), "text": text(), "wav_file": text(),
+                "image_file": text(),  # relative to the corpus folder of the manual directory
                 "speed": np.float32, "disfluency": text(),
                 "words": tfds.features.Sequence(
                     {"word": text(), "start": np.float32, "end": np.float32}),
@@ -247,6 +251,7 @@ class Builder(manual_corpus.ManualCorpusBuilder):
                     self.build_summary.check(self.skip_corrupt, f"image ({split})", image_path, e)
                     continue
             example["image"] = cache[image_path]
+            example["image_file"] = os.path.relpath(image_path, root)
             self.build_summary.add_written(split)
             yield f"{item.caption_id:09d}", example
 

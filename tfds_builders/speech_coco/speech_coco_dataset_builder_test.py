@@ -48,6 +48,9 @@ def test_counts_captions_per_image_and_types(built):
             for e in exs:
                 assert e["audio"].dtype == np.int16 and e["audio"].shape == (4000,)  # 0.25 s
                 assert e["image"].dtype == np.uint8 and e["image"].shape == (32, 32, 3)
+                # the original image, relative to the corpus folder (for extract_image_features)
+                assert e["image_file"].decode().endswith(f"{e['image_id']:012d}.jpg")
+                assert (DUMMY / e["image_file"].decode()).is_file()
     assert "tensorflow" not in sys.modules
 
 

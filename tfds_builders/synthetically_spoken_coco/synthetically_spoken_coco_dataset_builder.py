@@ -134,8 +134,11 @@ class Builder(manual_corpus.ManualCorpusBuilder):
     `self.build_summary` (printed at the end); by default the first one is an error naming it.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.",
+                     "1.1.0": "New feature image_file: the image's path relative to the corpus "
+                              "folder of the manual directory, so vgs_jax.extract_image_features "
+                              "can ten-crop the original image (platalea's recipe)."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     README = "tfds_builders/synthetically_spoken_coco/README.md"
     BUILDER_CONFIGS = [SyntheticallySpokenCocoConfig(name="default", description="224x224 images.")]
@@ -152,6 +155,7 @@ class Builder(manual_corpus.ManualCorpusBuilder):
                 "caption_id": np.int64,  # Karpathy `sentid`
                 "speaker_id": np.int32,  # always 0: one TTS voice
                 "text": tfds.features.Text(),
+                "image_file": tfds.features.Text(),  # relative to the corpus folder (manual dir)
                 "words": tfds.features.Sequence(
                     {"word": tfds.features.Text(), "start": np.float32, "end": np.float32}),
             }),
@@ -220,6 +224,7 @@ class Builder(manual_corpus.ManualCorpusBuilder):
                 "audio": audio, "image": cache[image_path],
                 "image_id": int(image.get("cocoid", image.get("imgid"))),
                 "caption_id": sentid, "speaker_id": 0, "text": text,
+                "image_file": os.path.relpath(image_path, root),
                 "words": {"word": [w for w, _, _ in words],
                           "start": np.asarray([s for _, s, _ in words], np.float32),
                           "end": np.asarray([e for _, _, e in words], np.float32)}}

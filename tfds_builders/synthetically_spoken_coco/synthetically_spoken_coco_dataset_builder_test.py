@@ -49,6 +49,9 @@ def test_counts_two_captions_per_image_and_types(built):
             assert e["audio"].dtype == np.int16 and 0.28 < e["audio"].shape[0] / 16000 < 0.4
             assert np.abs(e["audio"].astype(int)).max() > 3000  # the tone, not silence
             assert e["image"].shape == (32, 32, 3) and e["speaker_id"] == 0
+            # the original image, relative to the corpus folder (for extract_image_features)
+            assert e["image_file"].decode().endswith(f"{e['image_id']:012d}.jpg")
+            assert (DUMMY / e["image_file"].decode()).is_file()
     assert "tensorflow" not in sys.modules
 
 
