@@ -1,6 +1,7 @@
 """Activation extraction, the analysis suite and the `analyze` binary, on a tiny trained run."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from vgs_jax import input_pipeline
 from vgs_jax import train
 from vgs_jax.analysis import activations
 from vgs_jax.analysis import attention_words
+from vgs_jax.analysis import boundaries
+from vgs_jax.analysis import data_fields
 from vgs_jax.analysis import suite
 
 SMALL = suite.SuiteSettings(max_probe_frames=500, probe_max_iter=100, max_abx_items=150, max_rsa_utterances=20,
@@ -66,9 +69,60 @@ def test_labels_items_and_boundaries_hand_case():
     assert got == [(0, 0, 3, "a", ("#", "b")), (1, 0, 3, "c", ("#", "b"))]
     np.testing.assert_allclose(suite.reference_boundaries(
         {"phones": [("a", 0.0, 0.1), ("b", 0.1, 0.2), ("c", 0.25, 0.3)]}), [0.1, 0.2, 0.25])
-    x = np.random.default_rng(1).normal(size=(5, 4))
-    slow = [1 - x[t] @ x[t + 1] / np.linalg.norm(x[t]) / np.linalg.norm(x[t + 1]) for t in range(4)]
-    np.testing.assert_allclose(suite.change_signal(x), slow)
+
+
+def _boundary_acts(num_utts=8, num_frames=40, seed=0):
+    """Random frames at 10 ms (centres 0.005 + 0.01 j), norm in [0.5, 1] except 3 at each phone boundary."""
+    rng = np.random.default_rng(seed)
+    frames, meta = [], []
+    for i in range(num_utts):
+        x = rng.normal(size=(num_frames, 4))
+        x *= rng.uniform(0.5, 1.0, (num_frames, 1)) / np.linalg.norm(x, axis=1, keepdims=True)
+        cuts = np.sort(rng.choice(np.arange(3, num_frames - 3, 5), 5, replace=False))
+        x[cuts] *= 3.0 / np.linalg.norm(x[cuts], axis=1, keepdims=True)
+        edges = [0.0] + [0.005 + 0.01 * c for c in cuts] + [0.01 * num_frames]
+        phones = [(f"p{k % 3}", edges[k], edges[k + 1]) for k in range(len(edges) - 1)]
+        frames.append(x.astype(np.float32))
+        meta.append({"caption_id": i, "speaker_id": 0, "text": "", "phones": phones, "words": []})
+    return activations.Activations(frames={"conv": frames}, pooled=np.stack([f[0] for f in frames]),
+                                   frame_step=0.01, frame_start=0.005, meta=meta, key={})
+
+
+def slow_boundary_scores(acts, method, quantiles, tolerance):
+    """suite.boundary_scores by plain loops: signal, local maxima >= threshold, frame times."""
+    def signal(f):
+        x = f.astype(np.float64).tolist()
+        norm = [math.sqrt(sum(v * v for v in row)) for row in x]
+        if method == "activation_norm":
+            return norm, 0.0
+        return [1 - sum(a * b for a, b in zip(x[t], x[t + 1])) / (norm[t] * norm[t + 1])
+                for t in range(len(x) - 1)], 0.5
+
+    def times(f, threshold):
+        v, lag = signal(f)
+        return [acts.frame_start + (t + lag) * acts.frame_step for t in range(1, len(v) - 1)
+                if v[t - 1] < v[t] > v[t + 1] and v[t] >= threshold]
+
+    frames = acts.frames["conv"]
+    refs = [suite.reference_boundaries(m) for m in acts.meta]
+    half = len(frames) // 2
+    candidates = np.quantile([v for f in frames[:half] for v in signal(f)[0]], quantiles)
+    r_values = [boundaries.evaluate_boundaries([times(f, c) for f in frames[:half]], refs[:half],
+                                               tolerance)["r_value"] for c in candidates]
+    best = candidates[int(np.argmax(r_values))]  # argmax: the first of equal R-values
+    return best, boundaries.evaluate_boundaries([times(f, best) for f in frames[half:]], refs[half:], tolerance)
+
+
+@pytest.mark.parametrize("method", boundaries.METHODS)
+def test_boundary_scores_vs_slow_loops(method):
+    acts = _boundary_acts()
+    settings = suite.SuiteSettings(boundary_method=method)
+    got = suite.boundary_scores(acts, "conv", settings)
+    best, want = slow_boundary_scores(acts, method, settings.threshold_quantiles, settings.tolerance)
+    assert got["method"] == method and got["threshold"] == pytest.approx(best)
+    assert {k: got[k] for k in want} == pytest.approx(want)
+    if method == "activation_norm":  # the planted norm peaks are the phone boundaries
+        assert got["f1"] == 1.0 and got["num_ref"] == 20
 
 
 def test_bad_settings():
@@ -76,6 +130,8 @@ def test_bad_settings():
         suite.SuiteSettings(train_fraction=1.0)
     with pytest.raises(ValueError, match="max_abx_items"):
         suite.SuiteSettings(max_abx_items=0)
+    with pytest.raises(ValueError, match="boundary_method must be one of"):
+        suite.SuiteSettings(boundary_method="norm")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +171,7 @@ def test_extraction_matches_direct_model(trained_workdir):
         activations.extract(template, params["trained"], config, split="validation", max_utterances=1, key={})
 
 
-def _check_report(report, workdir):
+def _check_report(report, workdir, boundary_method="cosine_change"):
     assert report["layers"] == ["conv", "gru_0", "pooled"]
     assert report["num_utterances"] == 24 and report["split"] == "validation"
     for which in ("trained", "random"):
@@ -133,7 +189,9 @@ def _check_report(report, workdir):
             assert row["abx_across"] is None or 0 <= row["abx_across"] <= 1
             b = row["boundaries"]
             assert 0 <= b["precision"] <= 1 and 0 <= b["recall"] <= 1 and 0 <= b["f1"] <= 1 and b["num_ref"] > 0
-    assert report["analyses"] == list(suite.ANALYSES)
+            assert b["method"] == boundary_method
+    assert report["analyses"] == list(suite.ANALYSES) and report["not_applicable"] == {}
+    assert report["settings"]["boundary_method"] == boundary_method
     vocab = report["word_vocabulary"]
     assert vocab and not set(vocab) & attention_words.FUNCTION_WORDS
     for which in ("trained", "random"):
@@ -172,7 +230,8 @@ def test_analyze_library_then_binary(trained_workdir):
 
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     done = subprocess.run([sys.executable, "-m", "vgs_jax.analyze", f"--workdir={trained_workdir}",
-                           "--max_utterances=24", "--word_min_count=3", "--max_gating_trials=12"],
+                           "--max_utterances=24", "--word_min_count=3", "--max_gating_trials=12",
+                           "--boundary_method=activation_norm"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
@@ -184,7 +243,7 @@ def test_analyze_library_then_binary(trained_workdir):
     assert lines[-1] == f"Wrote {os.path.join(trained_workdir, 'analysis', 'report.json')}"
     stored = json.load(open(os.path.join(trained_workdir, "analysis", "report.json")))
     assert stored["cache_reused"] == {"trained": True, "random": True} and os.path.getmtime(cache) == mtime
-    _check_report(stored, trained_workdir)
+    _check_report(stored, trained_workdir, boundary_method="activation_norm")
 
 
 def test_missing_checkpoint_is_named(trained_workdir):
@@ -202,6 +261,81 @@ def test_subset_of_analyses_and_bad_names(trained_workdir, tmp_path):
     assert "-/-" in suite.format_table(report)
     with pytest.raises(ValueError, match="Unknown analyses.*'abxx'"):
         suite.check_analyses(["abxx", "rsa"])
+
+
+def test_fields_of_each_analysis_on_fake_examples():
+    assert list(data_fields.FIELDS) == list(suite.ANALYSES)
+    shapes = {"audio": np.zeros(3, np.int16), "caption_id": 0, "image_id": 1, "speaker_id": 2, "text": "a red circle",
+              "phones": {}, "words": {}, "objects": {}}
+    assert data_fields.split_by_fields(suite.ANALYSES, shapes) == (list(suite.ANALYSES), {})
+    words_only = {k: v for k, v in shapes.items() if k not in ("phones", "objects")}  # e.g. speech_coco
+    runnable, missing = data_fields.split_by_fields(suite.ANALYSES, words_only)
+    assert runnable == ["word_presence", "attention", "heatmaps", "semantics"]
+    assert missing == {"probes": ["phones"], "abx": ["phones"], "rsa": ["phones"], "boundaries": ["phones"],
+                       "gating": ["objects"], "localization": ["objects"], "lexicon": ["objects"],
+                       "vq_units": ["phones"]}
+    message = data_fields.missing_fields_message({"abx": ["phones"]}, words_only, "dataset 'x' split 'test'")
+    assert message.startswith("dataset 'x' split 'test' has no ['phones'] field(s)")
+    assert "abx needs ['phones']" in message and "--analyses=word_presence,attention,heatmaps,semantics" in message
+
+
+def test_run_suite_on_meta_without_phones():
+    acts = _boundary_acts()
+    for i, m in enumerate(acts.meta):  # words but no phones (e.g. places_audio)
+        del m["phones"]
+        m["words"] = [("red" if i % 2 else "blue", 0.0, 0.1), ("circle", 0.1, 0.3)]
+    with pytest.raises(data_fields.MissingFieldsError, match=r"has no \['phones'\].*probes needs \['phones'\]"):
+        suite.run_suite({"trained": acts}, SMALL, ["probes", "word_presence"])
+    report = suite.run_suite({"trained": acts}, SMALL, ["word_presence"])
+    assert report["word_vocabulary"] == ["blue", "circle", "red"]
+    assert sorted(report["trained"]["conv"]["word_presence"]["words"]) == ["blue", "circle", "red"]
+
+
+class _WithoutFields:
+    """A split whose examples lack some fields (as on a corpus without alignments)."""
+
+    def __init__(self, source, drop):
+        self.source, self.drop = source, drop
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, i):
+        return {k: v for k, v in self.source[i].items() if k not in self.drop}
+
+
+def test_corpus_without_alignments(trained_workdir, tmp_path, monkeypatch):
+    from absl import app
+    from vgs_jax import analyze
+
+    real = input_pipeline.open_config_split
+    monkeypatch.setattr(input_pipeline, "open_config_split",
+                        lambda data, split: _WithoutFields(real(data, split), ("phones", "words")))
+    out = str(tmp_path / "no_alignments")
+    # Asked for by name: a clear error before anything is extracted or written.
+    with pytest.raises(data_fields.MissingFieldsError) as error:
+        suite.analyze_workdir(trained_workdir, max_utterances=8, settings=SMALL, output_dir=out,
+                              analyses=["boundaries", "semantics"])
+    message = str(error.value)
+    assert message.startswith("dataset 'spoken_shapes/tiny' split 'validation' has no ['phones'] field(s)")
+    assert "boundaries needs ['phones']" in message and "--analyses=semantics" in message
+    assert "--wav_list" in message and not os.path.exists(out)
+    analyze.FLAGS(["analyze", f"--workdir={trained_workdir}", "--analyses=word_presence", f"--output_dir={out}"])
+    try:
+        with pytest.raises(app.UsageError, match=r"--analyses: .*word_presence needs \['words'\]"):
+            analyze.main(["analyze"])
+    finally:
+        analyze.FLAGS.unparse_flags()
+    # The default set: what needs alignments is reported as not applicable, the rest runs.
+    report = suite.analyze_workdir(trained_workdir, max_utterances=8, settings=SMALL, output_dir=out)
+    assert report["analyses"] == ["semantics"] and report["layers"] == [] and "gating" not in report
+    assert list(report["not_applicable"]) == [a for a in suite.ANALYSES if a != "semantics"]
+    reasons = report["not_applicable"]
+    assert reasons["probes"].startswith("dataset 'spoken_shapes/tiny' split 'validation' has no ['phones']")
+    assert "has no ['words'] " in reasons["gating"]  # only what is missing
+    assert report["semantics"]["trained"]["retrieval"]["num_queries"] == 8
+    stored = json.load(open(os.path.join(out, "report.json")))
+    assert stored["not_applicable"] == report["not_applicable"] and set(report["plots"]) == {"semantics"}
 
 
 def test_wav_list_binary(trained_workdir, tmp_path):

@@ -43,6 +43,46 @@ def test_peaks_vs_slow():
         assert got == slow_peaks(x.tolist(), thr, dist)
 
 
+def slow_signal(frames, method):
+    """(values, frame position of value 0) by plain loops: cosine change between frames t and t + 1,
+    or the L2 norm of frame t."""
+    x = frames.tolist()
+    norm = [math.sqrt(sum(v * v for v in row)) for row in x]
+    if method == "activation_norm":
+        return norm, 0.0
+    dots = [sum(a * b for a, b in zip(x[t], x[t + 1])) for t in range(len(x) - 1)]
+    return [1 - dots[t] / (norm[t] * norm[t + 1]) for t in range(len(x) - 1)], 0.5
+
+
+@pytest.mark.parametrize("method", boundaries.METHODS)
+def test_frame_boundaries_vs_slow_loops(method):
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        frames = rng.normal(size=(int(rng.integers(1, 25)), int(rng.integers(2, 6))))  # D >= 2: no plateaus
+        step, start = float(rng.choice([0.01, 0.02, 0.03])), float(rng.choice([0.0, 0.005, 0.03]))
+        values, lag = slow_signal(frames, method)
+        np.testing.assert_allclose(boundaries.boundary_signal(frames, method), values, atol=1e-12)
+        thr = None if rng.random() < 0.3 or not values else float(rng.random() * max(values))
+        dist = int(rng.integers(1, 4))
+        want = [start + (t + lag) * step for t in slow_peaks(values, thr, dist)]
+        got = boundaries.frame_boundaries(frames, method=method, frame_step=step, frame_start=start,
+                                          threshold=thr, min_distance=dist)
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_methods_hand_case():
+    # Norms 1, 3, 1, 1, 2, 1 (peaks at frames 1 and 4); directions turn 90 degrees between frames 2 and 3.
+    frames = np.array([[1, 0], [3, 0], [1, 0], [0, 1], [0, 2], [0, 1]], np.float64)
+    norm = boundaries.frame_boundaries(frames, method="activation_norm", frame_step=0.01, frame_start=0.005)
+    np.testing.assert_allclose(norm, [0.015, 0.045])  # frame centres
+    change = boundaries.frame_boundaries(frames, method="cosine_change", frame_step=0.01, frame_start=0.005)
+    np.testing.assert_allclose(change, [0.03])  # midway between frames 2 (0.025 s) and 3 (0.035 s)
+    with pytest.raises(ValueError, match="unknown boundary method"):
+        boundaries.boundary_signal(frames, "norm")
+    with pytest.raises(ValueError, match=r"\[T, D\]"):
+        boundaries.boundary_signal(frames[0], "activation_norm")
+
+
 def test_detect_boundaries_times():
     x = np.array([0, 1, 0, 0, 3, 0, 2, 0.0])
     np.testing.assert_allclose(boundaries.detect_boundaries(x), [0.01, 0.04, 0.06])

@@ -25,8 +25,8 @@ def slow_score(img, imask, aud, amask, simtype):
         return sum(vals) / len(vals)
     if simtype == "MISA":
         return sum(max(dot(h, w, t) for (h, w) in cells) for t in frames) / len(frames)
-    if simtype == "FRAGMENT":
-        return sum(max(0.0, dot(h, w, t)) for (h, w) in cells for t in frames) / (len(cells) + 5.0)
+    if simtype == "FRAGMENT":  # survey eq. (3): per region (cell) the best non-negative word (frame) product
+        return sum(max(0.0, max(dot(h, w, t) for t in frames)) for (h, w) in cells)
     return sum(max(dot(h, w, t) for t in frames) for (h, w) in cells) / len(cells)
 
 
@@ -68,11 +68,28 @@ def test_hand_computed_scores():
     assert s["SISA"] == pytest.approx((3 - 1 + 2 + 2) / 4)
     assert s["MISA"] == pytest.approx((3 + 2) / 2)        # per frame max over cells
     assert s["SIMA"] == pytest.approx((3 + 2) / 2)        # per cell max over frames
-    assert s["FRAGMENT"] == pytest.approx((3 + 0 + 2 + 2) / (2 + 5))  # positive part / (cells + 5)
+    assert s["FRAGMENT"] == pytest.approx(3 + 2)           # per cell best positive product, summed
     # mask frame f1: MISA = 3, SIMA = mean(3, 2) = 2.5, SISA = 2.5
     am2 = np.array([[True, False]])
     s2 = {k: float(mm.matchmap_scores(img, im, aud, am2, simtype=k)[0, 0]) for k in mm.SIMTYPES}
-    assert s2 == pytest.approx({"SISA": 2.5, "MISA": 3.0, "SIMA": 2.5, "FRAGMENT": 5 / 7})
+    assert s2 == pytest.approx({"SISA": 2.5, "MISA": 3.0, "SIMA": 2.5, "FRAGMENT": 5.0})
+
+
+def test_fragment_hand_case_with_negative_cell_and_masks():
+    # Cells c0=(1,0), c1=(0,2), c2=(-1,-1), c3 padded; frames f0=(3,1), f1=(-1,1), f2 padded.
+    # M (cell x frame) = [[3,-1],[2,2],[-4,0]]: best per cell 3, 2, 0 (c2's best is 0, not negative).
+    img = np.array([[[[1.0, 0.0], [0.0, 2.0]], [[-1.0, -1.0], [50.0, 50.0]]]], np.float32)  # [1, 2, 2, 2]
+    im = np.array([[[True, True], [True, False]]])
+    aud = np.array([[[3.0, 1.0], [-1.0, 1.0], [40.0, 40.0]]], np.float32)
+    am = np.array([[True, True, False]])
+    assert float(mm.matchmap_scores(img, im, aud, am, simtype="FRAGMENT")[0, 0]) == pytest.approx(3 + 2 + 0)
+    # Only f1: c0 -> max(0, -1) = 0, c1 -> 2, c2 -> max(0, 0) = 0.
+    am1 = np.array([[False, True, False]])
+    assert float(mm.matchmap_scores(img, im, aud, am1, simtype="FRAGMENT")[0, 0]) == pytest.approx(2.0)
+    # Not a mean: doubling the valid cells (same cells twice) doubles the score.
+    img2 = np.concatenate([img, img], axis=2)
+    im2 = np.concatenate([im, im], axis=2)
+    assert float(mm.matchmap_scores(img2, im2, aud, am, simtype="FRAGMENT")[0, 0]) == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize("simtype", mm.SIMTYPES)

@@ -6,10 +6,12 @@ model at random initialisation (see `vgs_jax.analysis.suite`). For frame-map mod
 ResDAVEnet with a map image tower) the matchmap analyses "localization", "lexicon" and "heatmaps",
 for ResDAVEnet-VQ "vq_units" per quantiser, and for every model "semantics" (relatedness of retrieved
 captions; SICK correlation with `--sick_data_dir`), see `vgs_jax.analysis.map_analyses`. Analyses
-that do not apply to the model or corpus are reported as such. `--analyses=probes,gating` picks a
-subset. Writes `DIR/analysis/report.json` and one PNG per analysis beside it (heatmaps: a folder of
-PNGs per model), caches activations in `DIR/analysis/activations_<trained|random>_<split>.npz`, and
-prints tables.
+that do not apply to the model or corpus are reported as such (phone and word analyses need the
+corpus's alignments, see `vgs_jax.analysis.data_fields`). `--analyses=probes,gating` picks a
+subset; a named analysis the corpus lacks the fields for is an error. `--boundary_method` picks the
+boundary detector (`vgs_jax.analysis.boundaries`). Writes `DIR/analysis/report.json` and one PNG
+per analysis beside it (heatmaps: a folder of PNGs per model), caches activations in
+`DIR/analysis/activations_<trained|random>_<split>.npz`, and prints tables.
 
 `--wav_list=FILE` (one WAV path per line, relative to FILE's folder) instead writes the
 activations of every layer, with frame times and the pooling attention, of those files to
@@ -19,9 +21,11 @@ activations of every layer, with frame times and the pooling attention, of those
 
 from absl import app
 from absl import flags
-from absl import logging
 
+from vgs_jax import cli
 from vgs_jax.analysis import activations
+from vgs_jax.analysis import boundaries
+from vgs_jax.analysis import data_fields
 from vgs_jax.analysis import map_analyses
 from vgs_jax.analysis import suite
 
@@ -31,7 +35,11 @@ flags.DEFINE_string("checkpoint", "best", "'latest', 'best' or a step number.")
 flags.DEFINE_string("split", "validation", "Dataset split whose first captions are analysed.")
 flags.DEFINE_integer("max_utterances", 200, "Analyse the first N captions of the split.")
 flags.DEFINE_string("output_dir", None, "Where report.json and the PNGs go (default DIR/analysis).")
-flags.DEFINE_list("analyses", list(suite.ANALYSES), f"Analyses to run, from {list(suite.ANALYSES)}.")
+flags.DEFINE_list("analyses", list(suite.ANALYSES),
+                  f"Analyses to run, from {list(suite.ANALYSES)} (default: every one the corpus has the fields for).")
+flags.DEFINE_enum("boundary_method", suite.SuiteSettings.boundary_method, list(boundaries.METHODS),
+                  "Boundaries: peaks of the cosine change between consecutive frames, or of each frame's L2 norm "
+                  "(Harwath & Glass 2019).")
 flags.DEFINE_integer("word_min_count", suite.SuiteSettings.word_min_count,
                      "Word presence: probe content words with at least this many occurrences.")
 flags.DEFINE_enum("gating_context", suite.SuiteSettings.gating_context, ["utterance", "word"],
@@ -53,8 +61,6 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # Orbax logs every restore at INFO
     if FLAGS.wav_list:
         paths = activations.extract_wav_list(FLAGS.workdir, FLAGS.wav_list, checkpoint=FLAGS.checkpoint,
                                              output_dir=FLAGS.output_dir)
@@ -62,11 +68,11 @@ def main(argv):
             print(f"Wrote {which} activations to {path}")
         return
     try:
-        analyses = suite.check_analyses(FLAGS.analyses)
+        analyses = suite.check_analyses(FLAGS.analyses) if FLAGS["analyses"].present else None
     except ValueError as e:
         raise app.UsageError(f"--analyses: {e}") from e
     settings = suite.SuiteSettings(word_min_count=FLAGS.word_min_count, gating_context=FLAGS.gating_context,
-                                   max_gating_trials=FLAGS.max_gating_trials)
+                                   max_gating_trials=FLAGS.max_gating_trials, boundary_method=FLAGS.boundary_method)
     try:
         map_settings = map_analyses.MapSettings(
             sick_data_dir=FLAGS.sick_data_dir, sick_split=FLAGS.sick_split, max_sick_pairs=FLAGS.max_sick_pairs,
@@ -74,9 +80,12 @@ def main(argv):
             heatmap_examples=FLAGS.heatmap_examples)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    report = suite.analyze_workdir(FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split,
-                                   max_utterances=FLAGS.max_utterances, output_dir=FLAGS.output_dir,
-                                   settings=settings, analyses=analyses, map_settings=map_settings)
+    try:
+        report = suite.analyze_workdir(FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split,
+                                       max_utterances=FLAGS.max_utterances, output_dir=FLAGS.output_dir,
+                                       settings=settings, analyses=analyses, map_settings=map_settings)
+    except data_fields.MissingFieldsError as e:
+        raise app.UsageError(f"--analyses: {e}") from e
     print(f"{report['dataset']} {report['split']}, first {report['num_utterances']} captions, checkpoint step "
           f"{report['step']} (trained/random init, percent):")
     if report["layers"]:
@@ -86,6 +95,8 @@ def main(argv):
     words = suite.format_word_analyses(report)
     if words:
         print(words)
+    for name, reason in report["not_applicable"].items():
+        print(f"{name}: not applicable ({reason})")
     maps = map_analyses.format_map_analyses({k: report[k] for k in map_analyses.MAP_ANALYSES if k in report})
     if maps:
         print(maps)
@@ -93,4 +104,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,11 +10,11 @@ reduction of its matchmap (``SIMTYPES``):
   over valid t (DAVEnet's default);
 * ``SIMA``: for each valid cell the max of M over valid frames, then the mean
   over valid cells.
-* ``FRAGMENT``: the fragment-alignment score that Harwath & Glass (2015) took from
-  Karpathy, Joulin & Fei-Fei (2014): sum over valid (cell, frame) of max(0, M), divided by
-  (number of valid image cells + FRAGMENT_SMOOTHING). Image cells stand in for detected
-  regions and audio frames for word segments. The exact normaliser of the survey's eq. (3)
-  is not in our reference notes; this is the DeFrag global score as we know it (unverified).
+* ``FRAGMENT``: the fragment-alignment score of Harwath & Glass (2015), survey eq. (3)
+  (survey-systems.md B.2): for each valid cell the best non-negative product with a valid
+  frame, summed over cells, ``sum_{h,w} max(0, max_t M[h, w, t])``. Image cells stand in for
+  the paper's detected regions and audio frames for its word segments. Like eq. (3) it is a
+  sum, not a mean, so it grows with the number of valid cells.
 
 Padding is handled with boolean masks (``True`` = real cell / frame), never by
 cropping: the values stored at padded positions never change a score. The
@@ -39,8 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 
 SIMTYPES = ("SISA", "MISA", "SIMA", "FRAGMENT")
-FRAGMENT_SMOOTHING = 5.0
-"""n in the fragment score's normaliser (Karpathy et al. 2014 use n = 5)."""
 
 
 def matchmap(image_map, audio_map) -> jax.Array:
@@ -106,20 +104,18 @@ def _pair_block(img, imask, aud, amask, simtype, precision):
     both = amask[:, :, None, None] & imask[None, None, :, :]   # [ca, T, ci, P]
     low = jnp.finfo(mm.dtype).min
     mm = jnp.where(both, mm, low)
-    if simtype == "FRAGMENT":  # sum of positive alignments, smoothed mean over cells
-        total = jnp.sum(jnp.where(both, jax.nn.relu(mm), 0.0), axis=(1, 3))   # [ca, ci]
-        count = jnp.sum(imask, axis=1)[None, :] + FRAGMENT_SMOOTHING
-        return total / count.astype(total.dtype)
     if simtype == "MISA":   # max over cells, mean over frames
         best = jnp.max(mm, axis=3)                                # [ca, T, ci]
         keep = amask[:, :, None] & jnp.any(imask, axis=1)[None, None, :]
         total = jnp.sum(jnp.where(keep, best, 0.0), axis=1)       # [ca, ci]
         count = jnp.sum(amask, axis=1)[:, None]
-    else:                   # SIMA: max over frames, mean over cells
-        best = jnp.max(mm, axis=1)                                # [ca, ci, P]
-        keep = imask[None, :, :] & jnp.any(amask, axis=1)[:, None, None]
-        total = jnp.sum(jnp.where(keep, best, 0.0), axis=2)       # [ca, ci]
-        count = jnp.sum(imask, axis=1)[None, :]
+        return total / jnp.maximum(count, 1).astype(total.dtype)
+    best = jnp.max(mm, axis=1)                                    # [ca, ci, P]: max over frames
+    keep = imask[None, :, :] & jnp.any(amask, axis=1)[:, None, None]
+    if simtype == "FRAGMENT":  # eq. (3): sum over cells of the best non-negative product
+        return jnp.sum(jnp.where(keep, jax.nn.relu(best), 0.0), axis=2)
+    total = jnp.sum(jnp.where(keep, best, 0.0), axis=2)           # SIMA: mean over cells
+    count = jnp.sum(imask, axis=1)[None, :]
     return total / jnp.maximum(count, 1).astype(total.dtype)
 
 

@@ -9,7 +9,8 @@ Rows are captions, columns images, as in `vgs_jax.losses` and `vgs_jax.retrieval
   "pooled dot product" (anchor §3.5), so ``pooled_dot`` is accepted as its name.
 * ``MISA`` / ``SIMA``: matchmap reductions (DAVEnet, anchor §2.4), computed by
   `vgs_jax.matchmap.matchmap_scores` with padding masks.
-* ``fragment``: the fragment-alignment score of Harwath & Glass (2015) (matchmap ``FRAGMENT``).
+* ``fragment``: the fragment-alignment score of Harwath & Glass (2015), survey eq. (3): per image
+  cell the best non-negative product with an audio frame, summed over cells (matchmap ``FRAGMENT``).
 
 Speech/image outputs are the dicts of `DualEncoder.encode_speech` / `encode_image`: "embedding"
 [B, E] (unit norm) always; "map" [B, T, E] / [B, H, W, E] with "map_mask" for frame-map towers.

@@ -95,8 +95,8 @@ class Activations:
     pooled: ``[N, D]`` float32, the encoder's pooled output (attention, or DAVEnet's mean).
     frame_step, frame_start: frame j of utterance i is centred at ``frame_start + j * frame_step`` s.
     meta: per utterance {"caption_id", "speaker_id", "text", "phones": [(phone, start, end)],
-      "words": [(word, start, end)]} with times in seconds and phones without stress marks
-      (for WAV lists: {"path", "num_samples", "sample_rate"}, no alignments).
+      "words": [(word, start, end)]} with times in seconds and phones without stress marks; fields
+      the corpus lacks are left out (for WAV lists: {"path", "num_samples", "sample_rate"}, no alignments).
     key: what the activations were computed from (checkpoint, split, sizes), for the cache.
     attention: per utterance ``[T_i]`` float32, the pooling's frame weights (sum to 1), or None
       (encoders without attention pooling).
@@ -179,19 +179,21 @@ def _intervals(field: dict, name: str, *, clean: bool) -> list[tuple[str, float,
 
 
 def read_metadata(source: Sequence[dict], n: int) -> list[dict]:
-    """Alignments, speaker and text of the first `n` examples (see `Activations.meta`)."""
+    """Caption id plus whichever of speaker, text and phone/word alignments the first `n` examples
+    have (see `Activations.meta`; `data_fields` says which analyses need which)."""
     meta = []
     for i in range(n):
         ex = source[i]
-        for key in ("phones", "words", "speaker_id", "text"):
-            if key not in ex:
-                raise KeyError(f"example {i} has no {key!r}; analysis needs a corpus with alignments "
-                               f"(e.g. spoken_shapes); keys present: {sorted(ex)}.")
-        text = ex["text"]
-        meta.append({"caption_id": int(ex["caption_id"]), "speaker_id": int(ex["speaker_id"]),
-                     "text": text.decode() if isinstance(text, bytes) else str(text),
-                     "phones": _intervals(ex["phones"], "phone", clean=True),
-                     "words": _intervals(ex["words"], "word", clean=False)})
+        m = {"caption_id": int(ex["caption_id"])}
+        if "speaker_id" in ex:
+            m["speaker_id"] = int(ex["speaker_id"])
+        if "text" in ex:
+            m["text"] = ex["text"].decode() if isinstance(ex["text"], bytes) else str(ex["text"])
+        if "phones" in ex:
+            m["phones"] = _intervals(ex["phones"], "phone", clean=True)
+        if "words" in ex:
+            m["words"] = _intervals(ex["words"], "word", clean=False)
+        meta.append(m)
     return meta
 
 

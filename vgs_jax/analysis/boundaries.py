@@ -1,10 +1,19 @@
-"""Boundary detection from a frame-level signal and its evaluation (sota-and-metrics.md D.4).
+"""Boundary detection from frame-level activations and its evaluation (sota-and-metrics.md D.4).
 
-Detection (Harwath & Glass 2019 style): boundaries are the peaks of a frame-level
-signal (e.g. the dissimilarity of consecutive frames) that reach ``threshold``
-and lie at least ``min_distance`` frames apart (``scipy.signal.find_peaks``:
-among close peaks the higher survives). Peak at frame t -> time
-``t * frame_shift + time_offset`` seconds.
+Detection: boundaries are the peaks of a frame-level signal that reach ``threshold`` and lie at
+least ``min_distance`` frames apart (``scipy.signal.find_peaks``: among close peaks the higher
+survives). Peak at signal index t -> time ``t * frame_shift + time_offset`` seconds. Two signals
+(``METHODS``) are computed from a layer's frames ``[T, D]``:
+
+* ``"cosine_change"``: the cosine distance between consecutive frames, ``[T - 1]``; value t sits
+  midway between frames t and t + 1. Our own detector (what `analyze` reports by default).
+* ``"activation_norm"``: the L2 norm of each frame, ``[T]``; value t sits at frame t's centre.
+  After Harwath & Glass (2019, "Towards visually grounded sub-word speech unit discovery"):
+  boundaries are peaks of the L2 norm of a layer's frame activations. Our reference notes
+  (sota-and-metrics.md, survey-systems.md) give no further detail of the paper's detector, so
+  these choices are ours: the raw norm (no smoothing, no per-utterance scaling), any layer, the
+  same peak picking and threshold tuning as ``"cosine_change"``, and phone boundaries as the
+  reference (the paper's abstract calls the events diphone boundaries).
 
 Evaluation (D.4 formulas):
 
@@ -31,6 +40,38 @@ from scipy import signal as sp_signal
 
 _EPS = 1e-9  # seconds; keeps |0.05 - 0.03| <= 0.02 true in float arithmetic
 CRITERIA = ("r_value", "f1")
+# detector -> position of its signal's value t, in frames: cosine change sits between frames t and t + 1
+SIGNAL_LAG = {"cosine_change": 0.5, "activation_norm": 0.0}
+METHODS = tuple(SIGNAL_LAG)
+
+
+def _frames(frames) -> np.ndarray:
+    x = np.asarray(frames, np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"frames must be one utterance's layer activations [T, D], got shape {x.shape}")
+    return x
+
+
+def cosine_change_signal(frames) -> np.ndarray:
+    """Cosine distance between consecutive frames: ``[T, D]`` -> ``[T - 1]`` float64 in [0, 2]."""
+    x = _frames(frames)
+    norms = np.maximum(np.linalg.norm(x, axis=1), 1e-12)
+    return 1.0 - np.sum(x[1:] * x[:-1], axis=1) / (norms[1:] * norms[:-1])
+
+
+def activation_norm_signal(frames) -> np.ndarray:
+    """L2 norm of every frame: ``[T, D]`` -> ``[T]`` float64."""
+    return np.linalg.norm(_frames(frames), axis=1)
+
+
+def boundary_signal(frames, method: str) -> np.ndarray:
+    """The frame-level signal of detector `method` for frames ``[T, D]`` (value t sits at frame
+    position ``t + SIGNAL_LAG[method]``)."""
+    if method == "cosine_change":
+        return cosine_change_signal(frames)
+    if method == "activation_norm":
+        return activation_norm_signal(frames)
+    raise ValueError(f"unknown boundary method {method!r}; choose one of {METHODS}")
 
 
 def detect_peaks(values, *, threshold: float | None = None, min_distance: int = 1) -> np.ndarray:
@@ -53,6 +94,14 @@ def detect_boundaries(values, *, frame_shift: float = 0.01, threshold: float | N
         raise ValueError(f"frame_shift must be a positive frame step in seconds, got {frame_shift}")
     peaks = detect_peaks(values, threshold=threshold, min_distance=min_distance)
     return peaks * frame_shift + time_offset
+
+
+def frame_boundaries(frames, *, method: str, frame_step: float, frame_start: float,
+                     threshold: float | None = None, min_distance: int = 1) -> np.ndarray:
+    """Boundary times in seconds ``[K]`` of one utterance's frames ``[T, D]`` (frame j centred at
+    ``frame_start + j * frame_step`` s) by `method`."""
+    return detect_boundaries(boundary_signal(frames, method), frame_shift=frame_step, threshold=threshold,
+                             min_distance=min_distance, time_offset=frame_start + SIGNAL_LAG[method] * frame_step)
 
 
 def _check_times(times, name: str) -> np.ndarray:

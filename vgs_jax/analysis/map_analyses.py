@@ -43,6 +43,7 @@ import numpy as np
 from vgs_jax import audio_features
 from vgs_jax import input_pipeline
 from vgs_jax.analysis import activations as activations_lib
+from vgs_jax.analysis import data_fields
 from vgs_jax.analysis import heatmaps
 from vgs_jax.analysis import lexicon
 from vgs_jax.analysis import localization
@@ -197,22 +198,17 @@ def _shifted(field, key: str, delta: float) -> dict:
 
 def applicability(name: str, config, examples: Sequence[dict]) -> str | None:
     """Why analysis `name` cannot run on this model/corpus, or None when it can."""
-    first = examples[0] if examples else {}
-    if name == "semantics":
-        return None if "text" in first else "the corpus has no transcripts ('text')"
-    if name == "vq_units":
-        if not quantiser_positions(config):
-            return f"speech encoder {config.model.speech_encoder!r} has no quantisers (config.model.speech.vq_on)"
-        missing = [k for k in ("phones", "words") if k not in first]
-    else:
+    if name == "vq_units" and not quantiser_positions(config):
+        return f"speech encoder {config.model.speech_encoder!r} has no quantisers (config.model.speech.vq_on)"
+    if name in ("localization", "lexicon", "heatmaps"):
         if not is_frame_map(config):
             return (f"needs frame-map towers (speech {sorted(dual_encoder.FRAME_MAP_SPEECH_ENCODERS)}, image "
                     f"{sorted(dual_encoder.FRAME_MAP_IMAGE_ENCODERS)}); this run has "
                     f"{config.model.speech_encoder!r} + {config.model.image_encoder!r}")
         if config.dataset.image_key != "image":
             return f"the run reads precomputed image vectors ({config.dataset.image_key!r}), not pixels"
-        missing = [k for k in (("words",) if name == "heatmaps" else ("words", "objects")) if k not in first]
-    return f"the corpus has no {missing} (spoken_shapes has them)" if missing else None
+    missing = data_fields.missing_fields(name, examples[0] if examples else {})
+    return data_fields.not_applicable_reason(missing, "the corpus") if missing else None
 
 
 def _run_one(name, fns: ModelFns, config, examples, settings: MapSettings, output_dir, which) -> dict | list:

@@ -14,10 +14,12 @@ the trained model and of the same model at random initialisation (sota-and-metri
   "#" at the utterance edges; at most ``max_abx_items`` tokens (seeded sample).
 * ``rsa``: Pearson and Spearman RSA between cosine distances of mean-pooled activations and the
   normalised phone edit distance, over the first ``max_rsa_utterances`` utterances.
-* ``boundaries``: phone boundaries as peaks of the cosine distance between consecutive frames,
-  placed midway between them; the peak threshold (a quantile of the signal) is tuned for R-value
-  on the first half of the utterances and scored on the second half (one-to-one matching,
-  ``tolerance`` seconds). References are the internal phone boundaries of each utterance.
+* ``boundaries``: phone boundaries as peaks of a frame signal (`boundaries.METHODS`, chosen by
+  ``boundary_method``): the cosine distance between consecutive frames, placed midway between
+  them (default), or the L2 norm of each frame, placed at its centre (after Harwath & Glass
+  2019); the peak threshold (a quantile of the signal) is tuned for R-value on the first half of
+  the utterances and scored on the second half (one-to-one matching, ``tolerance`` seconds).
+  References are the internal phone boundaries of each utterance. Each row records its "method".
 
 * ``word_presence``: per word type of the vocabulary (content words with >= ``word_min_count``
   occurrences; `attention_words.FUNCTION_WORDS` excluded), a binary presence probe from the
@@ -39,8 +41,10 @@ encoders `analyze_workdir` reports them as not applicable (``report["layer_analy
 (`map_analyses.MAP_ANALYSES`) run on the model itself; see `vgs_jax.analysis.map_analyses`.
 
 `ANALYSES` names what `analyses=` (and `analyze --analyses`) can select; "probes" is the local and
-global phone probes. A metric that cannot be computed on the data (e.g. no across-speaker ABX
-groups, no word frequent enough) is None.
+global phone probes. Each analysis reads example fields (`data_fields.FIELDS`: phone/word
+alignments, object labels) that only some corpora have; `analyze_workdir` reports the ones the
+corpus cannot feed as not applicable, or refuses them when asked for by name. A metric that cannot
+be computed on the data (e.g. no across-speaker ABX groups, no word frequent enough) is None.
 """
 
 import dataclasses
@@ -52,10 +56,12 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from vgs_jax import input_pipeline
 from vgs_jax.analysis import abx
 from vgs_jax.analysis import activations as activations_lib
 from vgs_jax.analysis import attention_words
 from vgs_jax.analysis import boundaries
+from vgs_jax.analysis import data_fields
 from vgs_jax.analysis import gating
 from vgs_jax.analysis import map_analyses
 from vgs_jax.analysis import probes
@@ -80,6 +86,7 @@ class SuiteSettings:
     max_rsa_utterances: int = 200
     tolerance: float = 0.02
     threshold_quantiles: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 0.95, 20), 2).tolist())
+    boundary_method: str = "cosine_change"
     word_min_count: int = 10
     gating_fractions: tuple[float, ...] = gating.DEFAULT_FRACTIONS
     gating_context: str = "utterance"
@@ -93,6 +100,8 @@ class SuiteSettings:
                      "probe_max_iter", "word_min_count", "max_gating_trials"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.boundary_method not in boundaries.METHODS:
+            raise ValueError(f"boundary_method must be one of {boundaries.METHODS}, got {self.boundary_method!r}.")
         if self.gating_context not in gating.CONTEXTS:
             raise ValueError(f"gating_context must be one of {gating.CONTEXTS}, got {self.gating_context!r}.")
         if not self.gating_fractions or any(not 0.0 <= f <= 1.0 for f in self.gating_fractions):
@@ -192,27 +201,22 @@ def reference_boundaries(meta: dict) -> np.ndarray:
     return times
 
 
-def change_signal(frames: np.ndarray) -> np.ndarray:
-    """Cosine distance between consecutive frames: ``[T, D]`` -> ``[T - 1]`` float64 in [0, 2]."""
-    x = np.asarray(frames, np.float64)
-    norms = np.maximum(np.linalg.norm(x, axis=1), 1e-12)
-    return 1.0 - np.sum(x[1:] * x[:-1], axis=1) / (norms[1:] * norms[:-1])
-
-
 def boundary_scores(acts, layer: str, settings: SuiteSettings) -> dict:
     """Threshold tuned on the first half of utterances, scores on the second half (see module doc)."""
-    signals = [change_signal(f) for f in acts.frames[layer]]
+    method, frames = settings.boundary_method, acts.frames[layer]
     refs = [reference_boundaries(m) for m in acts.meta]
-    half = len(signals) // 2
-    pooled = np.concatenate(signals[:half])
+    half = len(frames) // 2
+    signals = [boundaries.boundary_signal(f, method) for f in frames[:half]]
+    pooled = np.concatenate(signals)
     thresholds = np.quantile(pooled, settings.threshold_quantiles) if pooled.size else np.zeros(1)
-    kwargs = dict(frame_shift=acts.frame_step, time_offset=acts.frame_start + 0.5 * acts.frame_step)
-    best, _ = boundaries.tune_threshold(signals[:half], refs[:half], list(thresholds), criterion="r_value",
-                                        tolerance=settings.tolerance, **kwargs)
-    predicted = [boundaries.detect_boundaries(s, threshold=best, **kwargs) for s in signals[half:]]
+    best, _ = boundaries.tune_threshold(
+        signals, refs[:half], list(thresholds), criterion="r_value", tolerance=settings.tolerance,
+        frame_shift=acts.frame_step, time_offset=acts.frame_start + boundaries.SIGNAL_LAG[method] * acts.frame_step)
+    predicted = [boundaries.frame_boundaries(f, method=method, frame_step=acts.frame_step,
+                                             frame_start=acts.frame_start, threshold=best) for f in frames[half:]]
     scores = boundaries.evaluate_boundaries(predicted, refs[half:], settings.tolerance)
     quantile = settings.threshold_quantiles[list(thresholds).index(best)]
-    return {**scores, "threshold": best, "threshold_quantile": quantile}
+    return {**scores, "method": method, "threshold": best, "threshold_quantile": quantile}
 
 
 def check_analyses(analyses) -> tuple[str, ...]:
@@ -255,6 +259,11 @@ def run_suite(acts: dict[str, activations_lib.Activations], settings: SuiteSetti
     metric; "pooled" only global_probe, rsa and word_presence.
     """
     analyses = check_analyses(analyses)
+    for which, a in acts.items():
+        _, missing = data_fields.split_by_fields([x for x in analyses if x in LAYER_ANALYSES], a.meta[0])
+        if missing:
+            raise data_fields.MissingFieldsError(data_fields.missing_fields_message(
+                missing, a.meta[0], f"the {which!r} activations' meta"))
     with warnings.catch_warnings():  # probes stop at probe_max_iter by design
         warnings.simplefilter("ignore", ConvergenceWarning)
         return _run_suite(acts, settings, analyses)
@@ -272,8 +281,10 @@ def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict
         m_rsa = min(n, settings.max_rsa_utterances)
         if "rsa" in analyses:
             edit = rsa.edit_distance_matrix([[p for p, _, _ in m["phones"]] for m in a.meta[:m_rsa]])
-        vocab = word_presence.vocabulary([[w for w, _, _ in m["words"]] for m in a.meta],
-                                         min_count=settings.word_min_count, exclude=attention_words.FUNCTION_WORDS)
+        if "word_presence" in analyses:
+            vocab = word_presence.vocabulary([[w for w, _, _ in m["words"]] for m in a.meta],
+                                             min_count=settings.word_min_count,
+                                             exclude=attention_words.FUNCTION_WORDS)
         report["num_utterances"], report["layers"] = n, a.layers + ["pooled"]
         report[which] = {}
         timing = dict.fromkeys(("local_probe", "global_probe", "abx", "rsa", "boundaries", "word_presence",
@@ -368,31 +379,43 @@ def format_word_analyses(report: dict) -> str:
 
 def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str = "validation",
                     max_utterances: int = 200, settings: SuiteSettings = SuiteSettings(),
-                    output_dir: str | None = None, analyses=ANALYSES,
+                    output_dir: str | None = None, analyses=None,
                     map_settings: map_analyses.MapSettings = map_analyses.MapSettings()) -> dict:
     """Runs the selected analyses on the first `max_utterances` captions of `split` (layer analyses
     from cached or extracted activations), writes report.json and one PNG per analysis; returns the report.
 
+    `analyses`: None runs every analysis the corpus has the fields for (`data_fields`; the others
+    go to the report's "not_applicable"); names asked for explicitly that the corpus cannot feed
+    raise `data_fields.MissingFieldsError` before anything is extracted.
     Files go to `output_dir` (default `workdir/analysis`); the report adds "step", "split",
-    "dataset", "checkpoint", "cache_reused", "gating" (when selected), "layer_analyses" (why the
-    layer analyses were not applicable, if so), one entry per selected map analysis
+    "dataset", "checkpoint", "cache_reused", "analyses" (those run), "not_applicable" ({analysis:
+    reason} for missing corpus fields), "gating" (when selected), "layer_analyses" (why the layer
+    analyses were not applicable, if so), one entry per selected map analysis
     (`map_analyses.run_map_analyses`), "report_path" and "plots".
     """
     from vgs_jax.analysis import plots  # deferred: matplotlib is only needed here
 
-    analyses = check_analyses(analyses)
+    explicit = analyses is not None
+    analyses = check_analyses(analyses if explicit else ANALYSES)
     models = activations_lib.load_models(workdir, checkpoint, require_frame_outputs=False)
     step, config, template, params = models
+    first = input_pipeline.open_config_split(config.dataset, split)[0]
+    analyses, missing = data_fields.split_by_fields(analyses, first)
+    where = f"dataset {config.dataset.name!r} split {split!r}"
+    if missing and explicit:
+        raise data_fields.MissingFieldsError(data_fields.missing_fields_message(missing, first, where))
     output_dir = output_dir or os.path.join(workdir, "analysis")
     os.makedirs(output_dir, exist_ok=True)
+    not_applicable = {name: data_fields.not_applicable_reason(lacks, where) for name, lacks in missing.items()}
     report = {"workdir": os.path.abspath(workdir), "checkpoint": str(checkpoint), "step": int(step),
-              "split": split, "dataset": config.dataset.name, "cache_reused": {}, "analyses": list(analyses),
+              "split": split, "dataset": config.dataset.name, "cache_reused": {}, "analyses": analyses,
+              "not_applicable": not_applicable,
               "settings": dataclasses.asdict(settings), "seconds": {}, "layers": [], "trained": {}, "random": {}}
     layer, meta, examples = [a for a in analyses if a in LAYER_ANALYSES], None, None
     if layer and config.model.speech_encoder in activations_lib.FRAME_OUTPUT_ENCODERS:
         _, _, acts, report["cache_reused"] = activations_lib.load_or_extract(
             workdir, checkpoint=checkpoint, split=split, max_utterances=max_utterances, models=models)
-        report.update({**run_suite(acts, settings, layer), "analyses": list(analyses)})
+        report.update({**run_suite(acts, settings, layer), "analyses": analyses})
         meta = acts["trained"].meta
     elif layer:
         report["layer_analyses"] = {"not_applicable": (
@@ -403,13 +426,10 @@ def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str 
         report["num_utterances"] = len(examples)
     if "gating" in analyses:
         clock = time.perf_counter()
-        try:
-            meta = meta or activations_lib.read_metadata(examples, len(examples))
-            report["gating"] = gating.gating_for_models(
-                models, meta, split, fractions=settings.gating_fractions, context=settings.gating_context,
-                max_trials=settings.max_gating_trials, seed=settings.seed)
-        except KeyError as e:  # no alignments
-            report["gating"] = {"skipped": str(e.args[0])}
+        report["gating"] = gating.gating_for_models(
+            models, meta or activations_lib.read_metadata(examples, len(examples)), split,
+            fractions=settings.gating_fractions, context=settings.gating_context,
+            max_trials=settings.max_gating_trials, seed=settings.seed)
         report["seconds"]["gating"] = round(time.perf_counter() - clock, 2)
     if any(a in analyses for a in map_analyses.MAP_ANALYSES):
         examples = examples or map_analyses.load_examples(config, split, max_utterances)
