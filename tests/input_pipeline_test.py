@@ -1,6 +1,11 @@
 """Tests of vgs_jax.input_pipeline on a tiny in-memory source and a tiny TFDS build."""
 import json
+import logging
+import os
+import re
+import shutil
 
+import absl.logging
 import jax
 import numpy as np
 import PIL.Image
@@ -8,6 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 from jax.sharding import PartitionSpec as P
 
+from vgs_jax import dataset_files
 from vgs_jax import input_pipeline as ip
 
 HOP = 160  # samples per frame of the toy featuriser
@@ -251,8 +257,8 @@ def test_bad_inputs_raise_clear_errors():
         list(train_iter(broken, num_epochs=1))
     with pytest.raises(ValueError, match="larger than the split"):
         train_iter(src, global_batch_size=24)
-    with pytest.raises(ValueError, match="not divisible by the device count 8.*e.g. 8 or 16"):
-        train_iter(src, global_batch_size=12)
+    with pytest.raises(ValueError, match="batch size must be >= 1, got 0"):
+        train_iter(src, global_batch_size=0)
     with pytest.raises(ValueError, match="strictly increasing"):
         train_iter(src, bucket_boundaries=(32, 16))
     with pytest.raises(ValueError, match="expected \\[frames>0, D\\]"):
@@ -323,3 +329,98 @@ def test_real_platalea_mfcc_features():
         assert (batch["audio"][r, n:] == audio_features.pad_value("platalea_mfcc")).all()
     with pytest.raises(ValueError, match="Unknown feature recipe 'nope'"):
         ip.make_featurizer("nope")
+
+
+# ---- Batches padded to the device count -----------------------------------------------------
+
+def test_padded_batch_size_is_the_next_multiple_of_the_device_count():
+    assert jax.device_count() == 8
+    assert [ip.padded_batch_size(b) for b in (1, 8, 9, 100, 104)] == [8, 8, 16, 104, 104]
+    assert ip.padded_batch_size(12, shard_count=2) == 16  # 8 rows on each of two hosts
+    with pytest.raises(ValueError, match="batch size must be >= 1"):
+        ip.padded_batch_size(0)
+
+
+def test_train_batch_not_divisible_by_the_devices_is_padded_with_masked_rows():
+    src = make_source(n=40)
+    batches = list(train_iter(src, global_batch_size=12, num_epochs=2))
+    assert len(batches) == 2 * (40 // 12)  # steps per epoch count examples, not padded rows
+    for batch in batches:
+        ids = batch["caption_id"][:12].tolist()
+        assert batch["example_mask"].tolist() == [True] * 12 + [False] * 4
+        assert_batches_equal(batch, reference_batch(src, ids + [-1] * 4, batch["audio"].shape[1], -1.5))
+    epoch = np.concatenate([b["caption_id"][:12] for b in batches[:3]])
+    assert len(set(epoch.tolist())) == 36
+    # Two hosts: each holds 8 of the 16 rows; together they are the one-host batch.
+    halves = [take(train_iter(src, global_batch_size=12, bucket_boundaries=(16, 32, 48, 64),
+                              shard_index=h, shard_count=2), 3) for h in (0, 1)]
+    full = take(train_iter(src, global_batch_size=12, bucket_boundaries=(16, 32, 48, 64)), 3)
+    for k in range(3):
+        assert len(halves[0][k]["caption_id"]) == len(halves[1][k]["caption_id"]) == 8
+        assert_batches_equal(full[k], {key: np.concatenate([halves[0][k][key], halves[1][k][key]])
+                                       for key in full[k]})
+
+
+def test_eval_batches_hold_batch_size_examples_plus_padding():
+    src = make_source(n=30)
+    batches = list(ip.make_eval_batches(src, batch_size=12, featurize=toy_featurize, max_frames=None,
+                                        bucket_boundaries=None, pad_value=0.0))
+    assert [b["example_mask"].tolist() for b in batches] == [
+        [True] * 12 + [False] * 4, [True] * 12 + [False] * 4, [True] * 6 + [False] * 10]
+    ids = np.concatenate([b["caption_id"][b["example_mask"]] for b in batches])
+    np.testing.assert_array_equal(ids, np.arange(30))
+
+
+# ---- Damaged dataset files, start-up logs -----------------------------------------------------
+
+def _damaged_copy(shapes_data_dir, tmp_path, damage):
+    """A copy of the session's spoken_shapes/tiny whose validation shard is `damage`d in place."""
+    data_dir = tmp_path / damage
+    shutil.copytree(os.path.join(shapes_data_dir, "spoken_shapes"), data_dir / "spoken_shapes")
+    version_dir = data_dir / "spoken_shapes" / "tiny" / "1.0.0"
+    (shard,) = version_dir.glob("spoken_shapes-validation.array_record-*")
+    size = shard.stat().st_size
+    if damage == "truncated":
+        os.truncate(shard, size // 2)
+    else:  # garbled: flip bytes in the middle of the file (inside a chunk of records)
+        with open(shard, "r+b") as f:
+            f.seek(size // 3)
+            chunk = f.read(64)
+            f.seek(size // 3)
+            f.write(bytes(b ^ 0xFF for b in chunk))
+    return str(data_dir), str(version_dir), str(shard)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_damaged_dataset_file_is_named_with_how_to_rebuild(shapes_data_dir, tmp_path, damage):
+    data_dir, version_dir, shard = _damaged_copy(shapes_data_dir, tmp_path, damage)
+    message = re.escape(shard) + r".*truncated, corrupt or missing.*Riegeli.*delete " + re.escape(version_dir)
+    opened = lambda: ip.open_split("spoken_shapes/tiny", "validation", data_dir=data_dir)
+    readers = {
+        "items": lambda src: [src[i] for i in range(len(src))],
+        "getitems": lambda src: src.__getitems__(list(range(len(src)))),
+        "lengths": ip.example_lengths,
+        "eval batches": lambda src: list(ip.make_eval_batches(
+            src, batch_size=16, featurize=toy_featurize, max_frames=None, bucket_boundaries=None,
+            pad_value=0.0)),
+    }
+    for name, read in readers.items():
+        with pytest.raises(dataset_files.CorruptDatasetError, match=message) as info:
+            read(opened())
+        assert "\n" not in str(info.value), name
+    assert issubclass(dataset_files.CorruptDatasetError, RuntimeError)
+    assert len(opened()) == 40  # the intact copy next to it still reads: only reads are checked
+    intact = ip.open_split("spoken_shapes/tiny", "validation", data_dir=shapes_data_dir)
+    assert len(ip.example_lengths(intact)) == 40
+
+
+def test_first_build_and_image_read_log_no_tfds_noise_but_real_warnings(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(absl.logging, "_log_counter_per_token", {})  # TFDS warns about OpenCV once
+    name = InputPipelineToyCaptions.name
+    with caplog.at_level(logging.INFO):
+        src = ip.open_split(name, "train", data_dir=str(tmp_path), build_if_missing=True)
+        assert src[0]["image"].shape == (4, 4, 3)
+        logging.getLogger("absl").warning("Variant folder %s has no %s", "elsewhere", "features.json")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "has no dataset_info.json" in m or "OpenCV is not installed" in m]
+    assert "Variant folder elsewhere has no features.json" in messages

@@ -287,3 +287,65 @@ def test_chunked_sigmoid_bad_inputs():
     with pytest.raises(ValueError, match="image_ids must be an integer"):
         sigmoid_losses.chunked_sigmoid_loss(zs[:8], zi[:8], temperature=1.0, bias=0.0, mesh=mesh,
                                     image_ids=jnp.zeros(8))
+
+
+# ----------------------------------------------------------------- padding rows anywhere
+_REAL = 13  # examples; padded to 16 rows (a multiple of 8 devices) with padding at rows 0, 5, 15
+_PADDED_ROWS = np.array([0, 5, 15])
+
+
+def _insert_padding(x, fill):
+    """x [13, ...] -> ([16, ...] with `fill` in the padding rows, mask [16])."""
+    mask = np.ones(_REAL + len(_PADDED_ROWS), bool)
+    mask[_PADDED_ROWS] = False
+    out = np.full((len(mask),) + x.shape[1:], fill, x.dtype)
+    out[mask] = x
+    return out, mask
+
+
+def test_sample_impostors_are_the_same_examples_whatever_the_padding():
+    _, mask = _insert_padding(np.zeros(_REAL), 0.0)
+    real_rows = np.flatnonzero(mask)
+    draw = jax.jit(losses.sample_impostors)
+    for seed in range(3):
+        plain = np.asarray(draw(jax.random.key(seed), jnp.ones(_REAL, bool)))
+        padded = np.asarray(draw(jax.random.key(seed), jnp.asarray(mask)))
+        np.testing.assert_array_equal(padded[real_rows], real_rows[plain])
+        np.testing.assert_array_equal(padded[~mask], np.flatnonzero(~mask))  # padding anchors: themselves
+
+
+@pytest.mark.parametrize("name", sorted(losses.SIMILARITY_LOSSES))
+def test_similarity_losses_ignore_padding_rows_anywhere(name):
+    """Padding rows/columns hold large scores: the loss and its gradient on the real block equal
+    those of the unpadded matrix with the same key (same impostors drawn)."""
+    fn = losses.get_similarity_loss(name)
+    value_and_grad = jax.jit(jax.value_and_grad(lambda s, r, m: fn(s, r, margin=0.5, mask=m)))
+    _, mask = _insert_padding(np.zeros(_REAL), 0.0)
+    for seed in range(3):
+        sim = _sim(_REAL, seed)
+        padded = np.full((len(mask), len(mask)), 5.0, np.float32)
+        padded[np.ix_(mask, mask)] = sim
+        want, want_g = value_and_grad(sim, jax.random.key(seed), jnp.ones(_REAL, bool))
+        got, got_g = value_and_grad(padded, jax.random.key(seed), jnp.asarray(mask))
+        assert float(got) == pytest.approx(float(want), rel=1e-6)
+        np.testing.assert_allclose(np.asarray(got_g)[np.ix_(mask, mask)], want_g, rtol=1e-6, atol=1e-7)
+        assert not np.asarray(got_g)[~mask].any() and not np.asarray(got_g)[:, ~mask].any()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_sigmoid_loss_ignores_padding_rows_anywhere(chunked):
+    zs, zi = _emb(_REAL, 6, 3)
+    ids = np.arange(_REAL, dtype=np.int32) // 2
+    (zs_p, mask), (zi_p, _), (ids_p, _) = (_insert_padding(x, 7.0) for x in (zs, zi, ids.astype(np.float32)))
+    ids_p = ids_p.astype(np.int32)
+    kw = dict(temperature=2.5, bias=-1.5)
+    want, want_g = jax.jit(jax.value_and_grad(lambda a: sigmoid_losses.sigmoid_loss(a, zi, image_ids=ids, **kw)))(zs)
+    if chunked:
+        fn = lambda a: sigmoid_losses.chunked_sigmoid_loss(a, zi_p, mesh=_meshes()[0], image_ids=ids_p,
+                                                           mask=jnp.asarray(mask), **kw)
+    else:
+        fn = lambda a: sigmoid_losses.sigmoid_loss(a, zi_p, image_ids=ids_p, mask=jnp.asarray(mask), **kw)
+    got, got_g = jax.jit(jax.value_and_grad(fn))(zs_p)
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
+    np.testing.assert_allclose(np.asarray(got_g)[mask], want_g, rtol=1e-4, atol=1e-6)
+    assert not np.asarray(got_g)[~mask].any()

@@ -6,7 +6,7 @@ Each example needs ``audio`` (int16 waveform ``[num_samples]``, 16 kHz), the ima
 (``image`` uint8 ``[H, W, 3]`` or ``image_features`` float ``[D_img]``), ``image_id`` and
 ``caption_id``. Other keys are ignored.
 
-Batches are dicts of host-local NumPy arrays (``B`` = this host's share of the batch)::
+Batches are dicts of host-local NumPy arrays (``B`` = this host's share of the padded batch)::
 
     audio         float32 [B, T, D]  features; ``pad_value`` beyond each length
     audio_mask    bool    [B, T]     True on valid frames
@@ -14,7 +14,13 @@ Batches are dicts of host-local NumPy arrays (``B`` = this host's share of the b
     <image_key>   uint8 [B, H, W, 3] or float32 [B, D_img] (zeros in padding rows)
     image_id      int32   [B]        (-1 in padding rows)
     caption_id    int32   [B]        (-1 in padding rows)
-    example_mask  bool    [B]        False only for rows padding the final eval batch
+    example_mask  bool    [B]        False only for padding rows (below)
+
+Padding rows. A global batch of ``b`` examples is padded to ``padded_batch_size(b)`` rows, the
+next multiple of the device count, so any batch size runs on any number of devices and every
+host holds the same number of rows. The padding rows come after the examples in the global batch
+(so on the last hosts), as do the missing examples of the final eval batch. Losses, BatchNorm
+statistics and codebook updates skip them via ``example_mask`` / ``audio_len`` 0.
 
 Padded length ``T`` (so ``jax.jit`` compiles a bounded number of times):
 
@@ -36,6 +42,7 @@ assumes the number of feature frames never decreases as the number of samples gr
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 import threading
 from typing import Any, Callable, Iterator, Sequence
@@ -44,6 +51,8 @@ import grain
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
+
+from vgs_jax import dataset_files
 
 PAD_MULTIPLE = 64  # frames; padding unit when neither buckets nor max_frames are given
 _REQUIRED = ("audio", "image_id", "caption_id")
@@ -59,11 +68,16 @@ def open_split(name: str, split: str, *, data_dir: str,
 
     ``name`` is e.g. ``"spoken_shapes/tiny"``. Importing ``tfds_builders.<base name>`` (when it
     exists) registers the builder. Raises FileNotFoundError when the dataset is not prepared in
-    ``data_dir`` (unless ``build_if_missing``), ValueError for an unknown split. With
-    ``image_key="image_features"`` on a dataset that stores no such field, examples get their
-    vectors from the image feature store beside the dataset (see ``_join_image_features``).
+    ``data_dir`` (unless ``build_if_missing``), ValueError for an unknown split. Reading an
+    example from a damaged shard raises ``dataset_files.CorruptDatasetError`` naming the file and
+    how to rebuild. With ``image_key="image_features"`` on a dataset that stores no such field,
+    examples get their vectors from the image feature store beside the dataset (see
+    ``_join_image_features``). TFDS start-up warnings that ask nothing of the user are silenced
+    (``dataset_files.quiet_tfds_logs``).
     """
     import tensorflow_datasets as tfds  # deferred: costs ~0.4 s to import
+
+    dataset_files.quiet_tfds_logs()
 
     base = name.split("/")[0].split(":")[0]
     module = f"tfds_builders.{base}"
@@ -78,15 +92,14 @@ def open_split(name: str, split: str, *, data_dir: str,
             raise FileNotFoundError(
                 f"Dataset {name!r} is not prepared in data_dir={data_dir!r}. Build it with "
                 f"open_split(..., build_if_missing=True) (config: build_if_missing) or "
-                f"`python -c \"import tfds_builders.{base}, tensorflow_datasets as tfds; "
-                f"tfds.builder('{name}', data_dir='{data_dir}', file_format='array_record')"
-                f".download_and_prepare()\"`, or point data_dir at a prepared copy.")
+                f"`{dataset_files.build_command(name, data_dir)}`, or point data_dir at a prepared copy.")
         builder.download_and_prepare()
     available = sorted(builder.info.splits.keys())
     if split not in available:
         raise ValueError(f"Unknown split {split!r} for dataset {name!r}; available splits: "
                          f"{available}.")
-    source = builder.as_data_source(split=split)
+    source = dataset_files.check_reads(builder.as_data_source(split=split), builder, split, name=name,
+                                       data_dir=data_dir)
     if image_key == "image_features" and "image_features" not in builder.info.features:
         source = _join_image_features(source, builder.data_dir, name, data_dir,
                                       image_features_model)
@@ -201,7 +214,7 @@ def make_train_iterator(source: Sequence[dict], *, global_batch_size: int, featu
     skip the length pass. The iterator supports ``get_state()`` / ``set_state(state)``.
     """
     n = _check_source(source)
-    local_b, shard_index, shard_count = _shards(global_batch_size, shard_index, shard_count)
+    padded, local_b, shard_index, shard_count = _shards(global_batch_size, shard_index, shard_count)
     if global_batch_size > n:
         raise ValueError(f"global_batch_size={global_batch_size} is larger than the split "
                          f"({n} examples); use global_batch_size <= {n}.")
@@ -223,7 +236,8 @@ def make_train_iterator(source: Sequence[dict], *, global_batch_size: int, featu
 
     def load(step: int) -> dict[str, np.ndarray]:
         epoch, pos = divmod(step, steps)
-        return maker(plans.get(epoch)[pos], lo, lo + local_b)
+        rows = np.pad(plans.get(epoch)[pos], (0, padded - global_batch_size), constant_values=-1)
+        return maker(rows, lo, lo + local_b)
 
     total = sys.maxsize if num_epochs is None else steps * num_epochs
     ds = grain.MapDataset.range(total).map(load)
@@ -238,11 +252,12 @@ def make_eval_batches(source: Sequence[dict], *, batch_size: int, featurize: Fea
                       lengths: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Every example exactly once, in split order; this host's share of each global batch.
 
-    The last batch is padded up to ``batch_size`` with rows whose ``example_mask`` is False.
-    A split smaller than ``batch_size`` gives one padded batch.
+    Each global batch holds ``batch_size`` examples (the last one fewer) and padding rows
+    (``example_mask`` False) up to ``padded_batch_size(batch_size)`` rows. A split smaller than
+    ``batch_size`` gives one padded batch.
     """
     n = _check_source(source)
-    local_b, shard_index, shard_count = _shards(batch_size, shard_index, shard_count)
+    padded, local_b, shard_index, shard_count = _shards(batch_size, shard_index, shard_count)
     maker = _BatchMaker(source, featurize, max_frames, bucket_boundaries, pad_value, image_key)
     _check_example(source[0], 0, image_key)
     if lengths is None and shard_count > 1 and maker.dynamic:
@@ -251,7 +266,8 @@ def make_eval_batches(source: Sequence[dict], *, batch_size: int, featurize: Fea
     steps = -(-n // batch_size)
     order = np.full(steps * batch_size, -1, np.int64)
     order[:n] = np.arange(n)
-    order = order.reshape(steps, batch_size)
+    order = np.pad(order.reshape(steps, batch_size), ((0, 0), (0, padded - batch_size)),
+                   constant_values=-1)
     lo = shard_index * local_b
     ds = grain.MapDataset.range(steps).map(lambda s: maker(order[s], lo, lo + local_b))
     return iter(ds.to_iter_dataset(_read_options(num_threads, prefetch_batches)))
@@ -398,22 +414,25 @@ def _check_lengths(lengths, n: int) -> np.ndarray:
     return lengths
 
 
-def _shards(global_batch: int, shard_index, shard_count) -> tuple[int, int, int]:
+def padded_batch_size(batch_size: int, shard_count: int | None = None) -> int:
+    """Rows of a global batch of ``batch_size`` examples once padded: the next multiple of the
+    device count (and of ``shard_count``, default the process count; it divides the device count
+    on real hosts), so every device and every host holds the same number of rows."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}.")
+    hosts = jax.process_count() if shard_count is None else int(shard_count)
+    unit = math.lcm(jax.device_count(), hosts)
+    return -(-batch_size // unit) * unit
+
+
+def _shards(global_batch: int, shard_index, shard_count) -> tuple[int, int, int, int]:
+    """(padded global batch, this host's rows, shard_index, shard_count)."""
     shard_index = jax.process_index() if shard_index is None else int(shard_index)
     shard_count = jax.process_count() if shard_count is None else int(shard_count)
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index={shard_index} must be in [0, shard_count={shard_count}).")
-    devices = jax.device_count()
-    if global_batch < 1 or global_batch % devices:
-        down = (global_batch // devices) * devices
-        up = -(-max(global_batch, 1) // devices) * devices
-        hint = f"{up}" if down < 1 else f"{down} or {up}"
-        raise ValueError(f"global batch size {global_batch} is not divisible by the device count "
-                         f"{devices}; use a multiple of {devices}, e.g. {hint}.")
-    if global_batch % shard_count:
-        raise ValueError(f"global batch size {global_batch} is not divisible by the number of "
-                         f"hosts/shards {shard_count}.")
-    return global_batch // shard_count, shard_index, shard_count
+    padded = padded_batch_size(global_batch, shard_count)
+    return padded, padded // shard_count, shard_index, shard_count
 
 
 def _check_example(ex: Any, index: int, image_key: str) -> None:

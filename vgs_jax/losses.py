@@ -252,6 +252,11 @@ def _check_sim(sim):
 def sample_impostors(rng, mask) -> jax.Array:
     """One impostor per anchor, uniform among the OTHER valid examples.
 
+    The r-th valid anchor draws u uniform in [0, n_valid - 1) from ``fold_in(rng, r)`` and
+    takes the u-th of the other valid rows (in batch order). So padding rows never change a
+    draw: the same examples with padding rows added anywhere (e.g. a batch padded to a
+    multiple of the device count) get the same impostors.
+
     Args:
       rng: a jax.random key.
       mask: bool [B]; True = valid example.
@@ -266,10 +271,13 @@ def sample_impostors(rng, mask) -> jax.Array:
     batch = jnp.shape(mask)[0]
     valid = _valid_mask(batch, mask)
     allowed = valid[None, :] & ~jnp.eye(batch, dtype=bool) & valid[:, None]
-    # argmax of i.i.d. uniforms over the allowed set = a uniform draw from it
-    noise = jax.random.uniform(rng, (batch, batch))
-    idx = jnp.argmax(jnp.where(allowed, noise, -1.0), axis=1).astype(jnp.int32)
-    return jnp.where(jnp.any(allowed, axis=1), idx, jnp.arange(batch, dtype=jnp.int32))
+    choices = jnp.sum(allowed, axis=1, dtype=jnp.int32)                   # [B]
+    rank = jnp.cumsum(valid, dtype=jnp.int32) - 1                         # [B]
+    keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(rank)
+    u = jax.vmap(lambda k, n: jax.random.randint(k, (), 0, jnp.maximum(n, 1)))(keys, choices)
+    # the u-th allowed column: the first j whose running count of allowed columns exceeds u
+    idx = jnp.argmax(jnp.cumsum(allowed, axis=1, dtype=jnp.int32) > u[:, None], axis=1)
+    return jnp.where(choices > 0, idx.astype(jnp.int32), jnp.arange(batch, dtype=jnp.int32))
 
 
 def _sampled_terms(sim, idx, margin):

@@ -109,12 +109,14 @@ class DualEncoder(nnx.Module):
         return {"embedding": l2_normalize(mean_pool(frames, frame_mask)), "map": frames, "map_mask": frame_mask,
                 "vq_loss": aux["vq_loss"], "vq_inputs": aux["vq_inputs"], "vq_stats": stats}
 
-    def encode_image(self, image: jax.Array) -> dict:
+    def encode_image(self, image: jax.Array, example_mask: jax.Array | None = None) -> dict:
         """image (precomputed [B, D] float or pixels [B, H, W, 3] uint8) -> dict: "embedding" [B, E]
-        float32 unit norm; frame-map towers add "map" [B, h, w, E] and "map_mask" [B, h, w] bool."""
+        float32 unit norm; frame-map towers add "map" [B, h, w, E] and "map_mask" [B, h, w] bool.
+        `example_mask` [B] bool (False = padding row): in train mode the image tower's BatchNorm
+        statistics come from the True rows only (None: all rows)."""
         if not self.image_has_map:
-            return {"embedding": l2_normalize(self.image_encoder(image))}
-        fmap, fmask = self.image_encoder(image)
+            return {"embedding": l2_normalize(self.image_encoder(image, example_mask))}
+        fmap, fmask = self.image_encoder(image, example_mask)
         b, h, w, e = fmap.shape
         pooled = mean_pool(fmap.reshape(b, h * w, e), fmask.reshape(b, h * w))
         return {"embedding": l2_normalize(pooled), "map": fmap, "map_mask": fmask}

@@ -1,6 +1,8 @@
 """Image encoders: platalea's linear map of precomputed features (anchor §1.5) and a small pixel CNN.
 
-Outputs are not L2-normalised; the dual encoder normalises both towers.
+Outputs are not L2-normalised; the dual encoder normalises both towers. Every image encoder takes an
+optional example mask [B] bool (the interface of the BatchNorm trunks in `image_trunks`); these encoders
+work per example, so they ignore it.
 """
 import math
 from collections.abc import Sequence
@@ -37,8 +39,9 @@ class LinearImageEncoder(nnx.Module):
         """Build from a config with field `input_dim` (size of the precomputed image feature)."""
         return cls(int(_config_field(image_config, "input_dim")), out_features, dtype=dtype, rngs=rngs)
 
-    def __call__(self, image: jax.Array) -> jax.Array:
-        """image features [B, in_features] float -> [B, out_features] float32."""
+    def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """image features [B, in_features] float -> [B, out_features] float32 (`mask` unused)."""
+        del mask
         if image.ndim != 2 or image.shape[-1] != self.in_features:
             raise ValueError(
                 f"LinearImageEncoder: expected precomputed features [batch, {self.in_features}], got shape "
@@ -119,8 +122,9 @@ class ConvImageEncoder(nnx.Module):
         return cls(out_features, channels=tuple(_config_field(image_config, "channels")), dtype=dtype,
                    rngs=rngs)
 
-    def __call__(self, image: jax.Array) -> jax.Array:
-        """image [B, H, W, 3] uint8 (H = W = image_size) -> [B, out_features] float32."""
+    def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """image [B, H, W, 3] uint8 (H = W = image_size) -> [B, out_features] float32 (`mask` unused)."""
+        del mask
         x = _run_stages(image, self.convs, self.norms, self.image_size, type(self).__name__)
         b = x.shape[0]
         x = self.head_norm(x.reshape(b, -1))
@@ -147,8 +151,10 @@ class ConvMapImageEncoder(nnx.Module):
 
     from_config = classmethod(ConvImageEncoder.from_config.__func__)
 
-    def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """image [B, S, S, 3] uint8 -> (map [B, h, w, out_features] float32, mask [B, h, w] bool, all True)."""
+    def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """image [B, S, S, 3] uint8 -> (map [B, h, w, out_features] float32, mask [B, h, w] bool, all True);
+        the example `mask` is unused."""
+        del mask
         x = _run_stages(image, self.convs, self.norms, self.image_size, type(self).__name__)
         out = self.embedder(x).astype(jnp.float32)
         return out, jnp.ones(out.shape[:3], jnp.bool_)

@@ -32,7 +32,10 @@ Linears are N(0, 0.01) with zero biases, as torchvision. Weights from torchvisio
 
 Train / eval. ResNet BatchNorms start in train mode (batch statistics; running averages with
 PyTorch momentum 0.1 = flax momentum 0.9); `model.eval()` switches to running averages. Running
-statistics are `nnx.BatchStat`, outside `nnx.Param`.
+statistics are `nnx.BatchStat`, outside `nnx.Param`. The trunks take an optional example `mask`
+[B] bool: in train mode BatchNorm statistics come from the rows where it is True only, so padding
+rows (a batch padded to a multiple of the device count) change neither the valid rows' outputs
+nor the running averages. VGG16 has no BatchNorm and ignores it.
 
 Frozen trunk (config field `freeze_trunk`, ResDAVEnet's `--freeze-image-model`). With
 `freeze_trunk=True` the trunk output passes through `stop_gradient`, so only the embedder gets
@@ -200,8 +203,10 @@ class VGG16Trunk(nnx.Module):
         _check_size(image, 16, "VGG16Trunk")
         return _vgg16_conv5(self.features, x)
 
-    def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """image [B, H, W, 3] -> (map [B, H//16, W//16, out_features] float32, mask of ones bool [B, H//16, W//16])."""
+    def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """image [B, H, W, 3] -> (map [B, H//16, W//16, out_features] float32, mask of ones bool [B, H//16, W//16]).
+        `mask` (example mask [B]) is unused: every op is per example."""
+        del mask
         return _finish(self.trunk(image), self.embedder, self.freeze_trunk)
 
 
@@ -224,12 +229,16 @@ class Bottleneck(nnx.Module):
             self.downsample_conv = None
             self.downsample_bn = None
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """x [B, H, W, in] -> [B, ceil(H/stride), ceil(W/stride), 4 * width] (float32 BatchNorm outputs)."""
-        y = jax.nn.relu(self.bn1(self.conv1(x)))
-        y = jax.nn.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        short = x if self.downsample_conv is None else self.downsample_bn(self.downsample_conv(x))
+    def __call__(self, x: jax.Array, bn_mask: jax.Array | None = None) -> jax.Array:
+        """x [B, H, W, in] -> [B, ceil(H/stride), ceil(W/stride), 4 * width] (float32 BatchNorm outputs);
+        `bn_mask` [B, 1, 1, 1] bool: the rows BatchNorm statistics come from (None: all)."""
+        y = jax.nn.relu(self.bn1(self.conv1(x), mask=bn_mask))
+        y = jax.nn.relu(self.bn2(self.conv2(y), mask=bn_mask))
+        y = self.bn3(self.conv3(y), mask=bn_mask)
+        if self.downsample_conv is None:
+            short = x
+        else:
+            short = self.downsample_bn(self.downsample_conv(x), mask=bn_mask)
         return jax.nn.relu(y + short)
 
 
@@ -249,14 +258,19 @@ def _init_resnet_body(module: nnx.Module, depth: int, dtype, rngs: nnx.Rngs, fro
     return cin
 
 
-def _resnet_body(module: nnx.Module, image: jax.Array, where: str) -> jax.Array:
+def _resnet_body(module: nnx.Module, image: jax.Array, where: str, mask: jax.Array | None = None) -> jax.Array:
+    """image [B, H, W, 3] -> layer4 output; BatchNorm statistics over the rows of `mask` [B] bool (None: all)."""
     x = normalize_pixels(image, where)
     _check_size(image, 32, where)
-    x = jax.nn.relu(module.bn1(module.conv1(x)))
+    if mask is not None and jnp.shape(mask) != image.shape[:1]:
+        raise ValueError(f"{where}: mask must be the example mask [{image.shape[0]}] bool, got shape "
+                         f"{jnp.shape(mask)}.")
+    bn_mask = None if mask is None else jnp.asarray(mask, bool)[:, None, None, None]
+    x = jax.nn.relu(module.bn1(module.conv1(x), mask=bn_mask))
     x = max_pool_2d(x, 3, 2, 1)
     for stage in (module.layer1, module.layer2, module.layer3, module.layer4):
         for block in stage:
-            x = block(x)
+            x = block(x, bn_mask)
     return x
 
 
@@ -279,13 +293,15 @@ class ResNetTrunk(nnx.Module):
 
     from_config = classmethod(_trunk_from_config)
 
-    def trunk(self, image: jax.Array) -> jax.Array:
-        """image [B, H, W, 3] (uint8 or normalised float) -> layer4 output [B, ceil(H/32), ceil(W/32), 2048]."""
-        return _resnet_body(self, image, type(self).__name__)
+    def trunk(self, image: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """image [B, H, W, 3] (uint8 or normalised float) -> layer4 output [B, ceil(H/32), ceil(W/32), 2048];
+        in train mode BatchNorm statistics come from the rows where `mask` [B] bool is True (None: all)."""
+        return _resnet_body(self, image, type(self).__name__, mask)
 
-    def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """image [B, H, W, 3] -> (map [B, H/32, W/32, out_features] float32, mask of ones bool [B, H/32, W/32])."""
-        return _finish(self.trunk(image), self.embedder, self.freeze_trunk)
+    def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """image [B, H, W, 3], optional example mask [B] bool (see `trunk`) -> (map [B, H/32, W/32,
+        out_features] float32, mask of ones bool [B, H/32, W/32])."""
+        return _finish(self.trunk(image, mask), self.embedder, self.freeze_trunk)
 
 
 class ResNet50Trunk(ResNetTrunk):
