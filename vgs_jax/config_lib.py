@@ -9,7 +9,9 @@ import importlib.util
 import os
 from typing import Any
 
+from absl import flags
 import ml_collections
+from ml_collections import config_flags
 
 # Fields that may change between a run and its resumption in the same workdir.
 RESUMABLE_FIELDS = (
@@ -274,11 +276,69 @@ def incompatible_fields(saved: dict, current: ml_collections.ConfigDict) -> list
     )
 
 
+def packaged_configs_dir() -> str | None:
+    """The folder of the configs installed with vgs_jax as `vgs_jax.configs` (the checkout's `configs/`
+    in an editable install, a copy in a regular one); None when vgs_jax is not installed."""
+    spec = importlib.util.find_spec("vgs_jax.configs")
+    return spec.submodule_search_locations[0] if spec and spec.submodule_search_locations else None
+
+
+def packaged_config_names() -> list[str]:
+    """Names of the installed configs ("shapes_gru", ...); empty when vgs_jax is not installed."""
+    folder = packaged_configs_dir()
+    names = os.listdir(folder) if folder else []
+    return sorted(n[:-3] for n in names if n.endswith(".py") and n != "__init__.py")
+
+
+def resolve_config_path(path: str) -> str:
+    """The config file that `path` names: `path` itself if it is a file, else for a relative
+    "configs/NAME.py", "NAME.py" or "NAME" the installed copy of configs/NAME.py, so the
+    same spec works from any folder once vgs_jax is installed."""
+    if os.path.isfile(path):
+        return path
+    installed = packaged_config_names()
+    parts = os.path.normpath(path).split(os.sep)
+    name = parts[-1].removesuffix(".py")
+    if not os.path.isabs(path) and parts[:-1] in ([], ["configs"]) and name in installed:
+        return os.path.join(packaged_configs_dir(), name + ".py")
+    hint = (f"installed configs (give configs/NAME.py or NAME): {', '.join(installed)}" if installed else
+            "vgs_jax is not installed with its configs: run `pip install -e .` in the checkout")
+    raise FileNotFoundError(f"Config file {path!r} does not exist (working directory {os.getcwd()!r}); {hint}.")
+
+
+class _InstalledConfigParser(flags.ArgumentParser):
+    """Wraps ml_collections' config-file parser: the file is found by `resolve_config_path` first."""
+
+    def __init__(self, parser: flags.ArgumentParser):
+        self._parser = parser
+
+    def parse(self, spec: str):
+        path, sep, arg = spec.partition(":")
+        try:
+            path = resolve_config_path(path)
+        except FileNotFoundError as e:
+            raise ValueError(str(e)) from e  # absl reports it as a bad value of the flag
+        return self._parser.parse(path + sep + arg)
+
+    def flag_type(self) -> str:
+        return self._parser.flag_type()
+
+
+def define_config_flag(name: str, help_string: str) -> flags.FlagHolder:
+    """`config_flags.DEFINE_config_file` (locked config, `--NAME.field=value` overrides) whose file
+    may also be an installed config: `--NAME=configs/shapes_gru.py:tiny` works from any folder."""
+    holder = config_flags.DEFINE_config_file(name, None, help_string, lock_config=True)
+    flags.FLAGS[name].parser = _InstalledConfigParser(flags.FLAGS[name].parser)
+    return holder
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads "path/to/config.py[:arg]" as `--config` does (for tests and notebooks); locked."""
+    """Loads "path/to/config.py[:arg]" as `--config` does (for tests and notebooks); locked.
+
+    The path may also name an installed config ("configs/NAME.py" or "NAME"; see `resolve_config_path`).
+    """
     path, _, arg = spec.partition(":")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Config file {path!r} does not exist (spec {spec!r}).")
+    path = resolve_config_path(path)
     module_spec = importlib.util.spec_from_file_location("_vgs_jax_config", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)

@@ -1,0 +1,1 @@
+"""Training configs (`--config=configs/NAME.py[:arg]`); installed with vgs_jax as `vgs_jax.configs`."""
