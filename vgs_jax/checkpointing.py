@@ -1,55 +1,74 @@
-"""Thin wrapper over Orbax `CheckpointManager`: periodic, best-by-R@10, config and data state alongside.
+"""Orbax checkpoints of a run: periodic and best-by-R@10, with config, data state and integrity.
 
-Layout under `workdir`:
-  checkpoints/<step>/{state, data, config}        periodic and final checkpoints, last N kept
-  checkpoints_best/<step>/{state, data, config}   the one checkpoint with the best validation R@10
-  config.json                                     the run's config, written on the first start
+Layout under `workdir` (made absolute: Orbax refuses relative paths):
+  checkpoints/<step>/{state, data, config, integrity.json}       periodic and final, last N kept
+  checkpoints_best/<step>/{state, data, config, integrity.json}  best validation speech->image R@10
+  corrupt_checkpoints/<step>/                                    unreadable ones, moved aside on resume
 
-`state` is the train state pytree (params, opt_state, step), `data` the input iterator's state
-(JSON), `config` the run's config (JSON), so `evaluate` needs nothing but the workdir.
+`state` is the train state pytree, `data` the input iterator's state (JSON), `config` the run's
+config (JSON), so `evaluate` needs nothing but the workdir. Saves are synchronous: a failed save
+raises `CheckpointSaveError` at once, and training never continues past it. After each save the
+SHA-256 of every file of the step is written to `integrity.json`; reading a checkpoint verifies
+it first, so truncated, garbled, zeroed or missing files are reported as `CorruptCheckpointError`
+naming the checkpoint (checkpoints written before this check, or killed between the save and the
+digest, are read unverified).
 """
 
+import hashlib
 import json
+import logging
 import os
-from typing import Any
+import shutil
+from typing import Any, Callable
 
 from etils import epath
 import jax
 import orbax.checkpoint as ocp
 
 BEST_METRIC = "speech_to_image_r10"
+INTEGRITY_FILE = "integrity.json"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing or does not match what the caller expects."""
 
 
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint's files are damaged (failed integrity check or unreadable)."""
+
+
+class CheckpointSaveError(CheckpointError):
+    """Writing a checkpoint failed (disk full, permissions, ...)."""
+
+
+class _ReadOnlyNotice(logging.Filter):
+    """Drops Orbax's "Given directory is read only" warning: reading is what we asked for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Given directory is read only"))
+
+
 class Checkpointer:
     """Saves and restores train states in `workdir/checkpoints` and `workdir/checkpoints_best`."""
 
     def __init__(self, workdir: str, *, keep: int = 3, read_only: bool = False):
-        self.workdir = epath.Path(workdir)
-        self._latest = ocp.CheckpointManager(
-            self.workdir / "checkpoints",
+        absl_logger = logging.getLogger("absl")
+        if not any(isinstance(f, _ReadOnlyNotice) for f in absl_logger.filters):
+            absl_logger.addFilter(_ReadOnlyNotice())
+        self.workdir = epath.Path(os.path.abspath(workdir))
+        self._read_only = read_only
+        self._latest = self._manager("checkpoints", max_to_keep=keep)
+        self._best = self._manager(
+            "checkpoints_best", max_to_keep=1, best_fn=lambda metrics: metrics[BEST_METRIC],
+            best_mode="max", keep_checkpoints_without_metrics=False)
+
+    def _manager(self, name: str, *, max_to_keep: int, **options) -> ocp.CheckpointManager:
+        ro = self._read_only
+        return ocp.CheckpointManager(
+            self.workdir / name,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=None if read_only else keep,
-                create=not read_only,
-                read_only=read_only,
-                save_interval_steps=0 if read_only else 1,
-            ),
-        )
-        self._best = ocp.CheckpointManager(
-            self.workdir / "checkpoints_best",
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=None if read_only else 1,
-                best_fn=lambda metrics: metrics[BEST_METRIC],
-                best_mode="max",
-                keep_checkpoints_without_metrics=False,
-                create=not read_only,
-                read_only=read_only,
-                save_interval_steps=0 if read_only else 1,
-            ),
-        )
+                max_to_keep=None if ro else max_to_keep, create=not ro, read_only=ro,
+                save_interval_steps=0 if ro else 1, enable_async_checkpointing=False, **options))
 
     def latest_step(self) -> int | None:
         return self._latest.latest_step()
@@ -69,23 +88,35 @@ class Checkpointer:
         return None if metrics is None else float(metrics[BEST_METRIC])
 
     def save(self, step: int, state: Any, *, data_state: dict, config: dict) -> None:
-        """Writes a periodic/final checkpoint (asynchronously; see `wait`)."""
-        self._latest.save(step, args=_save_args(state, data_state, config), force=True)
+        """Writes a periodic/final checkpoint; raises CheckpointSaveError if it cannot."""
+        self._save(self._latest, step, state, data_state, config)
 
-    def save_best(
-        self, step: int, state: Any, *, data_state: dict, config: dict, r10: float
-    ) -> bool:
+    def save_best(self, step: int, state: Any, *, data_state: dict, config: dict, r10: float) -> bool:
         """Saves `state` as the best checkpoint if `r10` beats the best so far; returns whether it did."""
         best = self.best_metric()
         if best is not None and r10 <= best:
             return False
-        self._best.save(
-            step,
-            args=_save_args(state, data_state, config),
-            metrics={BEST_METRIC: float(r10)},
-            force=True,
-        )
+        self._save(self._best, step, state, data_state, config, metrics={BEST_METRIC: float(r10)})
         return True
+
+    def _save(self, manager, step, state, data_state, config, **kwargs) -> None:
+        path = manager.directory / str(step)
+        try:
+            manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+                config=ocp.args.JsonSave(config)), force=True, **kwargs)
+            manager.wait_until_finished()
+            if jax.process_index() == 0:
+                _write_integrity(path)
+        except Exception as e:  # any failure: disk full, permissions, a broken file system
+            for partial in (manager.directory / f"{step}.orbax-checkpoint-tmp", path):
+                shutil.rmtree(os.fspath(partial), ignore_errors=True)  # never complete: not a checkpoint
+            manager.reload()
+            raise CheckpointSaveError(
+                f"Saving checkpoint {path} failed: {_cause(e)}. Training stopped at step {step}; the "
+                f"checkpoints already written are untouched (periodic steps {self.all_steps()}, best "
+                f"{self.best_step()}). Fix the cause (free disk space, check permissions), then re-run "
+                "the same command to resume.") from e
 
     def resolve(self, which: str | int) -> tuple[ocp.CheckpointManager, int]:
         """Maps "latest", "best" or a step number to (manager, step); raises CheckpointError if absent."""
@@ -98,44 +129,82 @@ class Checkpointer:
                 step = int(which)
             except ValueError:
                 raise CheckpointError(
-                    f"--checkpoint={which!r} is not 'latest', 'best' or a step number."
-                ) from None
+                    f"--checkpoint={which!r} is not 'latest', 'best' or a step number.") from None
             manager = self._latest if step in self._latest.all_steps() else self._best
             if step not in manager.all_steps():
                 raise CheckpointError(
                     f"No checkpoint for step {step} in {self.workdir}; periodic steps: "
-                    f"{self.all_steps()}, best: {self.best_step()}."
-                )
+                    f"{self.all_steps()}, best: {self.best_step()}.")
         if step is None:
             raise CheckpointError(
                 f"No {which!r} checkpoint in {self.workdir}. Train first with "
                 f"`python -m vgs_jax.main --config=... --workdir={self.workdir}`"
-                + (" (the best checkpoint is written at validation steps)." if which == "best" else ".")
-            )
+                + (" (the best checkpoint is written at validation steps)." if which == "best" else "."))
         return manager, step
 
     def restore_config(self, which: str | int = "latest") -> dict:
         manager, step = self.resolve(which)
-        return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+        return self._read(manager, step, lambda: manager.restore(
+            step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"])
 
     def restore(self, which: str | int, abstract_state: Any) -> tuple[int, Any, dict]:
         """Restores (step, state, data_state) into the structure/shardings of `abstract_state`."""
         manager, step = self.resolve(which)
+        return (step, *self._restore_step(manager, step, abstract_state))
+
+    def _restore_step(self, manager, step: int, abstract_state: Any) -> tuple[Any, dict]:
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        verified = _verify_integrity(manager.directory / str(step))
         try:
-            restored = manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()
-                ),
-            )
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(
-                f"Checkpoint {manager.directory}/{step} does not match the model built from the "
-                f"config (different architecture or sizes?): {e}. Use the config the run was "
-                "trained with, or a fresh --workdir."
-            ) from e
-        return step, restored["state"], restored["data"]
+            restored = manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+        except Exception as e:
+            if verified and isinstance(e, (ValueError, KeyError, TypeError)):
+                raise CheckpointError(
+                    f"Checkpoint {manager.directory}/{step} does not match the model built from the "
+                    f"config (different architecture or sizes?): {_cause(e)}. Use the config the run "
+                    "was trained with, or a fresh --workdir.") from e
+            raise CorruptCheckpointError(
+                f"Checkpoint {manager.directory}/{step} is unreadable: {_cause(e)}.") from e
+        if not isinstance(restored["data"], dict):
+            raise CorruptCheckpointError(
+                f"Checkpoint {manager.directory}/{step} has a damaged data-iterator state: {restored['data']!r}.")
+        return restored["state"], restored["data"]
+
+    def restore_newest_intact(self, abstract_state: Any, say: Callable[[str], None]) -> tuple[int, Any, dict] | None:
+        """Resumes from the newest readable checkpoint, periodic or best: (step, state, data_state),
+        or None when there is none at all. Unreadable ones are moved to `corrupt_checkpoints/`
+        (nothing is deleted) and reported through `say`; CheckpointError if none is readable."""
+        candidates = sorted({(s, "latest") for s in self._latest.all_steps()}
+                            | {(s, "best") for s in self._best.all_steps()}, reverse=True)
+        problems = []
+        for step, kind in candidates:
+            manager = self._latest if kind == "latest" else self._best
+            try:
+                return (step, *self._restore_step(manager, step, abstract_state))
+            except CorruptCheckpointError as e:
+                problems.append(str(e))
+                moved = self._move_aside(manager, step)
+                say(f"{e} Moved it to {moved}; trying the previous checkpoint.")
+        corrupt = os.path.join(os.fspath(self.workdir), "corrupt_checkpoints")
+        if problems or (os.path.isdir(corrupt) and os.listdir(corrupt)):
+            raise CorruptCheckpointError(
+                f"No readable checkpoint in {self.workdir}: {' '.join(problems) or 'only damaged ones.'} "
+                f"They are kept in {corrupt}. Use a fresh --workdir, or delete that folder to train "
+                "from scratch here.")
+        return None
+
+    def _move_aside(self, manager, step: int) -> str:
+        base = os.path.join(os.fspath(self.workdir), "corrupt_checkpoints", f"{manager.directory.name}_{step}")
+        target, n = base, 0
+        while os.path.exists(target):
+            n += 1
+            target = f"{base}.{n}"
+        if jax.process_index() == 0:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(os.fspath(manager.directory / str(step)), target)
+        manager.reload()
+        return target
 
     def restore_params(self, which: str | int) -> tuple[int, dict]:
         """Restores only the model parameters (no optimizer needed) as a pure dict of arrays."""
@@ -147,42 +216,75 @@ class Checkpointer:
         needed). model_state (BatchNorm statistics, VQ codebooks) is {} for models without any.
         List indices come back as string keys ("0"); see `evaluation.fit_params`."""
         manager, step = self.resolve(which)
-        restored = manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
-        )
-        return step, restored["state"]["params"], restored["state"].get("model_state", {})
+        state = self._read(manager, step, lambda: manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"])
+        return step, state["params"], state.get("model_state", {})
 
-    def wait(self) -> None:
-        self._latest.wait_until_finished()
-        self._best.wait_until_finished()
+    def _read(self, manager, step: int, read: Callable[[], Any]) -> Any:
+        """`read()` after the integrity check, with damage reported as CorruptCheckpointError."""
+        where = manager.directory / str(step)
+        _verify_integrity(where)
+        try:
+            return read()
+        except Exception as e:
+            raise CorruptCheckpointError(f"Checkpoint {where} is unreadable: {_cause(e)}.") from e
 
     def close(self) -> None:
         self._latest.close()
         self._best.close()
 
+    def __enter__(self) -> "Checkpointer":
+        return self
 
-def _save_args(state, data_state, config) -> ocp.args.Composite:
-    return ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=ocp.args.JsonSave(data_state),
-        config=ocp.args.JsonSave(config),
-    )
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def read_saved_config(workdir: str) -> dict | None:
-    """The config.json written by the first run in `workdir`, or None if there is none."""
-    path = os.path.join(workdir, "config.json")
+def _file_digests(step_dir: epath.Path) -> dict[str, str]:
+    """{relative path: sha256 hex} of every file under `step_dir` except the integrity file."""
+    digests = {}
+    root = os.fspath(step_dir)
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            if rel != INTEGRITY_FILE:
+                with open(path, "rb") as f:
+                    digests[rel] = hashlib.file_digest(f, "sha256").hexdigest()
+    return digests
+
+
+def _write_integrity(step_dir: epath.Path) -> None:
+    digests = _file_digests(step_dir)
+    path = os.path.join(os.fspath(step_dir), INTEGRITY_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(digests, f, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def _verify_integrity(step_dir: epath.Path) -> bool:
+    """True if `step_dir` matches its integrity.json, False if it has none (unverified);
+    CorruptCheckpointError naming the damaged files otherwise."""
+    path = os.path.join(os.fspath(step_dir), INTEGRITY_FILE)
     if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+        return False
+    try:
+        with open(path) as f:
+            expected = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CorruptCheckpointError(f"Checkpoint {step_dir} has a damaged {INTEGRITY_FILE}: {_cause(e)}.") from e
+    actual = _file_digests(step_dir)
+    damaged = sorted(k for k in expected if actual.get(k) != expected[k])
+    extra = sorted(set(actual) - set(expected))
+    if damaged or extra:
+        what = [f"{k} ({'missing' if k not in actual else 'changed'})" for k in damaged]
+        what += [f"{k} (unexpected)" for k in extra]
+        raise CorruptCheckpointError(
+            f"Checkpoint {step_dir} is damaged: {', '.join(what[:6])}{' ...' if len(what) > 6 else ''}.")
+    return True
 
 
-def write_config(workdir: str, config: dict) -> None:
-    """Writes config.json atomically (never leaves a half-written file)."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+def _cause(e: BaseException) -> str:
+    """One line describing `e` (first line of its message, with its type)."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -9,8 +9,8 @@ import os
 
 from absl import app
 from absl import flags
-from absl import logging
 
+from vgs_jax import cli
 from vgs_jax import evaluation
 from vgs_jax import retrieval
 
@@ -26,18 +26,19 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # Orbax logs every restore at INFO
+    if FLAGS.batch_size is not None and FLAGS.batch_size < 1:
+        raise app.UsageError(f"--batch_size={FLAGS.batch_size} must be >= 1.")
     step, config, results = evaluation.evaluate_checkpoint(
         FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split, batch_size=FLAGS.batch_size
     )
     print(f"{config.dataset.name} {FLAGS.split}, checkpoint step {step}:")
     print(retrieval.format_table(results))
     output = FLAGS.output or os.path.join(FLAGS.workdir, f"eval_{FLAGS.split}_step{step}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump({"step": step, "split": FLAGS.split, "dataset": config.dataset.name, **results}, f, indent=2)
     print(f"Wrote {output}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

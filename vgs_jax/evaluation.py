@@ -68,7 +68,6 @@ def embed_split(
       image_id [M] and caption_id [N]; with `with_maps` also speech_map [N, T', E] (zero-padded
       to the longest), speech_map_mask [N, T'], image_map [M, h, w, E], image_map_mask [M, h, w].
     """
-    batch_size = -(-batch_size // mesh.size) * mesh.size  # a multiple of the device count
     embed = _embed_fn(template.base, with_maps)
     speech, image, image_ids, caption_ids = [], [], [], []
     for batch in input_pipeline.make_eval_batches(

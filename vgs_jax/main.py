@@ -6,14 +6,14 @@ e.g. `--config.batch_size=64 --config.optimizer.lr_max=1e-4` (the config is lock
 
 from absl import app
 from absl import flags
-from absl import logging
 import jax
-from ml_collections import config_flags
 
+from vgs_jax import cli
+from vgs_jax import config_lib
 from vgs_jax import train
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/shapes_gru.py[:tiny].", lock_config=True)
+config_lib.define_config_flag("config", "Config file, e.g. configs/shapes_gru.py[:tiny] (also outside the checkout).")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and TensorBoard logs.")
 flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() (multi-host launches).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -22,8 +22,6 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; -v 0 shows it
     if FLAGS.multihost:
         jax.distributed.initialize()
     if jax.process_index() == 0:
@@ -32,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

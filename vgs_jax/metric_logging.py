@@ -16,7 +16,10 @@ import tensorboardX
 class MetricLogger:
     """Appends scalar metrics to metrics.jsonl and TensorBoard; prints a progress line."""
 
-    def __init__(self, workdir: str, *, total_steps: int, batch_size: int):
+    def __init__(self, workdir: str, *, total_steps: int, batch_size: int, resume_step: int = 0):
+        """`resume_step`: the checkpoint step training resumes from; records of later steps (written
+        before an interruption, and about to be written again) are dropped from metrics.jsonl and
+        hidden in TensorBoard (purge_step), so the logs read as one uninterrupted run."""
         self._total_steps = total_steps
         self._batch_size = batch_size
         self._is_writer = jax.process_index() == 0
@@ -24,8 +27,11 @@ class MetricLogger:
         self._tb = None
         if self._is_writer:
             os.makedirs(workdir, exist_ok=True)
-            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-            self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
+            path = os.path.join(workdir, "metrics.jsonl")
+            _truncate_after(path, resume_step)
+            self._jsonl = open(path, "a")
+            self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"),
+                                                  purge_step=resume_step + 1 if resume_step else None)
         self._last_time = None
         self._last_step = None
 
@@ -69,6 +75,30 @@ class MetricLogger:
         if self._is_writer:
             self._jsonl.close()
             self._tb.close()
+
+    def __enter__(self) -> "MetricLogger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _truncate_after(path: str, step: int) -> None:
+    """Keeps only the complete records of steps <= `step` in the JSON-lines file `path`."""
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line cut short by a kill
+                continue
+            if line.endswith("\n") and record.get("step", 0) <= step:
+                kept.append(line)
+    with open(path + ".tmp", "w") as f:
+        f.writelines(kept)
+    os.replace(path + ".tmp", path)
 
 
 def _format_seconds(seconds: float) -> str:

@@ -1,4 +1,4 @@
-"""Training: optimizer and schedules, the jit-compiled train step, and `train_and_evaluate`.
+"""Training: the objective, the jit-compiled train step, the `Trainer` and `train_and_evaluate`.
 
 The train state is a plain pytree `{"step", "params", "model_state", "opt_state"}`: `params` the
 model's `nnx.Param`s and `model_state` its BatchNorm statistics and VQ codebooks (updated by the
@@ -9,7 +9,7 @@ device count. Randomness (ResDAVEnet jitter, dropout, sampled impostors) comes f
 """
 
 import functools
-import math
+import os
 from typing import Any, Callable
 
 from flax import nnx
@@ -21,104 +21,25 @@ import optax
 
 from vgs_jax import audio_features
 from vgs_jax import checkpointing
-from vgs_jax import config_lib
+from vgs_jax import config_checks
 from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 from vgs_jax import losses
 from vgs_jax import metric_logging
+from vgs_jax import optimizers
+from vgs_jax import preemption
 from vgs_jax import sigmoid_losses
 from vgs_jax import similarity as similarity_lib
+from vgs_jax import workdir as run_workdir
 from vgs_jax.models import dual_encoder
 from vgs_jax.models import image_trunks
 from vgs_jax.models import vq
 
-SCHEDULES = ("cyclic", "warmup_cosine", "constant", "step")
-OPTIMIZERS = ("adam", "sgd")
 EMBEDDING_LOSSES = ("platalea_hinge", "hardest_negative_hinge", "infonce", "sigmoid")
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss."""
-
-
-def cyclic_schedule(*, lr_max: float, lr_min: float, stepsize: int) -> optax.Schedule:
-    """Platalea's cyclic cosine (§1.7): lr_min at step 0, lr_max at stepsize/2, lr_min at stepsize."""
-
-    def schedule(step):
-        phase = jnp.pi * (1.0 + 2.0 * step / stepsize)
-        return (lr_max - lr_min) * 0.5 * (jnp.cos(phase) + 1.0) + lr_min
-
-    return schedule
-
-
-def step_decay_schedule(*, lr: float, factor: float, every_epochs: int, steps_per_epoch: int) -> optax.Schedule:
-    """DAVEnet / ResDAVEnet-VQ: lr * factor ** (epoch // every_epochs), epochs counted from 1 as in
-    their training loops (anchor §2.6, §3.6), so the first decay comes after every_epochs - 1 epochs."""
-    if every_epochs < 1 or not 0 < factor <= 1:
-        raise ValueError(
-            f"optimizer.decay_epochs must be >= 1 and optimizer.decay_factor in (0, 1]; got {every_epochs}, {factor}.")
-
-    def schedule(step):
-        epoch = step // max(1, steps_per_epoch) + 1
-        return lr * factor ** (epoch // every_epochs)
-
-    return schedule
-
-
-def create_learning_rate_fn(
-    opt_config: ml_collections.ConfigDict, *, steps_per_epoch: int, total_steps: int
-) -> optax.Schedule:
-    """The learning-rate schedule named by `opt_config.schedule`."""
-    if opt_config.schedule == "cyclic":
-        return cyclic_schedule(
-            lr_max=opt_config.lr_max,
-            lr_min=opt_config.lr_min,
-            stepsize=max(1, opt_config.cycle_epochs * steps_per_epoch),
-        )
-    if opt_config.schedule == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(
-            init_value=0.0,
-            peak_value=opt_config.lr_max,
-            warmup_steps=opt_config.warmup_steps,
-            decay_steps=max(total_steps, opt_config.warmup_steps + 1),
-            end_value=opt_config.lr_min,
-        )
-    if opt_config.schedule == "constant":
-        return optax.constant_schedule(opt_config.lr_max)
-    if opt_config.schedule == "step":
-        return step_decay_schedule(lr=opt_config.lr_max, factor=opt_config.decay_factor,
-                                   every_epochs=opt_config.decay_epochs, steps_per_epoch=steps_per_epoch)
-    raise ValueError(
-        f"Unknown optimizer.schedule {opt_config.schedule!r}; choose one of {SCHEDULES}."
-    )
-
-
-def create_optimizer(
-    opt_config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule, *, trainable=None
-) -> optax.GradientTransformation:
-    """Adam or SGD with momentum (PyTorch semantics), PyTorch-style L2 weight decay (added to the
-    gradient) and optional norm clipping.
-
-    `trainable`: optional pytree of bools shaped like the params; False leaves (a frozen image trunk)
-    get zero updates, so neither gradients nor weight decay move them.
-    """
-    if opt_config.name not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer.name {opt_config.name!r}; choose one of {OPTIMIZERS}.")
-    parts = []
-    if opt_config.grad_clip_norm > 0:
-        parts.append(optax.clip_by_global_norm(opt_config.grad_clip_norm))
-    if opt_config.weight_decay > 0:
-        parts.append(optax.add_decayed_weights(opt_config.weight_decay))
-    if opt_config.name == "adam":
-        parts.append(optax.scale_by_adam(b1=opt_config.b1, b2=opt_config.b2))
-    elif opt_config.momentum > 0:
-        parts.append(optax.trace(decay=opt_config.momentum))  # PyTorch SGD momentum (no dampening)
-    parts.append(optax.scale_by_learning_rate(learning_rate_fn))
-    tx = optax.chain(*parts)
-    if trainable is None:
-        return tx
-    labels = jax.tree.map(lambda t: "train" if t else "freeze", trainable)
-    return optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
 
 
 def make_loss_fn(loss_config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict,
@@ -218,7 +139,7 @@ def train_step(state, batch, *, template, tx, loss_fn, learning_rate_fn, image_k
         model = template.merge(params, state["model_state"], train=True)
         nnx.reseed(model, default=k_dropout)  # fresh dropout masks every step
         speech = model.encode_speech(batch["audio"], batch["audio_mask"], key=k_jitter)
-        image = model.encode_image(batch[image_key])
+        image = model.encode_image(batch[image_key], batch["example_mask"])
         loss, metrics = loss_fn(model, speech, image, batch, k_loss)
         model.update_codebooks(speech)
         return loss, (metrics, template.model_state_of(model))
@@ -232,20 +153,28 @@ def train_step(state, batch, *, template, tx, loss_fn, learning_rate_fn, image_k
         "grad_norm": optax.tree.norm(grads),
         "param_norm": optax.tree.norm(params),
         "learning_rate": learning_rate_fn(state["step"]),
+        # Checked before every save: a state is only written when all of this step is finite.
+        "finite": jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)) & _all_finite(params),
     }
     new_state = {"step": state["step"] + 1, "params": params, "model_state": model_state, "opt_state": opt_state}
     return new_state, metrics
+
+
+def _all_finite(tree) -> jax.Array:
+    """bool scalar: every element of every leaf is finite."""
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
 
 def warm_start_variables(template: dual_encoder.Template, workdir: str, checkpoint: str = "best") -> tuple[dict, dict]:
     """ResDAVEnet-VQ's "->" recipe: (params, model_state) of `template`'s model with every entry
     whose path and shape exist in `workdir`'s checkpoint copied from it; the rest (e.g. new
     codebooks) stays freshly initialised. Prints what was kept fresh."""
-    ckpt = checkpointing.Checkpointer(workdir, read_only=True)
-    try:
+    workdir = os.path.abspath(workdir)
+    if not os.path.isdir(workdir):
+        raise FileNotFoundError(f"config.init_from={workdir}: no such run folder; give the --workdir of a "
+                                "finished run.")
+    with checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
         step, old_params, old_state = ckpt.restore_model_variables(checkpoint)
-    finally:
-        ckpt.close()
     params, copied, fresh = vq.warm_start(template.initial_params, old_params)
     model_state, copied_state, fresh_state = vq.warm_start(template.initial_model_state, old_state)
     if not copied:
@@ -263,11 +192,6 @@ class Trainer:
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
         self.mesh = input_pipeline.data_mesh()
-        if config.batch_size % self.mesh.size:
-            raise ValueError(
-                f"config.batch_size={config.batch_size} is not divisible by the {self.mesh.size} "
-                f"devices; use a multiple such as {self.mesh.size * max(1, config.batch_size // self.mesh.size)}."
-            )
         data = config.dataset
         self.train_source = input_pipeline.open_config_split(
             data, data.train_split, build_if_missing=data.build_if_missing)
@@ -284,7 +208,7 @@ class Trainer:
             else config.num_epochs * self.steps_per_epoch
         )
         self.featurize = functools.partial(audio_features.compute, recipe=config.features.recipe)
-        self.learning_rate_fn = create_learning_rate_fn(
+        self.learning_rate_fn = optimizers.create_learning_rate_fn(
             config.optimizer, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
         loss_fn = make_loss_fn(config.loss, config.model, self.mesh)
@@ -292,7 +216,7 @@ class Trainer:
         params, model_state = self.template.initial_params, self.template.initial_model_state
         if config.init_from:
             params, model_state = warm_start_variables(self.template, config.init_from)
-        self.tx = create_optimizer(config.optimizer, self.learning_rate_fn,
+        self.tx = optimizers.create_optimizer(config.optimizer, self.learning_rate_fn,
                                    trainable=trainable_mask(config, params))
         self.replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         self.initial_state = jax.device_put(
@@ -345,91 +269,120 @@ def _say(message: str) -> None:
         print(message, flush=True)
 
 
-def _check_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-    saved = checkpointing.read_saved_config(workdir)
-    if saved is None:
-        checkpointing.write_config(workdir, config.to_dict())
-        return
-    differing = config_lib.incompatible_fields(saved, config)
-    if differing:
-        raise ValueError(
-            f"{workdir} holds a run with a different config (fields {differing} differ from "
-            f"{workdir}/config.json). Use a new --workdir, or the same config to resume it; "
-            "nothing in the workdir was changed."
-        )
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Trains (resuming from the latest checkpoint in `workdir`) and returns the final metrics."""
-    _check_workdir_config(workdir, config)
-    trainer = Trainer(config)
-    ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
-    train_iter = trainer.train_iterator()
-    state = trainer.initial_state
-    start_step = 0
-    if ckpt.latest_step() is not None:
-        start_step, state, data_state = ckpt.restore("latest", state)
-        train_iter.set_state(data_state)
-        _say(f"Resumed from {workdir}/checkpoints/{start_step}.")
-    num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
-    _say(
-        f"{config.dataset.name}: {len(trainer.train_source)} training captions, "
-        f"{trainer.steps_per_epoch} steps/epoch, {trainer.total_steps} steps of "
-        f"{config.batch_size}; {num_params:,} parameters on {trainer.mesh.size} device(s)."
-    )
-    if start_step >= trainer.total_steps:
-        _say(f"Already trained to step {start_step}; nothing to do.")
-    logger = metric_logging.MetricLogger(
-        workdir, total_steps=trainer.total_steps, batch_size=config.batch_size
-    )
-    config_dict = config.to_dict()
-    final_metrics: dict = {}
-    pending = []  # per-step device metrics since the last log, fetched lazily
+    """Trains (resuming from the newest intact checkpoint in `workdir`); returns the final metrics.
 
-    def check_finite(step):
-        host = jax.device_get(pending)
-        pending.clear()
+    Before any data or model is built, the config is validated, the workdir locked against a second
+    run, and a config differing from the run already there refused (nothing written). config.json
+    is written once the data and model are ready. SIGTERM/SIGINT save a checkpoint and raise
+    `preemption.TrainingInterrupted`; a failed save raises `checkpointing.CheckpointSaveError`;
+    a non-finite loss, gradient or parameter raises NonFiniteLossError and nothing non-finite is
+    ever saved.
+    """
+    config_checks.check_training_config(config)
+    workdir = os.path.abspath(workdir)
+    with run_workdir.exclusive(workdir):
+        needs_config_json = run_workdir.check_same_config(workdir, config)
+        trainer = Trainer(config)
+        if needs_config_json and jax.process_index() == 0:
+            run_workdir.write_config(workdir, config.to_dict())
+        with checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints) as ckpt, \
+                preemption.StopSignals() as stop:
+            return _train(trainer, ckpt, stop, workdir)
+
+
+class _FiniteGuard:
+    """Collects per-step device metrics and checks, when asked, that every step was finite."""
+
+    def __init__(self, workdir: str, ckpt: checkpointing.Checkpointer):
+        self._workdir, self._ckpt, self._pending = workdir, ckpt, []
+
+    def add(self, metrics: dict) -> None:
+        self._pending.append(metrics)
+
+    def check(self, step: int) -> list[dict]:
+        """Host copies of the metrics since the last check; NonFiniteLossError at the first bad step."""
+        host = jax.device_get(self._pending)
+        self._pending.clear()
         for i, m in enumerate(host):
-            if not math.isfinite(float(m["loss"])):
+            if not bool(m["finite"]):
+                kept = self._ckpt.latest_step()
+                where = (f"the last good checkpoint {self._workdir}/checkpoints/{kept} is kept" if kept is not None
+                         else "no checkpoint had been written yet")
                 raise NonFiniteLossError(
-                    f"Non-finite loss {float(m['loss'])} at step {step - len(host) + i + 1}. "
-                    f"Training stopped; the last good checkpoint in {workdir}/checkpoints is kept "
-                    f"(step {ckpt.latest_step()}). Try a lower optimizer.lr_max or "
-                    "optimizer.grad_clip_norm > 0."
-                )
+                    f"Non-finite training state at step {step - len(host) + i + 1} (loss {float(m['loss'])}, "
+                    f"gradient norm {float(m['grad_norm'])}, parameter norm {float(m['param_norm'])}). "
+                    f"Training stopped; {where} and nothing non-finite was saved. Try a lower "
+                    "optimizer.lr_max or optimizer.grad_clip_norm > 0.")
         return host
 
-    try:
+
+def _train(trainer: Trainer, ckpt: checkpointing.Checkpointer, stop: preemption.StopSignals,
+           workdir: str) -> dict:
+    config = trainer.config
+    train_iter = trainer.train_iterator()
+    state, start_step = trainer.initial_state, 0
+    resumed = ckpt.restore_newest_intact(state, say=_say)
+    if resumed is not None:
+        start_step, state, data_state = resumed
+        train_iter.set_state(data_state)
+        _say(f"Resumed from step {start_step} ({workdir}).")
+        if start_step not in ckpt.all_steps():  # resumed from the best checkpoint: keep "latest" true
+            ckpt.save(start_step, state, data_state=data_state, config=config.to_dict())
+    num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
+    _say(f"{config.dataset.name}: {len(trainer.train_source)} training captions, {trainer.steps_per_epoch} "
+         f"steps/epoch, {trainer.total_steps} steps of {config.batch_size}; {num_params:,} parameters on "
+         f"{trainer.mesh.size} device(s).")
+    if start_step >= trainer.total_steps:
+        _say(f"Already trained to step {start_step}; nothing to do.")
+        return {}
+    config_dict = config.to_dict()
+    guard = _FiniteGuard(workdir, ckpt)
+    final_metrics: dict = {}
+    saved_step = start_step
+
+    def save(step, state) -> None:
+        nonlocal saved_step
+        guard.check(step)
+        ckpt.save(step, state, data_state=train_iter.get_state(), config=config_dict)
+        saved_step = step
+
+    def stop_now(step, state):
+        if saved_step != step:
+            save(step, state)
+        where = f"checkpoint {ckpt.workdir}/checkpoints/{step}" if step else "nothing to save yet"
+        raise preemption.TrainingInterrupted(
+            f"Stopped by {stop.name} after step {step}; {where}. Run the same command again to resume "
+            "from it.", stop.signum)
+
+    with metric_logging.MetricLogger(workdir, total_steps=trainer.total_steps, batch_size=config.batch_size,
+                                     resume_step=start_step) as logger:
         for step in range(start_step + 1, trainer.total_steps + 1):
+            if stop.signum:
+                stop_now(step - 1, state)
             batch = input_pipeline.shard_batch(next(train_iter), trainer.mesh)
             state, metrics = trainer.train_step(state, batch)
-            pending.append(metrics)
+            guard.add(metrics)
             is_last = step == trainer.total_steps
             if step % config.log_every_steps == 0 or is_last:
-                host = check_finite(step)
-                means = {f"train/{k}": float(np.mean([m[k] for m in host])) for k in host[0]}
+                host = guard.check(step)
+                means = {f"train/{k}": float(np.mean([m[k] for m in host])) for k in host[0] if k != "finite"}
                 means["train/learning_rate"] = float(host[-1]["learning_rate"])
                 final_metrics.update(logger.train_progress(step, means))
             if step % config.eval_every_steps == 0 or is_last:
-                check_finite(step)
-                results = trainer.evaluate(state, trainer.eval_source)
+                guard.check(step)
+                try:
+                    with stop.abortable():
+                        results = trainer.evaluate(state, trainer.eval_source)
+                except preemption.AbortValidation:
+                    stop_now(step, state)
                 scalars = evaluation.flat_scalars(results, prefix="eval")
                 logger.write(step, scalars)
                 final_metrics.update(scalars)
                 _say(f"Validation at step {step}:\n{evaluation.format_results(results)}")
-                if ckpt.save_best(
-                    step,
-                    state,
-                    data_state=train_iter.get_state(),
-                    config=config_dict,
-                    r10=results["speech_to_image"]["r10"],
-                ):
+                if ckpt.save_best(step, state, data_state=train_iter.get_state(), config=config_dict,
+                                  r10=results["speech_to_image"]["r10"]):
                     _say(f"New best validation speech->image R@10 at step {step}.")
             if step % config.checkpoint_every_steps == 0 or is_last:
-                check_finite(step)
-                ckpt.save(step, state, data_state=train_iter.get_state(), config=config_dict)
-    finally:
-        ckpt.wait()
-        ckpt.close()
-        logger.close()
+                save(step, state)
     return final_metrics
