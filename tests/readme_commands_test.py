@@ -121,6 +121,7 @@ def test_readme_commands_run_as_written(shapes_data_dir, tmp_path):
         if "vgs_jax.analyze" in command:
             assert os.path.exists(os.path.join(root, "runs", "shapes_gru", "analysis", "report.json"))
     # The copy's vgs_jax is the one that ran (not this checkout's).
-    probe = subprocess.run([".venv/bin/python", "-c", "import vgs_jax; print(vgs_jax.__file__)"], cwd="/",
-                           env=env, capture_output=True, text=True)
+    python = os.path.join(root, ".venv", "bin", "python")
+    probe = subprocess.run([python, "-c", "import vgs_jax; print(vgs_jax.__file__)"], cwd="/", env=env,
+                           capture_output=True, text=True)
     assert probe.stdout.strip() == os.path.join(root, "vgs_jax", "__init__.py"), probe.stdout + probe.stderr
