@@ -143,9 +143,10 @@ def test_full_disk_stops_cleanly(shapes_data_dir, tmp_path):
     # RLIMIT_FSIZE: writing past 600 KB fails with EFBIG ("File too large"), like a full disk; the
     # first checkpoints (~400 KB) fit, a later one does not.
     result = _run(*_main_args(shapes_data_dir, "run", *LONG), cwd=tmp_path, file_size_limit_kb=600)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr[-3000:]
     line = _one_error_line(result.stderr)
-    assert "Saving checkpoint" in line and "File too large" in line and "re-run the same command" in line
+    assert "Saving checkpoint" in line and "File too large" in line and "re-run the same command" in line, line
     assert "sys.meta_path is None" not in result.stderr and "Event loop is closed" not in result.stderr
-    leftovers = [d for root, dirs, _ in os.walk(tmp_path / "run") for d in dirs if d.endswith("-tmp")]
-    assert not leftovers
+    leftovers = [os.path.join(root, d) for root, dirs, _ in os.walk(tmp_path / "run") for d in dirs
+                 if d.endswith("-tmp")]
+    assert not leftovers, (leftovers, line)

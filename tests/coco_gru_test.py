@@ -38,9 +38,9 @@ def test_full_config_without_data_names_files_dir_and_readme(tmp_path):
         [sys.executable, "-m", "vgs_jax.main", "--config=configs/coco_gru.py",
          f"--workdir={tmp_path / 'run'}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 1
     err = proc.stderr
-    assert "MissingFilesError" in err, err[-3000:]
+    assert err.startswith("error: spoken_coco: 5 required file(s) missing") and "Traceback" not in err, err[-3000:]
     for name in ("SpokenCOCO/SpokenCOCO_train.json", "SpokenCOCO/SpokenCOCO_val.json",
                  "train2014", "val2014", "dataset_coco.json",
                  str(tmp_path / "data" / "downloads" / "manual" / "spoken_coco"),

@@ -1,4 +1,4 @@
-"""Shared fixtures: one tiny `spoken_shapes` build per test session."""
+"""Shared fixtures: one tiny and one quick `spoken_shapes` build per test session (when used)."""
 
 import pytest
 
@@ -10,6 +10,16 @@ def shapes_data_dir(tmp_path_factory):
 
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     input_pipeline.open_split("spoken_shapes/tiny", "train", data_dir=data_dir, build_if_missing=True)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def quick_shapes_data_dir(tmp_path_factory):
+    """A TFDS data_dir holding spoken_shapes/quick (100 test images; built once per session, ~32 s)."""
+    from vgs_jax import input_pipeline
+
+    data_dir = str(tmp_path_factory.mktemp("tfds_quick"))
+    input_pipeline.open_split("spoken_shapes/quick", "train", data_dir=data_dir, build_if_missing=True)
     return data_dir
 
 

@@ -1,5 +1,6 @@
 """Tests for vgs_jax.models.dual_encoder: config wiring, normalisation, temperature, errors."""
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -82,16 +83,38 @@ def test_unknown_names_and_fields_raise():
         DualEncoder(speech, LinearImageEncoder(12, 7, rngs=nnx.Rngs(0)))
 
 
-def test_bfloat16_compute_close_to_float32():
+def _matmul_operand_dtypes(fn, *args) -> list[tuple[str, str, str]]:
+    """(op, lhs dtype, rhs dtype) of every dot_general / convolution in jit(fn)'s StableHLO."""
+    text = jax.jit(fn).lower(*args).as_text()
+    return re.findall(r"stablehlo\.(dot_general|convolution)\b.*: "
+                      r"\(tensor<(?:\d+x)*([a-z]\w*)>, tensor<(?:\d+x)*([a-z]\w*)>\)", text)
+
+
+@pytest.mark.parametrize("image_encoder", ["linear", "conv"])
+def test_bfloat16_compute_close_to_float32(image_encoder):
     x, mask = _batch()
-    image = jax.random.normal(jax.random.key(1), (3, 12))
-    z32 = build_dual_encoder(_config(), num_features=5, rngs=nnx.Rngs(0))(x, mask, image)
-    model16 = build_dual_encoder(_config(dtype="bfloat16"), num_features=5, rngs=nnx.Rngs(0))
-    z16 = model16(x, mask, image)
-    assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(nnx.state(model16, nnx.Param)))
-    for a, b in zip(z32, z16):
+    if image_encoder == "linear":
+        image = jax.random.normal(jax.random.key(1), (3, 12))
+    else:
+        image = jax.random.randint(jax.random.key(1), (3, 64, 64, 3), 0, 256).astype(jnp.uint8)
+    outputs = {}
+    for dtype in ("float32", "bfloat16"):
+        model = build_dual_encoder(_config(image_encoder, dtype=dtype), num_features=5, rngs=nnx.Rngs(0))
+        assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
+        graphdef, state = nnx.split(model)
+        # The compiled encoders multiply in the compute dtype: every matmul and convolution.
+        speech_ops = _matmul_operand_dtypes(
+            lambda s, x, m: nnx.merge(graphdef, s).encode_speech(x, m)["embedding"], state, x, mask)
+        image_ops = _matmul_operand_dtypes(
+            lambda s, i: nnx.merge(graphdef, s).encode_image(i)["embedding"], state, image)
+        short = {"float32": "f32", "bfloat16": "bf16"}[dtype]
+        assert len(speech_ops) >= 5 and len(image_ops) >= (1 if image_encoder == "linear" else 5)
+        assert {t for _, a, b in speech_ops + image_ops for t in (a, b)} == {short}, (speech_ops, image_ops)
+        outputs[dtype] = model(x, mask, image)
+    for a, b in zip(outputs["float32"], outputs["bfloat16"]):
         assert b.dtype == jnp.float32
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=0.05)
+        assert np.abs(np.asarray(a) - np.asarray(b)).max() > 1e-4  # bfloat16 rounding shows
 
 
 def test_jitted_train_step_updates_all_params():

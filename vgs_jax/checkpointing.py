@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from typing import Any, Callable
 
 from etils import epath
@@ -109,14 +110,14 @@ class Checkpointer:
             if jax.process_index() == 0:
                 _write_integrity(path)
         except Exception as e:  # any failure: disk full, permissions, a broken file system
-            for partial in (manager.directory / f"{step}.orbax-checkpoint-tmp", path):
-                shutil.rmtree(os.fspath(partial), ignore_errors=True)  # never complete: not a checkpoint
+            left = _remove_partial_step(manager, step)
             manager.reload()
+            leftover = f" Remove the partial folders {left} by hand." if left else ""
             raise CheckpointSaveError(
                 f"Saving checkpoint {path} failed: {_cause(e)}. Training stopped at step {step}; the "
                 f"checkpoints already written are untouched (periodic steps {self.all_steps()}, best "
-                f"{self.best_step()}). Fix the cause (free disk space, check permissions), then re-run "
-                "the same command to resume.") from e
+                f"{self.best_step()}).{leftover} Fix the cause (free disk space, check permissions), "
+                "then re-run the same command to resume.") from e
 
     def resolve(self, which: str | int) -> tuple[ocp.CheckpointManager, int]:
         """Maps "latest", "best" or a step number to (manager, step); raises CheckpointError if absent."""
@@ -238,6 +239,33 @@ class Checkpointer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _remove_partial_step(manager: ocp.CheckpointManager, step: int) -> list[str]:
+    """Deletes what a failed save of `step` wrote; returns the folders that would not go.
+
+    Orbax's first write error is raised while its other writes of the step may still run and
+    create files, so this waits for them and retries for a few seconds.
+    """
+    try:
+        manager.wait_until_finished()
+    except Exception:  # pylint: disable=broad-except
+        pass  # The error already being reported is the one that matters.
+    directory = os.fspath(manager.directory)
+
+    def partial_folders() -> list[str]:
+        names = os.listdir(directory) if os.path.isdir(directory) else []
+        return [os.path.join(directory, n) for n in names
+                if n == str(step) or n.startswith(f"{step}.orbax-checkpoint-tmp")]
+
+    for attempt in range(20):
+        left = partial_folders()
+        if not left:
+            return []
+        for folder in left:
+            shutil.rmtree(folder, ignore_errors=True)
+        time.sleep(0.05 * attempt)
+    return partial_folders()
 
 
 def _file_digests(step_dir: epath.Path) -> dict[str, str]:

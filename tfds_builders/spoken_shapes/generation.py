@@ -9,7 +9,6 @@ not on the worker count, the scheduling, or what was generated before.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 from typing import Iterator, Sequence
 
@@ -18,6 +17,7 @@ import numpy as np
 from . import grammar
 from . import scenes
 from . import speech
+from . import worker_pool
 
 NUM_CAPTIONS = 5  # Spoken captions per image; caption_id = image_id * NUM_CAPTIONS + k.
 IMAGES_PER_FORK = 4  # Images synthesized in one forked child (amortises the fork).
@@ -86,32 +86,43 @@ def _block_examples(image_ids: Sequence[int], spec: GenerationSpec) -> list[list
 
 def _isolated_block(task) -> list[list[dict]]:
     image_ids, spec = task
+    speech.get_synthesizer()  # One espeak initialisation per process; it never speaks itself.
     return speech.run_isolated(_block_examples, image_ids, spec)
 
 
-def _init_worker() -> None:
-    speech.get_synthesizer()  # One espeak initialisation per worker; it never speaks itself.
-
-
-def iter_image_examples(image_ids: Sequence[int], spec: GenerationSpec,
-                        num_workers: int = 0) -> Iterator[list[dict]]:
-    """Yields `image_examples(i, spec)` for each id, in order.
-
-    num_workers=0 forks the children from this process; num_workers>=1 uses a spawn pool of
-    that many workers (capped at the CPU count) that fork the children. Same bytes either way.
-    """
+def num_pool_workers(num_workers: int, num_images: int) -> int:
+    """Workers worth starting for `num_images` images: at most one per block and per CPU."""
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
+    if num_workers == 0:
+        return 0
+    num_blocks = -(-num_images // IMAGES_PER_FORK)
+    return min(num_workers, os.cpu_count() or 1, max(1, num_blocks))
+
+
+def iter_image_examples(image_ids: Sequence[int], spec: GenerationSpec, num_workers: int = 0,
+                        pool: worker_pool.WorkerPool | None = None) -> Iterator[list[dict]]:
+    """Yields `image_examples(i, spec)` for each id, in order.
+
+    num_workers=0 forks the children from this process; num_workers>=1 uses that many worker
+    processes (capped at the CPU count and the number of blocks; see worker_pool for why they
+    are not multiprocessing workers) that fork the children; `pool` reuses running workers
+    instead. Same bytes either way.
+    """
     image_ids = [int(i) for i in image_ids]
     tasks = [(image_ids[i:i + IMAGES_PER_FORK], spec)
              for i in range(0, len(image_ids), IMAGES_PER_FORK)]
-    workers = min(num_workers, os.cpu_count() or 1, len(tasks))
-    if workers <= 0 or len(tasks) <= 1:
-        speech.get_synthesizer()
+    if not tasks:
+        return
+    if pool is not None:
+        for block in pool.imap(_isolated_block, tasks):
+            yield from block
+        return
+    workers = num_pool_workers(num_workers, len(image_ids))
+    if workers == 0:
         for task in tasks:
             yield from _isolated_block(task)
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker) as pool:
-        for block in pool.imap(_isolated_block, tasks):
+    with worker_pool.WorkerPool(workers) as own_pool:
+        for block in own_pool.imap(_isolated_block, tasks):
             yield from block

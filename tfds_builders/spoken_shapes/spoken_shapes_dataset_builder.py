@@ -8,6 +8,7 @@ phone alignments. Written as array_record (no TensorFlow needed); read with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -18,6 +19,7 @@ from . import grammar
 from . import scenes
 from . import speech
 from . import tfds_compat
+from . import worker_pool
 
 SHAPES = scenes.SHAPES
 COLORS = scenes.COLORS
@@ -84,6 +86,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [
         SpokenShapesConfig(name="tiny", description="24/8/8 images, for tests.",
                            num_train=24, num_validation=8, num_test=8, num_workers=1),
+        # Learning tests: enough test images (100) for recall to tell learning from chance; its
+        # own seed, so its test images are in no other config's train split.
+        SpokenShapesConfig(name="quick", description="400/20/100 images, seed 1, for learning "
+                           "tests.", num_train=400, num_validation=20, num_test=100, seed=1,
+                           num_workers=2),
         SpokenShapesConfig(name="small", description="3000/500/500 images (default).",
                            num_train=3000, num_validation=500, num_test=500, num_workers=2),
         SpokenShapesConfig(name="large", description="20000/1000/1000 images.",
@@ -100,6 +107,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                              "or pass a SpokenShapesConfig(name=..., ...).")
         # array_record is the only format that builds and reads without TensorFlow.
         super().__init__(file_format=file_format or "array_record", **kwargs)
+        self._pool: worker_pool.WorkerPool | None = None  # Workers of the running build.
 
     def _info(self) -> tfds.core.DatasetInfo:
         size = self.builder_config.image_size
@@ -134,8 +142,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _download_and_prepare(self, dl_manager, download_config):  # pylint: disable=W0221
         # Splits over 1 GB (small's train split is ~1.5 GB) spill to shuffle buckets, which TFDS
         # writes with tf.io.gfile; use plain files instead so no TensorFlow is needed.
-        with tfds_compat.tf_free_shuffle_buckets():
-            return super()._download_and_prepare(dl_manager, download_config)
+        config = self.builder_config
+        largest = max(len(ids) for ids in config.split_image_ids.values())
+        workers = generation.num_pool_workers(config.num_workers, largest)
+        with tfds_compat.tf_free_shuffle_buckets(), contextlib.ExitStack() as stack:
+            # One set of workers for all splits (each costs an interpreter start and an import).
+            self._pool = stack.enter_context(worker_pool.WorkerPool(workers)) if workers else None
+            try:
+                return super()._download_and_prepare(dl_manager, download_config)
+            finally:
+                self._pool = None
 
     def _split_generators(self, dl_manager):
         del dl_manager  # Nothing to download.
@@ -145,6 +161,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, image_ids):
         config = self.builder_config
         spec = generation.GenerationSpec(config.seed, config.image_size, config.language)
-        for examples in generation.iter_image_examples(image_ids, spec, config.num_workers):
+        examples_iter = generation.iter_image_examples(image_ids, spec, config.num_workers,
+                                                       pool=self._pool)
+        for examples in examples_iter:
             for k, example in enumerate(examples):
                 yield f"{example['image_id']:08d}_{k}", example

@@ -1,7 +1,9 @@
 """Tests of the spoken_shapes builder and its scene, grammar and speech modules."""
 
 import dataclasses
+import operator
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -16,6 +18,17 @@ from tfds_builders.spoken_shapes.spoken_shapes_dataset_builder import (
     Builder, SpokenShapesConfig)
 
 SPLITS = {"train": 24, "validation": 8, "test": 8}
+ROOT = str(pathlib.Path(__file__).resolve().parents[2])  # Holds the tfds_builders package.
+# A user's build script, without an `if __name__ == "__main__":` guard.
+BUILD_SCRIPT = """\
+import sys
+sys.path.insert(0, {root!r})
+from tfds_builders.spoken_shapes import Builder, SpokenShapesConfig
+Builder(config={config}, data_dir={data_dir!r}).download_and_prepare()
+"""
+BUILD_TIMEOUT_S = 180  # A build that hangs fails the test instead of the test hanging.
+# Two blocks of 4 images in train, so generation goes through the worker pool.
+FIVE = 'SpokenShapesConfig(name="five", num_train=5, num_validation=1, num_test=1, num_workers=1)'
 
 
 def _build(data_dir) -> dict:
@@ -159,6 +172,70 @@ def test_worker_pool_gives_the_same_bytes_as_in_process(examples):
                                   ref["image"])
 
 
+def _run(command: list[str], cwd, stdin: str | None = None) -> None:
+    done = subprocess.run(command, input=stdin, cwd=cwd, capture_output=True, text=True,
+                          timeout=BUILD_TIMEOUT_S, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _fields(example: dict, prefix: str = "") -> dict:
+    """{"words/start": [...], ...}: every decoded field of an example, flattened."""
+    flat = {}
+    for key, value in example.items():
+        if isinstance(value, dict):
+            flat.update(_fields(value, f"{prefix}{key}/"))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _assert_same_examples(got, want) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        fields_a, fields_b = _fields(a), _fields(b)
+        assert fields_a.keys() == fields_b.keys()
+        for key, value in fields_a.items():
+            other = fields_b[key]
+            if isinstance(value, list):  # Sequence fields decode to lists of arrays.
+                same = len(value) == len(other) and all(map(np.array_equal, value, other))
+            else:
+                same = np.array_equal(value, other)
+            assert same, key
+
+
+@pytest.mark.parametrize("entry_point", ["stdin", "-c", "script", "-m", "notebook"])
+def test_build_from_every_entry_point(entry_point, examples, tmp_path):
+    # multiprocessing's spawn workers re-import __main__: from stdin they died re-reading
+    # '<stdin>' and the build hung; unguarded scripts and modules re-ran the build in them.
+    script = BUILD_SCRIPT.format(root=ROOT, config=FIVE, data_dir=str(tmp_path / "data"))
+    (tmp_path / "build_five.py").write_text(script)
+    if entry_point == "stdin":
+        _run([sys.executable, "-"], tmp_path, stdin=script)
+    elif entry_point == "-c":
+        _run([sys.executable, "-c", script], tmp_path)
+    elif entry_point == "script":
+        _run([sys.executable, str(tmp_path / "build_five.py")], tmp_path)
+    elif entry_point == "-m":
+        _run([sys.executable, "-m", "build_five"], tmp_path)
+    else:  # A Jupyter kernel: __main__ is the kernel's, with no file.
+        nbformat = pytest.importorskip("nbformat")
+        nbclient = pytest.importorskip("nbclient")
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(script)])
+        nbclient.NotebookClient(notebook, timeout=BUILD_TIMEOUT_S, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    built_five = {}
+    for split, num_images in {"train": 5, "validation": 1, "test": 1}.items():
+        source = tfds.data_source("spoken_shapes/five", split=split, data_dir=tmp_path / "data",
+                                  download=False)
+        assert len(source) == 5 * num_images
+        built_five[split] = [source[i] for i in range(len(source))]
+    # Images 0-3 form the same block as in the tiny build of this process: same examples.
+    by_caption = operator.itemgetter("caption_id")
+    got = sorted((e for e in built_five["train"] if e["image_id"] < 4), key=by_caption)
+    want = sorted((e for e in examples["train"] if e["image_id"] < 4), key=by_caption)
+    _assert_same_examples(got, want)
+
+
 def test_failed_build_leaves_no_dataset(tmp_path, monkeypatch):
     real = generation.image_examples
 
@@ -181,7 +258,7 @@ def test_failed_build_leaves_no_dataset(tmp_path, monkeypatch):
 
 
 def test_bad_configs():
-    with pytest.raises(ValueError, match=r"'nope'.*\['tiny', 'small', 'large'\]"):
+    with pytest.raises(ValueError, match=r"'nope'.*\['tiny', 'quick', 'small', 'large'\]"):
         tfds.builder("spoken_shapes/nope")
     with pytest.raises(ValueError, match=r"'xx'.*\['en'\]"):
         SpokenShapesConfig(name="bad", language="xx")

@@ -26,6 +26,7 @@ import numpy as np
 
 from vgs_jax import audio_features
 from vgs_jax import input_pipeline
+from vgs_jax.analysis import data_fields
 
 CONTEXTS = ("utterance", "word")
 DEFAULT_FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -252,16 +253,18 @@ def spoken_shapes_trials(source: Sequence[dict], meta: Sequence[dict], concepts:
 def gating_for_models(models, meta: list[dict], split: str, *, fractions: Sequence[float] = DEFAULT_FRACTIONS,
                       context: str = "utterance", max_trials: int = 200, seed: int = 0) -> dict:
     """Gating curves {"trained", "random"} (`gating_curve`) for the shape/colour words of the captions
-    in `meta` (the first captions of `split`) against all images of `split`; {"skipped": reason}
-    for a corpus without object labels.
+    in `meta` (the first captions of `split`) against all images of `split`. A corpus without
+    object labels raises `data_fields.MissingFieldsError`.
 
     models: (step, config, template, {"trained": params, "random": params}) from `activations.load_models`.
     """
     _, config, template, params = models
     data = config.dataset
     source = input_pipeline.open_config_split(data, split)
-    if "objects" not in source[0]:
-        return {"skipped": f"dataset {data.name!r} has no object labels to define a word's concept"}
+    lacks = data_fields.missing_fields("gating", source[0])
+    if lacks:
+        raise data_fields.MissingFieldsError(data_fields.missing_fields_message(
+            {"gating": lacks}, source[0], f"dataset {data.name!r} split {split!r}"))
     _, pixels, concepts = split_images(source, image_key=data.image_key)
     trials = spoken_shapes_trials(source, meta, concepts, max_trials=max_trials, seed=seed)
     out = {}

@@ -98,14 +98,11 @@ def plot_gating(report: dict, path: str) -> str:
     """Gating: mean rank of the concept's images and R@10 (percent) against the gate (fraction of the word)."""
     gate = report["gating"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    if "skipped" in gate:
-        left.text(0.5, 0.5, "skipped: " + gate["skipped"], ha="center", wrap=True)
-    else:
-        for which in ("trained", "random"):
-            x = [100 * f for f in gate[which]["fractions"]]
-            left.plot(x, gate[which]["mean_rank"], label=which, **STYLES[which])
-            right.plot(x, [100 * v for v in gate[which]["r10"]], label=which, **STYLES[which])
-        right.axhline(100 * gate["trained"]["chance_r10"], color="grey", linestyle=":", label="chance")
+    for which in ("trained", "random"):
+        x = [100 * f for f in gate[which]["fractions"]]
+        left.plot(x, gate[which]["mean_rank"], label=which, **STYLES[which])
+        right.plot(x, [100 * v for v in gate[which]["r10"]], label=which, **STYLES[which])
+    right.axhline(100 * gate["trained"]["chance_r10"], color="grey", linestyle=":", label="chance")
     for ax, title, ylabel in ((left, "Concept image rank (lower is better)", "mean rank"),
                               (right, "Concept image R@10", "R@10 (%)")):
         ax.set_title(title)

@@ -32,7 +32,7 @@ Word-level analyses outside the layer table (`report["attention_words"]`, `repor
   (DAVEnet, ResDAVEnet: mean pooling) get ``{"not_applicable": reason}``.
 * ``gating``: image retrieval rank of a shape/colour word's concept when the caption is cut at
   ``gating_fractions`` of the word (`gating`); needs the model, so only `analyze_workdir` runs it,
-  and only on corpora with object labels (spoken_shapes; otherwise the entry says why it was skipped).
+  and only on corpora with object labels (spoken_shapes; otherwise it is in ``report["not_applicable"]``).
 
 The layer analyses (`LAYER_ANALYSES`) need per-layer frame outputs, which the encoders in
 `activations.FRAME_OUTPUT_ENCODERS` have (platalea_gru, speech2image, rhn, transformer: one conv
@@ -356,9 +356,7 @@ def format_word_analyses(report: dict) -> str:
     """Gating (mean rank and R@10 per gate) and attention share per word class, trained/random."""
     lines = []
     gate = report.get("gating")
-    if gate and "skipped" in gate:
-        lines.append(f"gating skipped: {gate['skipped']}")
-    elif gate:
+    if gate:
         t, r = gate["trained"], gate["random"]
         lines.append(f"gating ({t['num_trials']} words, {t['num_images']} images, context {t['context']}; "
                      f"chance R@10 {100 * t['chance_r10']:.1f}):")
