@@ -5,6 +5,8 @@ behaviour under signals and full disks is in binaries_test.py)."""
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -149,6 +151,21 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(trained, tiny_config,
     assert f"Checkpoint {latest} is" in out and "trying the previous checkpoint" in out
     assert os.listdir(os.path.join(workdir, "corrupt_checkpoints")) == ["checkpoints_6"]
     _assert_same_params(_params(workdir), _params(trained))
+
+
+def test_evaluate_on_another_device_count(trained, tmp_path):
+    """A run saved on 8 devices is evaluated by the binary on 1 (as after training on a pod);
+    learning_test.py covers 1 -> 8."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    output = str(tmp_path / "eval.json")
+    done = subprocess.run([sys.executable, "-m", "vgs_jax.evaluate", f"--workdir={trained}", "--split=test",
+                           f"--output={output}"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(output) as f:
+        results = json.load(f)
+    in_process = evaluation.evaluate_checkpoint(trained, split="test")[2]
+    np.testing.assert_allclose(results["speech_to_image"]["r10"], in_process["speech_to_image"]["r10"])
 
 
 def test_checkpoint_without_integrity_record_is_still_read_and_damage_detected(trained, tiny_config, tmp_path):

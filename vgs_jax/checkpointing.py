@@ -217,8 +217,19 @@ class Checkpointer:
         needed). model_state (BatchNorm statistics, VQ codebooks) is {} for models without any.
         List indices come back as string keys ("0"); see `evaluation.fit_params`."""
         manager, step = self.resolve(which)
-        state = self._read(manager, step, lambda: manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"])
+
+        def read():
+            # A target built from the saved shapes, replicated over this process's devices: the
+            # run may have been saved on another device count (Orbax refuses the saved topology).
+            saved = ocp.StandardCheckpointHandler().metadata(manager.directory / str(step) / "state")
+            devices = jax.make_mesh((jax.device_count(),), ("devices",),
+                                    axis_types=(jax.sharding.AxisType.Auto,))
+            replicated = jax.sharding.NamedSharding(devices, jax.sharding.PartitionSpec())
+            target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated),
+                                  saved.tree)
+            return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+
+        state = self._read(manager, step, read)
         return step, state["params"], state.get("model_state", {})
 
     def _read(self, manager, step: int, read: Callable[[], Any]) -> Any:
