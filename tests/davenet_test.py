@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from vgs_jax.models.davenet import (CONV_SPEECH_ENCODERS, Davenet, ResDavenet, downsampled_lengths,
-                                    max_pool_time, temporal_jitter)
+from vgs_jax.models import registry
+from vgs_jax.models.davenet import Davenet, ResDavenet, downsampled_lengths, max_pool_time, temporal_jitter
 
 EPS = 1e-5
 
@@ -269,7 +269,7 @@ def test_bad_inputs_raise():
         ResDavenet(jitter_mode="left", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="rounding"):
         downsampled_lengths(jnp.array([3]), rounding="round")
-    assert set(CONV_SPEECH_ENCODERS) == {"davenet", "resdavenet"}
+    assert registry.SPEECH_ENCODERS["davenet"] is Davenet and registry.SPEECH_ENCODERS["resdavenet"] is ResDavenet
 
 
 def test_max_pool_time_differentiates_under_jit():

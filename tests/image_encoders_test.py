@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from vgs_jax.models.image_encoders import (IMAGE_ENCODERS, ConvImageEncoder, ConvMapImageEncoder, LinearImageEncoder,
-                                          coordinate_channels)
+from vgs_jax.models import capabilities
+from vgs_jax.models.image_encoders import ConvImageEncoder, ConvMapImageEncoder, LinearImageEncoder, coordinate_channels
+from vgs_jax.models.registry import IMAGE_ENCODERS
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +81,11 @@ def test_conv_only_params_and_jitted_grad():
 
 
 def test_registry():
-    assert IMAGE_ENCODERS == {"linear": LinearImageEncoder, "conv": ConvImageEncoder, "conv_map": ConvMapImageEncoder}
+    assert {k: IMAGE_ENCODERS[k] for k in ("linear", "conv", "conv_map")} == {
+        "linear": LinearImageEncoder, "conv": ConvImageEncoder, "conv_map": ConvMapImageEncoder}
+    outputs = {name: cls.capabilities.output for name, cls in IMAGE_ENCODERS.items()}
+    assert outputs == {"linear": capabilities.POOLED, "conv": capabilities.POOLED, "conv_map": capabilities.FRAME_MAP,
+                       "vgg16": capabilities.FRAME_MAP, "resnet50": capabilities.FRAME_MAP}
 
 
 def test_conv_map_encoder_shapes_and_shared_stages():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from vgs_jax.models import registry
 from vgs_jax.models import image_trunks as it
 from vgs_jax.models import weight_conversion as wc
 
@@ -549,6 +550,6 @@ def test_from_config_reads_freeze_trunk():
     assert m.freeze_trunk and m.out_features == 32
     m = nnx.eval_shape(lambda: it.VGG16Trunk.from_config({}, 16, rngs=nnx.Rngs(0)))
     assert not m.freeze_trunk and m.out_features == 16
-    assert set(it.IMAGE_TRUNKS) == {"vgg16", "resnet50"}
+    assert registry.IMAGE_ENCODERS["vgg16"] is it.VGG16Trunk and registry.IMAGE_ENCODERS["resnet50"] is it.ResNet50Trunk
     m = nnx.eval_shape(lambda: it.ResNet50Trunk.from_config({}, 8, rngs=nnx.Rngs(0)))
     assert isinstance(m, it.ResNetTrunk) and m.depth == 50

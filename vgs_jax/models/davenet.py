@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vgs_jax.models import capabilities as caps
 from vgs_jax.models.pooling import mean_pool, torch_uniform_init
 from vgs_jax.models.vq import VectorQuantizer
 
@@ -46,6 +47,14 @@ NUM_HALVINGS = 4
 DAVENET_WIDTHS = (128, 256, 512, 512, 1024)
 """Output channels of DAVEnet's conv1..conv5 (anchor §2.3); smaller widths make CPU-sized variants."""
 DAVENET_KERNELS = (1, 11, 17, 17, 17)
+MAP_CLOCK = caps.FrameClock(stride=2 ** NUM_HALVINGS)
+"""The final map's clock: frame j centred on input frame 16 j."""
+
+
+def _map_capabilities(stages: Sequence[str], quantizers=()) -> caps.Capabilities:
+    """A frame-map speech tower whose `frame_outputs` (`stages`) are repeated to the input rate."""
+    return caps.Capabilities(output=caps.FRAME_MAP, frame_outputs=tuple(stages), frame_clock=caps.FrameClock(),
+                             map_clock=MAP_CLOCK, quantizers=tuple(quantizers))
 
 
 def _check_inputs(x: jax.Array, mask: jax.Array, in_features: int, where: str) -> None:
@@ -131,6 +140,13 @@ class Davenet(nnx.Module):
             nnx.Conv(cin, cout, kernel_size=(k,), padding=((k // 2, k // 2),), use_bias=True, dtype=dtype,
                      kernel_init=torch_uniform_init(cin * k), bias_init=torch_uniform_init(cin * k), rngs=rngs)
             for cin, cout, k in specs])
+
+    from_config = classmethod(caps.speech_from_config)
+
+    @property
+    def capabilities(self) -> caps.Capabilities:
+        """Frame map (16x), no attention; frame outputs "conv1".."conv5" at the input rate."""
+        return _map_capabilities([f"conv{k}" for k in range(1, len(self.convs) + 1)])
 
     def _stages(self, features: jax.Array, mask: jax.Array):
         """The forward pass, one stage at a time: yields ("convK", frames [B, T_K, C_K], stride 2^(K-1)),
@@ -347,6 +363,16 @@ class ResDavenet(nnx.Module):
                             commitment_cost=commitment_cost, init=vq_init, rngs=rngs) if vq_on[i] else None
             for i in range(5)])
 
+    from_config = classmethod(caps.speech_from_config)
+
+    @property
+    def capabilities(self) -> caps.Capabilities:
+        """Frame map (16x), no attention; frame outputs "conv1", "layer1".."layer4" at the input rate;
+        quantiser "quantK" (K = 1 after conv1, 2..5 after layer1..layer4) on clock 2^(K-1)."""
+        return _map_capabilities(
+            ["conv1", *(f"layer{i + 1}" for i in range(len(self.layers)))],
+            [(f"quant{i + 1}", caps.FrameClock(2 ** i)) for i, q in enumerate(self.quantizers) if q is not None])
+
     def _position(self, i: int, h, mask, lengths, key, aux):
         """Quantiser i (0-based) then, at positions 0 and 1, jitter."""
         name = f"quant{i + 1}"
@@ -424,5 +450,3 @@ class ResDavenet(nnx.Module):
                 raise ValueError(f"ResDavenet.update_codebooks: aux has no vq_inputs['{name}']; pass encode()'s aux.")
             quantizer.update(*aux["vq_inputs"][name])
 
-
-CONV_SPEECH_ENCODERS = {"davenet": Davenet, "resdavenet": ResDavenet}

@@ -2,8 +2,8 @@
 
 `build_dual_encoder` wires the towers from `config.model` (an `ml_collections.ConfigDict`):
 
-    speech_encoder: str     key of SPEECH_ENCODERS, e.g. "platalea_gru", "davenet", "resdavenet"
-    image_encoder: str      key of IMAGE_ENCODERS: "linear", "conv", "conv_map", "vgg16", "resnet50"
+    speech_encoder: str     key of registry.SPEECH_ENCODERS, e.g. "platalea_gru", "davenet", "resdavenet"
+    image_encoder: str      key of registry.IMAGE_ENCODERS: "linear", "conv", "conv_map", "vgg16", "resnet50"
     speech: dict of the chosen speech encoder's keyword arguments (e.g. platalea_gru: conv_channels,
             conv_kernel, conv_stride, conv_bias, hidden, num_layers, attention_hidden, mask_padding)
     image: dict of the image encoder's fields (linear: input_dim; conv/conv_map: channels;
@@ -14,11 +14,12 @@
     dtype: str (optional, default "float32")  compute dtype of the matmuls/convs, e.g. "bfloat16";
                                               parameters are always float32.
 
-Towers come in two kinds. Pooling towers return one vector per utterance / image. Frame-map
-towers (FRAME_MAP_SPEECH_ENCODERS, FRAME_MAP_IMAGE_ENCODERS) return a map with its mask; their
-embedding is the L2-normalised masked mean of the map, and matchmap similarities use the map.
+Towers come in two kinds, as each declares (`encoder.capabilities.output`, see
+`models.capabilities`). Pooling towers return one vector per utterance / image. Frame-map towers
+return a map with its mask; their embedding is the L2-normalised masked mean of the map, and
+matchmap similarities use the map. The model owns its similarity (`model.similarity`, checked
+against the towers when it is built); evaluation and analysis ask the model for it.
 """
-import inspect
 import math
 
 import jax
@@ -26,32 +27,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax import similarity as similarity_lib
-from vgs_jax.models import image_trunks
+from vgs_jax.models import registry
 from vgs_jax.models import weight_conversion
-from vgs_jax.models.davenet import Davenet
-from vgs_jax.models.davenet import ResDavenet
-from vgs_jax.models.image_encoders import IMAGE_ENCODERS as _PIXEL_AND_VECTOR_ENCODERS
 from vgs_jax.models.pooling import mean_pool
-from vgs_jax.models.recurrent_encoders import RHNSpeechEncoder
-from vgs_jax.models.recurrent_encoders import Speech2ImageEncoder
-from vgs_jax.models.speech_encoders import PlataleaSpeechEncoder
-from vgs_jax.models.transformer_encoder import TransformerSpeechEncoder
 from vgs_jax.models.vq import VQState
-
-# Speech encoders by config name.
-SPEECH_ENCODERS = {
-    "platalea_gru": PlataleaSpeechEncoder,
-    "speech2image": Speech2ImageEncoder,
-    "rhn": RHNSpeechEncoder,
-    "transformer": TransformerSpeechEncoder,
-    "davenet": Davenet,
-    "resdavenet": ResDavenet,
-}
-FRAME_MAP_SPEECH_ENCODERS = frozenset({"davenet", "resdavenet"})
-
-# Image encoders by config name.
-IMAGE_ENCODERS = {**_PIXEL_AND_VECTOR_ENCODERS, **image_trunks.IMAGE_TRUNKS}
-FRAME_MAP_IMAGE_ENCODERS = frozenset({"conv_map", *image_trunks.IMAGE_TRUNKS})
 
 _WEIGHT_CONVERTERS = {"vgg16": weight_conversion.convert_vgg16, "resnet50": weight_conversion.convert_resnet50}
 
@@ -70,11 +49,12 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 class DualEncoder(nnx.Module):
-    """Speech and image towers, a learned log-temperature and optionally a learned logit bias."""
+    """Speech and image towers, their caption x image similarity (a name of
+    `similarity.SIMILARITIES`), a learned log-temperature and optionally a learned logit bias.
+    Whether a tower yields a map comes from its declared `capabilities`."""
 
-    def __init__(self, speech_encoder: nnx.Module, image_encoder: nnx.Module, *, speech_has_map: bool = False,
-                 image_has_map: bool = False, temperature_init: float = 0.07,
-                 logit_bias_init: float | None = None):
+    def __init__(self, speech_encoder: nnx.Module, image_encoder: nnx.Module, *, similarity: str = "cosine",
+                 temperature_init: float = 0.07, logit_bias_init: float | None = None):
         if not temperature_init > 0:
             raise ValueError(f"DualEncoder: temperature_init must be > 0, got {temperature_init}.")
         s_out = getattr(speech_encoder, "out_features", None)
@@ -83,14 +63,23 @@ class DualEncoder(nnx.Module):
             raise ValueError(
                 f"DualEncoder: speech encoder out_features ({s_out}) != image encoder out_features ({i_out}); "
                 "build the image encoder with the speech encoder's out_features.")
+        similarity_lib.check_similarity(similarity, speech_has_map=speech_encoder.capabilities.has_map,
+                                        image_has_map=image_encoder.capabilities.has_map)
         self.speech_encoder = speech_encoder
         self.image_encoder = image_encoder
-        self.speech_has_map = speech_has_map
-        self.image_has_map = image_has_map
+        self.similarity = similarity
         self.embed_dim = s_out
         self.log_temperature = nnx.Param(jnp.asarray(math.log(temperature_init), jnp.float32))
         self.logit_bias = (None if logit_bias_init is None
                            else nnx.Param(jnp.asarray(logit_bias_init, jnp.float32)))
+
+    @property
+    def speech_has_map(self) -> bool:
+        return self.speech_encoder.capabilities.has_map
+
+    @property
+    def image_has_map(self) -> bool:
+        return self.image_encoder.capabilities.has_map
 
     @property
     def temperature(self) -> jax.Array:
@@ -141,33 +130,44 @@ class DualEncoder(nnx.Module):
         return self.embed_speech(features, mask), self.embed_image(image)
 
 
+def merge_model(graphdef: nnx.GraphDef, params, model_state, rest, *, train: bool = False) -> nnx.Module:
+    """The module of `graphdef` (static: hashable, a jit cache key) with pure-dict `params`,
+    `model_state` and `rest`, inside or outside `jax.jit`; in eval mode (BatchNorm running
+    averages, no jitter or dropout) unless `train`."""
+    model = nnx.merge(graphdef, params, model_state, rest)
+    if train:
+        model.train()
+    else:
+        model.eval()
+    return model
+
+
 class Template:
     """A model split for functional training: structure, params, model state and the rest.
 
     `initial_params` is the pure dict of the model's `nnx.Param`s (what is trained); its
     `initial_model_state` the pure dict of MODEL_STATE variables (BatchNorm statistics, VQ
     codebooks: updated by the train step, not by gradients). Both are checkpointed. Everything
-    else (e.g. the RNG streams of dropout layers) stays in `rest`.
+    else (e.g. the RNG streams of dropout layers) stays in `rest`. What the built model declares
+    is kept beside: `speech_capabilities`, `image_capabilities` (`models.capabilities`) and
+    `similarity`, so callers ask the template, never the config.
     """
 
-    def __init__(self, model: nnx.Module):
+    def __init__(self, model: DualEncoder):
+        self.speech_capabilities = model.speech_encoder.capabilities
+        self.image_capabilities = model.image_encoder.capabilities
+        self.similarity = model.similarity
         self.graphdef, params, model_state, rest = nnx.split(model, nnx.Param, MODEL_STATE, ...)
         self.rest = nnx.to_pure_dict(rest)  # pure values: each merge makes fresh Variables (jit-safe)
         self.initial_params = nnx.to_pure_dict(params)
         self.initial_model_state = nnx.to_pure_dict(model_state)
         self.model_state = self.initial_model_state  # what `merge` uses by default
-        self.base = self  # the template this one was derived from (shares graphdef and rest)
 
     def merge(self, params, model_state=None, *, train: bool = False) -> nnx.Module:
         """The module with `params` and `model_state` (default: `self.model_state`), inside or outside
         `jax.jit`; in eval mode (BatchNorm running averages, no jitter or dropout) unless `train`."""
         state = self.model_state if model_state is None else model_state
-        model = nnx.merge(self.graphdef, params, state, self.rest)
-        if train:
-            model.train()
-        else:
-            model.eval()
-        return model
+        return merge_model(self.graphdef, params, state, self.rest, train=train)
 
     @staticmethod
     def model_state_of(model: nnx.Module) -> dict:
@@ -187,25 +187,6 @@ def _field(cfg, name: str, where: str):
         return cfg[name]
     except (KeyError, AttributeError) as e:
         raise ValueError(f"build_dual_encoder: config.model{where} has no field '{name}'; add it.") from e
-
-
-def _pick(table: dict, name: str, what: str):
-    if name not in table:
-        raise ValueError(
-            f"build_dual_encoder: unknown config.model.{what} '{name}'; valid choices: {sorted(table)}.")
-    return table[name]
-
-
-def _speech_kwargs(speech_cls, model_config) -> dict:
-    speech_kwargs = dict(_field(model_config, "speech", ""))
-    allowed = {n for n, p in inspect.signature(speech_cls.__init__).parameters.items()
-               if p.kind == inspect.Parameter.KEYWORD_ONLY} - {"rngs", "dtype"}
-    unknown = sorted(set(speech_kwargs) - allowed)
-    if unknown:
-        raise ValueError(
-            f"build_dual_encoder: config.model.speech has fields {unknown} that {speech_cls.__name__} does not "
-            f"take; valid fields: {sorted(allowed)}.")
-    return speech_kwargs
 
 
 def load_image_weights(image_encoder: nnx.Module, name: str, path: str) -> None:
@@ -237,20 +218,18 @@ def build_dual_encoder(model_config, *, num_features: int, rngs: nnx.Rngs) -> Du
 
     speech_name = _field(model_config, "speech_encoder", "")
     image_name = _field(model_config, "image_encoder", "")
-    speech_cls = _pick(SPEECH_ENCODERS, speech_name, "speech_encoder")
-    image_cls = _pick(IMAGE_ENCODERS, image_name, "image_encoder")
-    dtype = _pick(COMPUTE_DTYPES, optional("dtype", "float32"), "dtype")
-    speech_has_map = speech_name in FRAME_MAP_SPEECH_ENCODERS
-    image_has_map = image_name in FRAME_MAP_IMAGE_ENCODERS
-    similarity_lib.check_similarity(optional("similarity", "cosine"), speech_has_map=speech_has_map,
-                                    image_has_map=image_has_map)
+    registry.lookup(registry.SPEECH_ENCODERS, speech_name, "speech_encoder")
+    registry.lookup(registry.IMAGE_ENCODERS, image_name, "image_encoder")
+    dtype = registry.lookup(COMPUTE_DTYPES, optional("dtype", "float32"), "dtype")
+    similarity = optional("similarity", "cosine")
 
-    speech = speech_cls(num_features, **_speech_kwargs(speech_cls, model_config), dtype=dtype, rngs=rngs)
+    speech = registry.build_speech_encoder(speech_name, _field(model_config, "speech", ""), num_features,
+                                           dtype=dtype, rngs=rngs)
     image_cfg = _field(model_config, "image", "")
-    image = image_cls.from_config(image_cfg, speech.out_features, dtype=dtype, rngs=rngs)
+    image = registry.build_image_encoder(image_name, image_cfg, speech.out_features, dtype=dtype, rngs=rngs)
     weights = image_cfg.get("weights", "") if hasattr(image_cfg, "get") else ""
     if weights:
         load_image_weights(image, image_name, weights)
-    return DualEncoder(speech, image, speech_has_map=speech_has_map, image_has_map=image_has_map,
+    return DualEncoder(speech, image, similarity=similarity,
                        temperature_init=float(_field(model_config, "temperature_init", "")),
                        logit_bias_init=optional("logit_bias_init", None))

@@ -11,7 +11,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vgs_jax.models import capabilities as caps
 from vgs_jax.models.pooling import torch_uniform_init
+
+POOLED_IMAGE = caps.Capabilities(output=caps.POOLED)
+"""An image tower's capabilities when it returns one vector per image."""
+MAP_IMAGE = caps.Capabilities(output=caps.FRAME_MAP)
+"""An image tower's capabilities when it returns a feature map [B, h, w, E] with its mask."""
 
 
 def _config_field(image_config, name: str):
@@ -23,6 +29,8 @@ def _config_field(image_config, name: str):
 
 class LinearImageEncoder(nnx.Module):
     """Linear(in -> out), Xavier-uniform weight, PyTorch-default bias, no nonlinearity (platalea)."""
+
+    capabilities = POOLED_IMAGE
 
     def __init__(self, in_features: int, out_features: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
         if in_features <= 0 or out_features <= 0:
@@ -100,6 +108,8 @@ class ConvImageEncoder(nnx.Module):
     and mapped by LayerNorm + Linear to `out_features`. No BatchNorm: only `nnx.Param` state.
     """
 
+    capabilities = POOLED_IMAGE
+
     def __init__(self, out_features: int, *, channels: Sequence[int] = (32, 64, 128, 128),
                  image_size: int = 64, dtype=jnp.float32, rngs: nnx.Rngs):
         channels = tuple(int(c) for c in channels)
@@ -139,6 +149,8 @@ class ConvMapImageEncoder(nnx.Module):
     CPU-sized stand-in for DAVEnet's VGG16 map (same interface as `image_trunks.VGG16Trunk`).
     """
 
+    capabilities = MAP_IMAGE
+
     def __init__(self, out_features: int, *, channels: Sequence[int] = (32, 64, 128), image_size: int = 64,
                  dtype=jnp.float32, rngs: nnx.Rngs):
         channels = tuple(int(c) for c in channels)
@@ -159,5 +171,3 @@ class ConvMapImageEncoder(nnx.Module):
         out = self.embedder(x).astype(jnp.float32)
         return out, jnp.ones(out.shape[:3], jnp.bool_)
 
-
-IMAGE_ENCODERS = {"linear": LinearImageEncoder, "conv": ConvImageEncoder, "conv_map": ConvMapImageEncoder}

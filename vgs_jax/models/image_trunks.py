@@ -48,6 +48,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models.davenet import he_normal_fan_out
+from vgs_jax.models.image_encoders import MAP_IMAGE
 from vgs_jax.models.pooling import torch_uniform_init
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -195,6 +196,7 @@ class VGG16Trunk(nnx.Module):
         self.embedder = _conv(512, self.out_features, 3, 1, bias=True, dtype=dtype, rngs=rngs,
                               torch_default=True)
 
+    capabilities = MAP_IMAGE
     from_config = classmethod(_trunk_from_config)
 
     def trunk(self, image: jax.Array) -> jax.Array:
@@ -291,6 +293,7 @@ class ResNetTrunk(nnx.Module):
         self.embedder = _conv(cin, self.out_features, 1, 1, bias=True, dtype=dtype, rngs=rngs,
                               torch_default=True)
 
+    capabilities = MAP_IMAGE
     from_config = classmethod(_trunk_from_config)
 
     def trunk(self, image: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -365,5 +368,3 @@ def trainable_mask(params, *, freeze_trunk: bool = True):
         raise ValueError("trainable_mask: params have no 'embedder' entry; pass the image trunk's parameters.")
     return mask
 
-
-IMAGE_TRUNKS = {"vgg16": VGG16Trunk, "resnet50": ResNet50Trunk}

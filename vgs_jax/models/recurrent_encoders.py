@@ -23,7 +23,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models.pooling import VectorialAttentionPooling, _check_h_mask, torch_uniform_init
-from vgs_jax.models.speech_encoders import BiGRU, Conv1dFrontEnd, _check_x_mask, reverse_within_length
+from vgs_jax.models import capabilities as caps
+from vgs_jax.models.speech_encoders import (BiGRU, Conv1dFrontEnd, _check_x_mask, conv_front_end_capabilities,
+                                            reverse_within_length)
 
 RHN_INIT_SCALE = 0.04
 RHN_T_BIAS = -2.0
@@ -147,6 +149,13 @@ class RHNSpeechEncoder(nnx.Module):
             for i in range(num_layers)])
         self.pool = ScalarAttentionPooling(hidden, attention_hidden, mask_padding=mask_padding,
                                            dtype=dtype, rngs=rngs)
+
+    from_config = classmethod(caps.speech_from_config)
+
+    @property
+    def capabilities(self) -> caps.Capabilities:
+        """Pooled, scalar attention; frame outputs "conv", "rhn_0".. on the conv's clock."""
+        return conv_front_end_capabilities(self.conv, [f"rhn_{i}" for i in range(len(self.layers))], "scalar")
 
     def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
         """features [B, T, in] float32, mask [B, T] bool -> dict with "conv" [B, T', C],
@@ -274,6 +283,13 @@ class Speech2ImageEncoder(nnx.Module):
             for i in range(num_layers)])
         self.pool = VectorialAttentionPooling(2 * hidden, attention_hidden, mask_padding=mask_padding,
                                               dtype=dtype, rngs=rngs)
+
+    from_config = classmethod(caps.speech_from_config)
+
+    @property
+    def capabilities(self) -> caps.Capabilities:
+        """Pooled, vectorial attention; frame outputs "conv", "rnn_0".. on the conv's clock."""
+        return conv_front_end_capabilities(self.conv, [f"rnn_{i}" for i in range(len(self.rnns))], "vectorial")
 
     def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
         """features [B, T, in] float32, mask [B, T] bool -> dict with "conv" [B, T', C],

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vgs_jax.models import capabilities as caps
 from vgs_jax.models.pooling import VectorialAttentionPooling, torch_uniform_init
 
 
@@ -175,6 +176,12 @@ class Conv1dFrontEnd(nnx.Module):
         return y, new_mask
 
 
+def conv_front_end_capabilities(conv: Conv1dFrontEnd, layers, attention: str) -> caps.Capabilities:
+    """A pooled encoder whose `frame_outputs` are "conv" then `layers`, all on the conv's frame clock."""
+    return caps.Capabilities(output=caps.POOLED, frame_outputs=("conv", *layers),
+                             frame_clock=caps.FrameClock(conv.stride, conv.kernel), attention=attention)
+
+
 class PlataleaSpeechEncoder(nnx.Module):
     """Conv1d -> stacked BiGRU -> vectorial attention pooling (platalea `SpeechEncoder`).
 
@@ -203,6 +210,13 @@ class PlataleaSpeechEncoder(nnx.Module):
             for i in range(num_layers)])
         self.pool = VectorialAttentionPooling(2 * hidden, attention_hidden, mask_padding=mask_padding,
                                               dtype=dtype, rngs=rngs)
+
+    from_config = classmethod(caps.speech_from_config)
+
+    @property
+    def capabilities(self) -> caps.Capabilities:
+        """Pooled, vectorial attention; frame outputs "conv", "gru_0".. on the conv's clock."""
+        return conv_front_end_capabilities(self.conv, [f"gru_{i}" for i in range(len(self.grus))], "vectorial")
 
     def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
         """Per-layer activations for analysis.

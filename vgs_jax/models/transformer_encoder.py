@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vgs_jax.models import capabilities as caps
 from vgs_jax.models.pooling import VectorialAttentionPooling, torch_uniform_init
-from vgs_jax.models.speech_encoders import Conv1dFrontEnd, _check_x_mask
+from vgs_jax.models.speech_encoders import Conv1dFrontEnd, _check_x_mask, conv_front_end_capabilities
 
 
 def sinusoidal_positions(length: int, d_model: int) -> jax.Array:
@@ -131,6 +132,14 @@ class TransformerSpeechEncoder(nnx.Module):
             for _ in range(num_layers)])
         self.pool = VectorialAttentionPooling(d_model, attention_hidden, mask_padding=mask_padding,
                                               dtype=dtype, rngs=rngs)
+
+    from_config = classmethod(caps.speech_from_config)
+
+    @property
+    def capabilities(self) -> caps.Capabilities:
+        """Pooled, vectorial attention; frame outputs "conv", "input", "layer_0".. on the conv's clock."""
+        return conv_front_end_capabilities(
+            self.conv, ["input", *(f"layer_{i}" for i in range(len(self.layers)))], "vectorial")
 
     def _embed(self, features: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         _check_x_mask(features, mask, "TransformerSpeechEncoder", self.in_features)
