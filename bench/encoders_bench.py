@@ -42,6 +42,7 @@ from vgs_jax import audio_features  # noqa: E402
 from vgs_jax import config_lib  # noqa: E402
 from vgs_jax import losses  # noqa: E402
 from vgs_jax.models import dual_encoder  # noqa: E402
+from vgs_jax.models import registry  # noqa: E402
 from flax import nnx  # noqa: E402
 
 ENCODERS = {
@@ -76,9 +77,9 @@ def recurrent_flops(name: str, speech: dict, in_features: int, batch: int, frame
 def build(config, dtype: str):
     """(speech encoder module, its frame feature count) from a config's model fields."""
     num_features = audio_features.num_features(config.features.recipe)
-    cls = dual_encoder.SPEECH_ENCODERS[config.model.speech_encoder]
-    kwargs = dual_encoder._speech_kwargs(cls, config.model)
-    return cls(num_features, **kwargs, dtype=dual_encoder.COMPUTE_DTYPES[dtype], rngs=nnx.Rngs(0)), num_features
+    encoder = registry.build_speech_encoder(config.model.speech_encoder, config.model.speech, num_features,
+                                            dtype=dual_encoder.COMPUTE_DTYPES[dtype], rngs=nnx.Rngs(0))
+    return encoder, num_features
 
 
 def make_step(encoder, has_map: bool):
@@ -111,7 +112,7 @@ def run(name: str, dtype: str, batch_scale: float, steps: int) -> dict:
     config = config_lib.load_config(spec)
     batch = max(1, round(ref_batch * batch_scale))
     encoder, num_features = build(config, dtype)
-    has_map = config.model.speech_encoder in dual_encoder.FRAME_MAP_SPEECH_ENCODERS
+    has_map = encoder.capabilities.has_map
     step, params, state, opt_state = make_step(encoder, has_map)
     rng = np.random.default_rng(0)
     lengths = rng.integers(frames // 2, frames + 1, batch)

@@ -62,7 +62,7 @@ def main() -> None:
                                            build_if_missing=args.build)
         what = f"{args.dataset}:{args.split} x{len(source)} (open {time.perf_counter() - t0:.2f}s)"
     buckets = [int(x) for x in args.buckets.split(",") if x] or None
-    featurize = input_pipeline.make_featurizer(args.recipe)
+    featurize = audio_features.Featurizer.from_recipe(args.recipe)
 
     featurize(source[0]["audio"])  # first call may pay numba/JIT start-up
     t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def main() -> None:
         it = input_pipeline.make_train_iterator(
             source, global_batch_size=args.batch, featurize=featurize, seed=0,
             max_frames=args.max_frames, bucket_boundaries=bounds,
-            pad_value=audio_features.pad_value(args.recipe), num_threads=threads,
+            pad_value=featurize.pad_value, num_threads=threads,
             prefetch_batches=2 * max(threads, 1), lengths=lengths)
         # Throughput counts from iterator creation, so a filled prefetch buffer cannot inflate it.
         t0 = time.perf_counter()

@@ -6,25 +6,30 @@ import pytest
 
 from vgs_jax import audio_features
 from vgs_jax import config_lib
+from vgs_jax import inference
 from vgs_jax import train
 from vgs_jax.analysis import activations
+from vgs_jax.models import capabilities
 from vgs_jax.models import davenet
 from vgs_jax.models import dual_encoder
 
 
-@pytest.mark.parametrize("spec, top", [("configs/shapes_rhn.py:tiny", "rhn_0"),
+@pytest.mark.parametrize("spec, top", [("configs/shapes_gru.py:tiny", "gru_0"),
+                                       ("configs/shapes_rhn.py:tiny", "rhn_0"),
                                        ("configs/shapes_speech2image.py:tiny", "rnn_0"),
                                        ("configs/shapes_transformer.py:tiny", "layer_0")])
 def test_frame_outputs_and_attention(spec, top):
     config = config_lib.load_config(spec)
-    assert config.model.speech_encoder in activations.FRAME_OUTPUT_ENCODERS
     template = dual_encoder.Template(train.create_model(config))
+    caps = template.speech_capabilities
+    assert caps.frame_outputs[-1] == top and caps.attention in capabilities.ATTENTION_KINDS
     rng = np.random.default_rng(0)
     lengths = np.array([80, 120])
     mask = np.arange(120)[None, :] < lengths[:, None]
     audio = (rng.normal(size=(2, 120, 39)) * mask[..., None]).astype(np.float32)
-    out = activations._frame_fn(template)(template.initial_params, audio, mask)
+    out = inference.frame_outputs(template, template.initial_params, audio, mask)
     assert top in out and "conv" in out
+    assert sorted(out) == sorted(caps.frame_outputs + ("pooled", "mask", "attention"))
     attention = np.asarray(out["attention"])
     assert attention.shape == np.asarray(out["mask"]).shape
     np.testing.assert_allclose(attention.sum(axis=1), 1.0, rtol=1e-5)
@@ -80,11 +85,13 @@ def _slow_stages(encoder, x):
 @pytest.mark.parametrize("spec, keys", CONV_SPECS)
 def test_conv_encoder_frame_outputs_shapes_and_clock(spec, keys):
     config, template, state, audio, mask, _ = _conv_setup(spec)
-    assert config.model.speech_encoder in activations.FRAME_OUTPUT_ENCODERS
-    assert activations.frame_kernel_stride(config) == (1, 1)
-    assert activations._frame_clock(config) == pytest.approx({"frame_step": 0.01, "frame_start": 0.0})
+    caps = template.speech_capabilities
+    assert caps.frame_outputs == keys and caps.attention is None and caps.has_map
+    assert caps.frame_clock == capabilities.FrameClock(1, 1)
+    assert activations.frame_times(caps.frame_clock, config.features.recipe) == pytest.approx(
+        {"frame_step": 0.01, "frame_start": 0.0})
     out = {k: np.asarray(v) for k, v in
-           activations._frame_fn(template)(template.initial_params, audio, mask, state).items()}
+           inference.frame_outputs(template, template.initial_params, audio, mask, model_state=state).items()}
     assert sorted(out) == sorted(keys + ("pooled", "mask"))  # no "attention": DAVEnets mean-pool
     np.testing.assert_array_equal(out["mask"], mask)
     for k in keys:
@@ -101,7 +108,7 @@ def test_conv_encoder_frame_outputs_shapes_and_clock(spec, keys):
 @pytest.mark.parametrize("spec, keys", CONV_SPECS)
 def test_conv_frame_outputs_repeat_each_stage_slow(spec, keys):
     _, template, state, audio, mask, lengths = _conv_setup(spec)
-    out = activations._frame_fn(template)(template.initial_params, audio, mask, state)
+    out = inference.frame_outputs(template, template.initial_params, audio, mask, model_state=state)
     encoder = template.merge(template.initial_params, state).speech_encoder
     with jax.default_matmul_precision("highest"):
         for b, length in enumerate(lengths):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from vgs_jax.models.dual_encoder import DualEncoder, build_dual_encoder, l2_normalize
+from vgs_jax.models.capabilities import FrameClock
+from vgs_jax.models.dual_encoder import DualEncoder, Template, build_dual_encoder, l2_normalize
 from vgs_jax.models.image_encoders import LinearImageEncoder
 from vgs_jax.models.speech_encoders import PlataleaSpeechEncoder
 
@@ -61,6 +62,11 @@ def test_build_and_unit_norm_embeddings(image_encoder):
     np.testing.assert_allclose(float(model.log_temperature[...]), math.log(0.07), rtol=1e-6)
     assert isinstance(model.speech_encoder, PlataleaSpeechEncoder)
     assert model.speech_encoder.pool.mask_padding is True
+    caps = model.speech_encoder.capabilities
+    assert caps.output == "pooled" and caps.attention == "vectorial" and not model.speech_has_map
+    assert caps.frame_clock == FrameClock(stride=2, kernel=6) and caps.frame_outputs[0] == "conv"
+    assert model.similarity == "cosine" and Template(model).similarity == "cosine"
+    assert Template(model).image_capabilities == model.image_encoder.capabilities
 
 
 def test_unknown_names_and_fields_raise():
@@ -81,6 +87,8 @@ def test_unknown_names_and_fields_raise():
     speech = PlataleaSpeechEncoder(5, hidden=4, num_layers=1, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="out_features"):
         DualEncoder(speech, LinearImageEncoder(12, 7, rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match="frame maps from both towers"):
+        DualEncoder(speech, LinearImageEncoder(12, 8, rngs=nnx.Rngs(0)), similarity="MISA")
 
 
 def _matmul_operand_dtypes(fn, *args) -> list[tuple[str, str, str]]:

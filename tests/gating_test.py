@@ -10,6 +10,7 @@ import pytest
 
 from vgs_jax import audio_features
 from vgs_jax import config_lib
+from vgs_jax import inference
 from vgs_jax.analysis import gating
 from vgs_jax.models import dual_encoder
 
@@ -102,7 +103,8 @@ def test_model_embedder_matches_the_model():
     params = template.initial_params
     rng = np.random.default_rng(0)
     waves = [rng.integers(-3000, 3000, n).astype(np.int16) for n in (5000, 12345, 300)]
-    got = gating.model_embedder(template, params, recipe, batch_size=3, pad_multiple=16)(waves)
+    featurizer = audio_features.Featurizer.from_recipe(recipe)
+    got = gating.model_embedder(template, params, featurizer, batch_size=3, pad_multiple=16)(waves)
     assert got.shape == (3, model.embed_dim)
     reference = jax.jit(lambda p, f, m: template.merge(p).embed_speech(f, m))  # one utterance, no padding
     for w, z in zip(waves[:2], got):
@@ -111,7 +113,7 @@ def test_model_embedder_matches_the_model():
         np.testing.assert_allclose(z, want, atol=1e-5)
     np.testing.assert_array_equal(got[2], 0.0)  # shorter than one window
     pixels = rng.integers(0, 255, (3, 64, 64, 3)).astype(np.uint8)
-    np.testing.assert_allclose(gating.embed_images(template, params, pixels, batch_size=2),
+    np.testing.assert_allclose(inference.embed_images(template, params, pixels, batch_size=2),
                                np.asarray(model.embed_image(pixels)), atol=1e-5)
 
 

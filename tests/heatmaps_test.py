@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from vgs_jax.analysis import heatmaps
+from vgs_jax.audio_features import Featurizer
 
 WORDS = [("a", 0.0, 0.1), ("red", 0.1, 0.4), ("circle", 0.4, 0.9)]
 
@@ -56,7 +57,7 @@ def test_run_heatmaps_with_stub_encoders(tmp_path):
     def image_maps_fn(images):
         return np.ones((images.shape[0], 4, 4, 3)), np.ones((images.shape[0], 4, 4), bool)
 
-    paths = heatmaps.run_heatmaps(audio_maps_fn, image_maps_fn, examples, str(tmp_path), featurize=featurize,
+    paths = heatmaps.run_heatmaps(audio_maps_fn, image_maps_fn, examples, str(tmp_path), featurizer=Featurizer(featurize, pad_value=0.0, num_features=2),
                                   max_examples=2)
     assert [p.rsplit("/", 1)[1] for p in paths] == ["heatmap_7.png", "heatmap_8.png"]
     assert all((tmp_path / p.rsplit("/", 1)[1]).stat().st_size > 1000 for p in paths)

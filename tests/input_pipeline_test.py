@@ -315,10 +315,10 @@ def test_real_platalea_mfcc_features():
     from vgs_jax import audio_features
 
     src = make_source(n=16)
-    featurize = ip.make_featurizer("platalea_mfcc")
+    featurizer = audio_features.Featurizer.from_recipe("platalea_mfcc")
     batch = next(ip.make_train_iterator(
-        src, global_batch_size=8, featurize=featurize, seed=0, max_frames=None,
-        bucket_boundaries=(64, 128), pad_value=audio_features.pad_value("platalea_mfcc")))
+        src, global_batch_size=8, featurize=featurizer, seed=0, max_frames=None,
+        bucket_boundaries=(64, 128), pad_value=featurizer.pad_value))
     d = audio_features.num_features("platalea_mfcc")
     assert batch["audio"].shape[0] == 8 and batch["audio"].shape[2] == d
     for r, i in enumerate(batch["caption_id"]):
@@ -327,8 +327,9 @@ def test_real_platalea_mfcc_features():
         assert batch["audio_len"][r] == n == ref.shape[0]
         np.testing.assert_allclose(batch["audio"][r, :n], ref, rtol=1e-6, atol=1e-6)
         assert (batch["audio"][r, n:] == audio_features.pad_value("platalea_mfcc")).all()
-    with pytest.raises(ValueError, match="Unknown feature recipe 'nope'"):
-        ip.make_featurizer("nope")
+    assert featurizer.pad_value == audio_features.pad_value("platalea_mfcc") and featurizer.num_features == d
+    with pytest.raises(ValueError, match="unknown feature recipe 'nope'"):
+        audio_features.Featurizer.from_recipe("nope")
 
 
 # ---- Batches padded to the device count -----------------------------------------------------

@@ -12,7 +12,6 @@ BatchNorm, jitter). The transformer family is left out: it needs ~300 steps to p
 seed 123), which the budget has no room for. See FAMILIES for the measured margins.
 """
 
-import functools
 import os
 import subprocess
 import sys
@@ -21,7 +20,6 @@ import jax
 import pytest
 
 from tfds_builders import spoken_shapes
-from vgs_jax import audio_features
 from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 
@@ -66,18 +64,14 @@ def _random_init_results(workdir: str) -> dict:
     """Test-split metrics of the run's model at random initialisation (its initial BatchNorm
     statistics too), through the same evaluation as `evaluate_checkpoint`."""
     _, config, template, _ = evaluation.restore_model(workdir)
-    recipe = config.features.recipe
     return evaluation.evaluate_split(
         template.with_model_state(template.initial_model_state),
         jax.device_get(template.initial_params),  # host arrays, placed like the batches
         input_pipeline.open_config_split(config.dataset, "test"),
         batch_size=config.eval_batch_size,
-        featurize=functools.partial(audio_features.compute, recipe=recipe),
         features_config=config.features,
-        pad_value=audio_features.pad_value(recipe),
         image_key=config.dataset.image_key,
         mesh=input_pipeline.data_mesh(),
-        similarity=config.model.get("similarity", "cosine"),
     )
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from vgs_jax import matchmap as matchmap_lib
 from vgs_jax.analysis import lexicon as lex
+from vgs_jax.audio_features import Featurizer
 
 NAMES = ["circle", "square", "star"]
 D = 8
@@ -117,7 +118,7 @@ def test_run_lexicon_with_stub_encoders():
         ks = images[:, 0, 0, 0].astype(int)
         return np.stack([pairs[k][0] for k in ks]), np.ones((len(ks), 4, 4), bool)
 
-    report = lex.run_lexicon(audio_maps_fn, image_maps_fn, examples, featurize=featurize,
+    report = lex.run_lexicon(audio_maps_fn, image_maps_fn, examples, featurizer=Featurizer(featurize, pad_value=0.0, num_features=1),
                              num_clusters=3, batch_size=4, peaks_per_pair=2)
     assert report["word_purity"] == 1.0 and report["object_purity"] == 1.0
     assert report["num_groundings"] == 12 and "assignments" not in report

@@ -5,6 +5,7 @@ import pytest
 
 from vgs_jax import matchmap as matchmap_lib
 from vgs_jax.analysis import localization as loc
+from vgs_jax.audio_features import Featurizer
 
 CLASSES = {"circle": ("shape", "circle"), "circles": ("shape", "circle"), "square": ("shape", "square"),
            "red": ("color", "red"), "blue": ("color", "blue")}
@@ -125,7 +126,7 @@ def test_run_localization_with_stub_encoders():
         mask[:, :4, :4] = True
         return padded, mask
 
-    report = loc.run_localization(audio_maps_fn, image_maps_fn, examples, featurize=featurize, batch_size=2)
+    report = loc.run_localization(audio_maps_fn, image_maps_fn, examples, featurizer=Featurizer(featurize, pad_value=0.0, num_features=2), batch_size=2)
     # spoken_shapes: SHAPES[0] = circle, SHAPES[1] = square, COLORS[0] = red, COLORS[4] = blue
     assert report["n"] == 12 and report["accuracy"] == 1.0
     assert set(report["per_word"]) == {"red", "circle", "blue", "square"}

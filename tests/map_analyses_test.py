@@ -10,32 +10,36 @@ import pytest
 
 from vgs_jax import audio_features
 from vgs_jax import config_lib
-from vgs_jax import input_pipeline
+from vgs_jax import inference
 from vgs_jax import train
 from vgs_jax.analysis import localization
 from vgs_jax.analysis import map_analyses
 from vgs_jax.analysis import vq_units
 from vgs_jax.models import dual_encoder
+from vgs_jax.models.capabilities import FrameClock
 
 MAP_ONLY = ",".join(map_analyses.MAP_ANALYSES)
 
 
 def test_frame_clock_hand_values_and_slow_centres():
-    assert map_analyses.frame_clock("davenet_logmel") == pytest.approx((0.16, -0.08))
-    assert map_analyses.frame_clock("davenet_logmel", 1) == pytest.approx((0.01, -0.005))
-    assert map_analyses.frame_clock("platalea_mfcc", 3) == pytest.approx((0.04, 0.005 - 0.02))
+    assert map_analyses.frame_clock("davenet_logmel", FrameClock(16)) == pytest.approx((0.16, -0.08))
+    assert map_analyses.frame_clock("davenet_logmel", FrameClock(1)) == pytest.approx((0.01, -0.005))
+    assert map_analyses.frame_clock("platalea_mfcc", FrameClock(4)) == pytest.approx((0.04, 0.005 - 0.02))
+    # a VALID conv front end (kernel 6, stride 2): frame j centred on input frame 2 j + 2.5
+    shift, offset = map_analyses.frame_clock("davenet_logmel", FrameClock(2, 6))
+    assert (3 + 0.5) * shift + offset == pytest.approx(0.01 * (2 * 3 + 2.5))
     for recipe in ("davenet_logmel", "platalea_mfcc"):
         o = 0.005 if recipe == "platalea_mfcc" else 0.0
         for k in range(1, 6):
-            shift, offset = map_analyses.frame_clock(recipe, k)
+            shift, offset = map_analyses.frame_clock(recipe, FrameClock(2 ** (k - 1)))
             for j in range(5):
                 centre = j  # input frame at the centre of frame j: doubled per halving
                 for _ in range(k - 1):
                     centre *= 2
                 # part C's convention: frame j spans [j, j + 1) * shift + offset, centre at + shift / 2
                 assert (j + 0.5) * shift + offset == pytest.approx(0.01 * centre + o)
-    with pytest.raises(ValueError, match="position"):
-        map_analyses.frame_clock("davenet_logmel", 6)
+    with pytest.raises(ValueError, match="stride"):
+        FrameClock(0)
 
 
 def test_vq_alignment_shift_equals_negative_offset_slow():
@@ -44,7 +48,7 @@ def test_vq_alignment_shift_equals_negative_offset_slow():
     # Boundaries off the frame-centre grid (multiples of 5 ms), so float rounding cannot decide a frame.
     phones = [[("a", 0.0, 0.213), ("b", 0.213, 0.507), ("c", 0.553, 1.103)], [("b", 0.023, 0.407), ("a", 0.407, 0.903)]]
     for k in (1, 2, 3):
-        shift, offset = map_analyses.frame_clock("davenet_logmel", k)
+        shift, offset = map_analyses.frame_clock("davenet_logmel", FrameClock(2 ** (k - 1)))
         shifted = []
         for ph in phones:
             field = {"phone": [p for p, _, _ in ph], "start": [s for _, s, _ in ph], "end": [e for _, _, e in ph]}
@@ -87,12 +91,12 @@ def test_model_fns_match_the_model_run_directly(vq_workdir):
     settings = map_analyses.MapSettings(batch_size=4, pad_frames=64)
     fns = map_analyses.model_fns(template, params, config, settings)
     examples = map_analyses.load_examples(config, "validation", 3)
-    batch = next(localization.batched_features(examples, input_pipeline.make_featurizer(config.features.recipe)))
+    batch = next(inference.feature_batches(examples, audio_features.Featurizer.from_recipe(config.features.recipe)))
     lengths = batch["mask"].sum(axis=1)
     assert lengths.min() < lengths.max()  # so the shortest caption is padded in the batch
     maps, mask = fns["trained"].audio_maps(batch["features"], batch["mask"])
     imaps, imask = fns["trained"].image_maps(np.stack([ex["image"] for ex in examples]))
-    codes, cmask = fns["trained"].codes_fn(2)(batch["features"], batch["mask"])
+    codes, cmask = fns["trained"].codes_fn("quant2")(batch["features"], batch["mask"])
     emb = fns["trained"].embed(batch["features"], batch["mask"])
     model = template.merge(params)
     images = model.encode_image(np.stack([ex["image"] for ex in examples]))
@@ -193,9 +197,11 @@ def test_non_map_model_reports_not_applicable(shapes_data_dir, tmp_path):
     text = map_analyses.format_map_analyses(entries)
     assert text.count("not applicable") == 4 and "semantics: relatedness top-3" in text
     davenet = config_lib.load_config("configs/shapes_davenet.py:tiny")
-    assert map_analyses.applicability("localization", davenet, examples) is None
-    assert "no quantisers" in map_analyses.applicability("vq_units", davenet, examples)
-    assert "objects" in map_analyses.applicability("localization", davenet, [{"words": {}, "text": ""}])
+    davenet_model = dual_encoder.Template(train.create_model(davenet))
+    assert map_analyses.applicability("localization", davenet_model, davenet, examples) is None
+    assert "no quantisers" in map_analyses.applicability("vq_units", davenet_model, davenet, examples)
+    assert "objects" in map_analyses.applicability("localization", davenet_model, davenet,
+                                                   [{"words": {}, "text": ""}])
 
 
 def test_semantics_with_spoken_sick(shapes_data_dir, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from sklearn import metrics
 
 from vgs_jax.analysis import vq_units as vq
+from vgs_jax.audio_features import Featurizer
 
 
 def test_purity_and_nmi_against_hand_values_and_sklearn():
@@ -152,6 +153,6 @@ def test_run_vq_units_with_stub_codes():
         return out, m
 
     batch_examples = examples  # batch_size covers all examples
-    res = vq.run_vq_units(codes_fn, examples, featurize=featurize, frame_shift=0.04, batch_size=8)
+    res = vq.run_vq_units(codes_fn, examples, featurizer=Featurizer(featurize, pad_value=0.0, num_features=3), frame_shift=0.04, batch_size=8)
     assert res["phones"]["purity"] == 1.0 and res["phones"]["num_phones"] == 4
     assert set(res["bitrate"]) == set(vq.BITRATE_MODES) and res["words"]["num_words"] == 1

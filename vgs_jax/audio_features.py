@@ -32,7 +32,9 @@ filter and the (pre-emphasis, window, DFT) spectrum with products exact to ~2^-3
 agrees with :func:`compute` to ~3e-4 (a plain float32 FFT and IIR filter were off by up to 3e-3 on loud frames
 and 0.1 on quiet ones).
 """
+import dataclasses
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +86,31 @@ def pad_value(recipe: str) -> float:
     """Value used to pad a [frames, D] feature matrix of ``recipe`` along time (see module docstring)."""
     _check_recipe(recipe)
     return _PAD_VALUES[recipe]
+
+
+@dataclasses.dataclass(frozen=True)
+class Featurizer:
+    """Waveform -> features as one object: the function, the value that pads its output along
+    time, and its feature count. `Featurizer.from_recipe(recipe)` is the recipe's :func:`compute`;
+    tests may wrap any ``waveform [n] -> float32 [frames, num_features]`` function.
+    """
+
+    compute: Callable[[np.ndarray], np.ndarray]
+    pad_value: float
+    num_features: int
+    recipe: str | None = None  # the RECIPES name, None for a custom function
+
+    @classmethod
+    def from_recipe(cls, recipe: str, sample_rate: int = SAMPLE_RATE) -> "Featurizer":
+        """The NumPy featurizer of `recipe` (ValueError naming the valid recipes when unknown)."""
+        _check_recipe(recipe)
+        _check_rate(sample_rate)
+        return cls(functools.partial(compute, recipe=recipe, sample_rate=sample_rate), _PAD_VALUES[recipe],
+                   _NUM_FEATURES[recipe], recipe)
+
+    def __call__(self, waveform: np.ndarray) -> np.ndarray:
+        """waveform int16 (or float in [-1, 1]) [n] -> float32 [frames, num_features]."""
+        return self.compute(waveform)
 
 
 # ----------------------------------------------------------------------------------------------- constants

@@ -130,19 +130,6 @@ def _join_image_features(source, dataset_dir: str, name: str, data_dir: str,
 # ---- Batching -------------------------------------------------------------------------------
 
 
-def make_featurizer(recipe: str, sample_rate: int = 16000) -> Featurize:
-    """Returns ``waveform int16 [N] -> float32 [frames, D]`` for an ``audio_features`` recipe."""
-    from vgs_jax import audio_features  # deferred: keeps librosa/numba off the import path
-
-    if recipe not in audio_features.RECIPES:
-        raise ValueError(f"Unknown feature recipe {recipe!r}; choose one of "
-                         f"{sorted(audio_features.RECIPES)}.")
-
-    def featurize(waveform: np.ndarray) -> np.ndarray:
-        return audio_features.compute(waveform, recipe, sample_rate=sample_rate)
-
-    return featurize
-
 
 def example_lengths(source: Sequence[dict]) -> np.ndarray:
     """Waveform length in samples of every example: int64 ``[len(source)]``.

@@ -254,12 +254,9 @@ class Trainer:
             state["params"],
             source,
             batch_size=c.eval_batch_size,
-            featurize=self.featurize,
             features_config=c.features,
-            pad_value=audio_features.pad_value(c.features.recipe),
             image_key=c.dataset.image_key,
             mesh=self.mesh,
-            similarity=c.model.similarity,
         )
 
 

@@ -3,13 +3,13 @@
 `load_models` restores a checkpoint and its saved config from a workdir (as
 `evaluation.evaluate_checkpoint` does) and also builds the same model at random initialisation
 (`nnx.Rngs(config.seed)`), the baseline analyses must report (sota-and-metrics.md D.3).
-`extract` runs the speech encoder's `frame_outputs` (FRAME_OUTPUT_ENCODERS) over the first N
-captions of a split and keeps, per utterance, the valid frames of every layer ("conv", "gru_0" /
-"rnn_0" / "layer_0", ...; DAVEnet "conv1".."conv5", ResDAVEnet "conv1", "layer1".."layer4"), the
-pooled vector ("pooled": attention pooling, or DAVEnet's L2-normalised mean), the frame-level
-attention of the pooling (the mean over dimensions of the vectorial attention weights, see
-`attention_words`; None for encoders without a `pool`, i.e. DAVEnet/ResDAVEnet), the frame times
-and the alignments. The "random" model is the initial parameters with the initial model state
+`extract` runs the speech encoder's `frame_outputs` (`inference.frame_outputs`; encoders that
+declare per-layer frame outputs in their `capabilities`) over the first N captions of a split and
+keeps, per utterance, the valid frames of every layer ("conv", "gru_0" / "rnn_0" / "layer_0", ...;
+DAVEnet "conv1".."conv5", ResDAVEnet "conv1", "layer1".."layer4"), the pooled vector ("pooled":
+attention pooling, or DAVEnet's L2-normalised mean), the frame-level attention of the pooling (the
+mean over dimensions of the vectorial attention weights, see `attention_words`; None for encoders
+that declare no attention, i.e. DAVEnet/ResDAVEnet), the frame times and the alignments. The "random" model is the initial parameters with the initial model state
 (fresh BatchNorm statistics and codebooks), the trained one the checkpoint's.
 `load_or_extract` caches the result in `workdir/analysis/activations_<which>_<split>.npz` and
 reuses it when its key matches.
@@ -28,14 +28,14 @@ The .npz layout (`save`): ``layer/<name>`` the frames of all utterances concaten
 
 Frame times (seconds): feature frame t of the ``platalea_mfcc`` recipe covers samples
 [160 t - 120, 160 t + 280), so its centre is 0.01 t + 0.005 s (the centred recipes: 0.01 t).
-Frame j after the conv covers feature frames [stride j, stride j + kernel), so its centre is
-``(stride j + (kernel - 1) / 2) * 0.01 + feature_offset``. Every layer after the conv shares the
-conv's frames. Speech configs without ``conv_kernel``/``conv_stride`` (DAVEnet, ResDAVEnet) use
-kernel 1, stride 1: their `frame_outputs` repeat every stage back to the 10 ms input rate. Analysis runs on one host (arrays are gathered with `np.asarray`).
+Frame j of the layers is centred on feature frame ``stride j + (kernel - 1) / 2`` of the encoder's
+declared `capabilities.frame_clock` (a conv front end's kernel and stride; every layer after the
+conv shares the conv's frames), i.e. at ``(stride j + (kernel - 1) / 2) * 0.01 + feature_offset``
+s. DAVEnet and ResDAVEnet declare kernel 1, stride 1: their `frame_outputs` repeat every stage
+back to the 10 ms input rate. Analysis runs on one host (arrays are gathered with `np.asarray`).
 """
 
 import dataclasses
-import functools
 import json
 import os
 from typing import Sequence
@@ -43,18 +43,16 @@ from typing import Sequence
 import scipy.signal
 import soundfile
 
-import jax
 import ml_collections
 import numpy as np
 
 from vgs_jax import audio_features
 from vgs_jax import evaluation
+from vgs_jax import inference
 from vgs_jax import input_pipeline
+from vgs_jax.models import capabilities
 
 WHICH = ("trained", "random")
-# speech encoders with per-layer `frame_outputs`: a conv front end then layers at its frame rate, or
-# (davenet, resdavenet) every stage repeated back to the input frame rate
-FRAME_OUTPUT_ENCODERS = ("platalea_gru", "speech2image", "rhn", "transformer", "davenet", "resdavenet")
 CACHE_VERSION = 3  # 3: "random" uses the initial model state
 _STRESS = str.maketrans("", "", "ˈˌ")
 
@@ -129,30 +127,14 @@ class Activations:
 def load_models(workdir: str, checkpoint: str | int = "best", *, require_frame_outputs: bool = True):
     """Restores `checkpoint` of `workdir`; returns (step, config, template, {"trained", "random"} params).
 
-    With `require_frame_outputs`, a speech encoder outside FRAME_OUTPUT_ENCODERS raises ValueError.
+    With `require_frame_outputs`, a speech encoder that declares no per-layer frame outputs raises
+    ValueError.
     """
     step, config, template, trained = evaluation.restore_model(workdir, checkpoint)
-    if require_frame_outputs and config.model.speech_encoder not in FRAME_OUTPUT_ENCODERS:
-        raise ValueError(f"Layer activations need a speech encoder with frame_outputs {list(FRAME_OUTPUT_ENCODERS)}; "
-                         f"the run in {workdir} uses {config.model.speech_encoder!r}.")
+    if require_frame_outputs and not template.speech_capabilities.frame_outputs:
+        raise ValueError(f"Layer activations need a speech encoder with per-layer frame outputs; the run in "
+                         f"{workdir} uses {config.model.speech_encoder!r}, which declares none.")
     return step, config, template, {"trained": trained, "random": template.initial_params}
-
-
-@functools.cache
-def _frame_fn(template):
-    @jax.jit
-    def run(params, audio, mask, model_state=None):
-        encoder = template.merge(params, model_state).speech_encoder
-        out = encoder.frame_outputs(audio, mask)
-        if getattr(encoder, "pool", None) is None:  # mean-pooled (DAVEnet): no attention
-            return out
-        top = [k for k in out if k not in ("pooled", "mask")][-1]  # the layer the pooling reads
-        weights = encoder.pool.weights(out[top], out["mask"])
-        # vectorial attention: [B, T', D], one softmax per dimension -> mean; scalar: [B, T']
-        out["attention"] = weights.mean(axis=-1) if weights.ndim == 3 else weights  # sums to 1
-        return out
-
-    return run
 
 
 class _Head(Sequence):
@@ -211,46 +193,54 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
     mesh = input_pipeline.data_mesh()
     batch_size = batch_size or config.eval_batch_size
     batch_size = -(-batch_size // mesh.size) * mesh.size
-    run = _frame_fn(template)
-    frames: dict[str, list[np.ndarray]] = {}
-    pooled, attention = [], []
+    featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
+    collected = _Collected()
     for batch in input_pipeline.make_eval_batches(
-            head, batch_size=batch_size, featurize=input_pipeline.make_featurizer(config.features.recipe),
-            max_frames=config.features.max_frames, bucket_boundaries=config.features.bucket_boundaries,
-            pad_value=audio_features.pad_value(config.features.recipe), image_key=data.image_key):
+            head, batch_size=batch_size, featurize=featurizer, max_frames=config.features.max_frames,
+            bucket_boundaries=config.features.bucket_boundaries, pad_value=featurizer.pad_value,
+            image_key=data.image_key):
         sharded = input_pipeline.shard_batch(
             {k: batch[k] for k in ("audio", "audio_mask")}, mesh)
-        out = {k: np.asarray(v) for k, v in
-               run(params, sharded["audio"], sharded["audio_mask"], model_state).items()}
+        out = inference.frame_outputs(template, params, sharded["audio"], sharded["audio_mask"],
+                                      model_state=model_state)
+        rows = np.flatnonzero(batch["example_mask"])
+        collected.add(out, rows, [f"caption_id={batch['caption_id'][r]}" for r in rows])
+    return collected.activations(template, config, meta=read_metadata(source, n), key=key)
+
+
+class _Collected:
+    """Valid frames, pooled vectors and attention of utterances, gathered batch by batch."""
+
+    def __init__(self):
+        self.frames: dict[str, list[np.ndarray]] = {}
+        self.pooled, self.attention = [], []
+
+    def add(self, out: dict, rows, names: Sequence[str]) -> None:
+        """Keeps rows `rows` of `inference.frame_outputs`' output (`names`: what errors call them)."""
+        out = {k: np.asarray(v) for k, v in out.items()}
         lengths = out["mask"].sum(axis=1)
-        for r in np.flatnonzero(batch["example_mask"]):
+        for r, what in zip(rows, names):
             if lengths[r] < 1:
-                raise ValueError(f"caption_id={batch['caption_id'][r]} is shorter than the conv kernel; "
-                                 "it has no frames to analyse.")
+                raise ValueError(f"{what} is shorter than the conv kernel; it has no frames to analyse.")
             for name, value in out.items():
                 if name not in ("mask", "pooled", "attention"):
-                    frames.setdefault(name, []).append(value[r, :lengths[r]].astype(np.float32))
-            pooled.append(out["pooled"][r].astype(np.float32))
+                    self.frames.setdefault(name, []).append(value[r, :lengths[r]].astype(np.float32))
+            self.pooled.append(out["pooled"][r].astype(np.float32))
             if "attention" in out:
-                attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
-    return Activations(
-        frames=frames, pooled=np.stack(pooled), attention=attention or None, **_frame_clock(config),
-        meta=read_metadata(source, n), key=key)
+                self.attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
+
+    def activations(self, template, config, *, meta: list[dict], key: dict) -> "Activations":
+        return Activations(frames=self.frames, pooled=np.stack(self.pooled), attention=self.attention or None,
+                           **frame_times(template.speech_capabilities.frame_clock, config.features.recipe),
+                           meta=meta, key=key)
 
 
-def frame_kernel_stride(config) -> tuple[int, int]:
-    """(kernel, stride) in feature frames of the layers' frame clock: the speech config's
-    conv_kernel/conv_stride, or (1, 1) (input rate) when it has none (DAVEnet, ResDAVEnet)."""
-    speech = config.model.get("speech") or {}
-    return int(speech.get("conv_kernel", 1)), int(speech.get("conv_stride", 1))
-
-
-def _frame_clock(config) -> dict[str, float]:
-    kernel, stride = frame_kernel_stride(config)
+def frame_times(clock: capabilities.FrameClock, recipe: str) -> dict[str, float]:
+    """{"frame_step", "frame_start"} seconds of layers on `clock` over features of `recipe`."""
     return dict(
-        frame_step=stride * audio_features.HOP / audio_features.SAMPLE_RATE,
-        frame_start=float(layer_frame_times(1, kernel=kernel, stride=stride,
-                                            feature_offset=feature_frame_offset(config.features.recipe))[0]))
+        frame_step=clock.stride * audio_features.HOP / audio_features.SAMPLE_RATE,
+        frame_start=float(layer_frame_times(1, kernel=clock.kernel, stride=clock.stride,
+                                            feature_offset=feature_frame_offset(recipe))[0]))
 
 
 def save(path: str, acts: Activations) -> None:
@@ -352,40 +342,23 @@ def extract_wavs(template, params: dict, config: ml_collections.ConfigDict, path
                  model_state: dict | None = None) -> Activations:
     """`frame_outputs` of every file in `paths` (see `read_wav`); meta holds path and length, no alignments.
     `model_state` as in `extract`."""
-    recipe = config.features.recipe
-    pad, dim = audio_features.pad_value(recipe), audio_features.num_features(recipe)
+    featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
     waves = [read_wav(p) for p in paths]  # read all first: a bad file fails before any compute
     feats = []
     for path, wave in zip(paths, waves):
         if len(wave) < audio_features.WINDOW:
             raise ValueError(f"WAV file {path!r} is {len(wave)} samples at 16 kHz, shorter than one 25 ms "
                              "analysis window; remove it from the list.")
-        feats.append(audio_features.compute(wave, recipe))
-    run = _frame_fn(template)
-    frames: dict[str, list[np.ndarray]] = {}
-    pooled, attention = [], []
+        feats.append(featurizer(wave))
+    collected = _Collected()
     for lo in range(0, len(feats), batch_size):
         chunk = feats[lo:lo + batch_size]
-        t = -(-max(len(f) for f in chunk) // pad_multiple) * pad_multiple
-        audio = np.full((batch_size, t, dim), pad, np.float32)
-        mask = np.zeros((batch_size, t), bool)
-        for r, f in enumerate(chunk):
-            audio[r, :len(f)], mask[r, :len(f)] = f, True
-        out = {k: np.asarray(v) for k, v in run(params, audio, mask, model_state).items()}
-        lengths = out["mask"].sum(axis=1)
-        for r in range(len(chunk)):
-            if lengths[r] < 1:
-                raise ValueError(f"WAV file {paths[lo + r]!r} is shorter than the conv kernel; it has no frames.")
-            for name, value in out.items():
-                if name not in ("mask", "pooled", "attention"):
-                    frames.setdefault(name, []).append(value[r, :lengths[r]].astype(np.float32))
-            pooled.append(out["pooled"][r].astype(np.float32))
-            if "attention" in out:
-                attention.append(out["attention"][r, :lengths[r]].astype(np.float32))
+        audio, mask = inference.pad_features(chunk, featurizer, rows=batch_size, multiple=pad_multiple)
+        out = inference.frame_outputs(template, params, audio, mask, model_state=model_state)
+        collected.add(out, range(len(chunk)), [f"WAV file {p!r}" for p in paths[lo:lo + batch_size]])
     meta = [{"path": os.path.abspath(p), "num_samples": int(len(w)), "sample_rate": audio_features.SAMPLE_RATE}
             for p, w in zip(paths, waves)]
-    return Activations(frames=frames, pooled=np.stack(pooled), attention=attention or None,
-                       **_frame_clock(config), meta=meta, key=key)
+    return collected.activations(template, config, meta=meta, key=key)
 
 
 def extract_wav_list(workdir: str, wav_list: str, *, checkpoint: str | int = "best",

@@ -21,10 +21,10 @@ import functools
 import math
 from typing import Callable, Sequence
 
-import jax
 import numpy as np
 
 from vgs_jax import audio_features
+from vgs_jax import inference
 from vgs_jax import input_pipeline
 from vgs_jax.analysis import data_fields
 
@@ -134,61 +134,14 @@ def gating_curve(embed_fn: Callable[[list[np.ndarray]], np.ndarray], image_embed
     return out
 
 
-@functools.cache
-def _speech_fn(template):
-    @jax.jit
-    def run(params, audio, mask):
-        return template.merge(params).embed_speech(audio, mask)
-
-    return run
-
-
-@functools.cache
-def _image_fn(template):
-    @jax.jit
-    def run(params, image):
-        return template.merge(params).embed_image(image)
-
-    return run
-
-
-def model_embedder(template, params, recipe: str, *, batch_size: int = 32,
-                   pad_multiple: int = 64) -> Callable[[list[np.ndarray]], np.ndarray]:
-    """`embed_fn` for `gating_curve` from a DualEncoder template and params: featurises each
-    waveform with `recipe`, batches them by length and pads a batch to `pad_multiple` times a
-    power of two frames (few compilations), and
-    returns ``[B, E]`` float32; a waveform shorter than one analysis window (400 samples) embeds
-    as zeros, as does one too short for a single encoder frame (the masked pooling is empty)."""
-    run = _speech_fn(template)
-    pad = audio_features.pad_value(recipe)
-    dim = audio_features.num_features(recipe)
-    embed_dim = template.merge(params).embed_dim
-
-    def embed(waveforms: list[np.ndarray]) -> np.ndarray:
-        empty = np.zeros((0, dim), np.float32)
-        feats = [audio_features.compute(w, recipe) if len(w) >= audio_features.WINDOW else empty for w in waveforms]
-        order = np.argsort([len(f) for f in feats], kind="stable")
-        out = np.zeros((len(feats), embed_dim), np.float32)
-        for lo in range(0, len(feats), batch_size):
-            rows = order[lo:lo + batch_size]
-            longest = max(len(feats[r]) for r in rows)
-            t = pad_multiple * 2 ** max(0, math.ceil(math.log2(max(longest, 1) / pad_multiple)))
-            audio = np.full((batch_size, t, dim), pad, np.float32)
-            mask = np.zeros((batch_size, t), bool)
-            for k, r in enumerate(rows):
-                audio[k, :len(feats[r])], mask[k, :len(feats[r])] = feats[r], True
-            out[rows] = np.asarray(run(params, audio, mask))[:len(rows)]
-        return out
-
-    return embed
-
-
-def embed_images(template, params, images, *, batch_size: int = 64) -> np.ndarray:
-    """``[M, E]`` float32 unit-norm image embeddings of `images` (pixels ``[M, H, W, 3]`` or features)."""
-    run = _image_fn(template)
-    images = np.asarray(images)
-    return np.concatenate([np.asarray(run(params, images[lo:lo + batch_size]))
-                           for lo in range(0, len(images), batch_size)])
+def model_embedder(template, params, featurizer: audio_features.Featurizer, *, batch_size: int = 32,
+                   pad_multiple: int = 64, model_state=None) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """`embed_fn` for `gating_curve` from a DualEncoder template and params (`inference.embed_waveforms`):
+    waveforms featurised by `featurizer`, batched by length and padded to `pad_multiple` times a
+    power of two frames; ``[B, E]`` float32, zeros for a waveform shorter than one analysis window
+    (400 samples) or too short for a single encoder frame (the masked pooling is empty)."""
+    return functools.partial(inference.embed_waveforms, template, params, featurizer=featurizer,
+                             batch_size=batch_size, pad_multiple=pad_multiple, model_state=model_state)
 
 
 def split_images(source: Sequence[dict], *, image_key: str = "image"
@@ -267,11 +220,12 @@ def gating_for_models(models, meta: list[dict], split: str, *, fractions: Sequen
             {"gating": lacks}, source[0], f"dataset {data.name!r} split {split!r}"))
     _, pixels, concepts = split_images(source, image_key=data.image_key)
     trials = spoken_shapes_trials(source, meta, concepts, max_trials=max_trials, seed=seed)
+    featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
     out = {}
     for which in ("trained", "random"):
         # the random-init model also gets its initial BatchNorm statistics / codebooks
-        model = template if which == "trained" else template.with_model_state(template.initial_model_state)
-        images = embed_images(model, params[which], pixels)
-        embed = model_embedder(model, params[which], config.features.recipe)
+        state = template.model_state if which == "trained" else template.initial_model_state
+        images = inference.embed_images(template, params[which], pixels, model_state=state)
+        embed = model_embedder(template, params[which], featurizer, model_state=state)
         out[which] = gating_curve(embed, images, trials, fractions, context=context)
     return out

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vgs_jax import audio_features
 from vgs_jax.analysis import localization as loc
 
 
@@ -84,12 +85,12 @@ def plot_word_heatmaps(image, matchmap, words: Sequence[tuple], path: str, *, ca
 
 
 def run_heatmaps(audio_maps_fn: Callable, image_maps_fn: Callable, examples: Sequence[dict], output_dir: str, *,
-                 featurize: Callable, max_examples: int = 8, only: Sequence[str] | None = None,
+                 featurizer: audio_features.Featurizer, max_examples: int = 8, only: Sequence[str] | None = None,
                  frame_shift: float = loc.DEFAULT_FRAME_SHIFT, frame_offset: float = 0.0,
                  batch_size: int = 16) -> list[str]:
     """Writes ``output_dir/heatmap_<caption_id or index>.png`` for the first max_examples examples.
 
-    audio_maps_fn / image_maps_fn / featurize: as `localization.run_localization`; examples need
+    audio_maps_fn / image_maps_fn / featurizer: as `localization.run_localization`; examples need
     "audio", "image", "words" and optionally "text" and "caption_id". Returns the paths.
     """
     if max_examples < 1:
@@ -97,7 +98,7 @@ def run_heatmaps(audio_maps_fn: Callable, image_maps_fn: Callable, examples: Seq
     head = [examples[i] for i in range(min(max_examples, len(examples)))]
     paths = []
     for k, (ex, mm, _, _) in enumerate(loc.example_matchmaps(head, audio_maps_fn, image_maps_fn,
-                                                            featurize=featurize, batch_size=batch_size)):
+                                                            featurizer=featurizer, batch_size=batch_size)):
         text = ex.get("text")
         caption = text.decode() if isinstance(text, bytes) else text
         name = f"heatmap_{int(ex['caption_id']) if 'caption_id' in ex else k}.png"

@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from vgs_jax import audio_features
 from vgs_jax.analysis import localization as loc
 from vgs_jax.analysis import vq_units
 
@@ -146,12 +147,12 @@ def cluster_groundings(groundings: Sequence[dict], num_clusters: int, *, seed: i
 
 
 def run_lexicon(audio_maps_fn: Callable, image_maps_fn: Callable, examples: Sequence[dict], *,
-                featurize: Callable, num_clusters: int = 20, object_label: Callable[[Mapping, int], str] | None = None,
+                featurizer: audio_features.Featurizer, num_clusters: int = 20, object_label: Callable[[Mapping, int], str] | None = None,
                 frame_shift: float = loc.DEFAULT_FRAME_SHIFT, frame_offset: float = 0.0, batch_size: int = 16,
                 seed: int = 0, **peak_options) -> dict:
     """Lexicon discovery report over examples with "audio", "image", "words" and "objects".
 
-    audio_maps_fn / image_maps_fn / featurize: as `localization.run_localization`.
+    audio_maps_fn / image_maps_fn / featurizer: as `localization.run_localization`.
     object_label: ``(objects field, index) -> label``; default "<color> <shape>" of spoken_shapes.
     num_clusters is capped at the number of groundings found. Returns `cluster_groundings`'s
     dict without "assignments".
@@ -162,7 +163,7 @@ def run_lexicon(audio_maps_fn: Callable, image_maps_fn: Callable, examples: Sequ
         def object_label(objs, i):
             return f"{scenes.COLORS[int(objs['color'][i])]} {scenes.SHAPES[int(objs['shape'][i])]}"
     groundings = []
-    for ex, mm, a, img in loc.example_matchmaps(examples, audio_maps_fn, image_maps_fn, featurize=featurize,
+    for ex, mm, a, img in loc.example_matchmaps(examples, audio_maps_fn, image_maps_fn, featurizer=featurizer,
                                                 batch_size=batch_size):
         objs = ex["objects"]
         n = len(objs["bbox"])

@@ -15,13 +15,16 @@ containing its midpoint). Boxes are ``[ymin, xmin, ymax, xmax]`` fractions of th
 (spoken_shapes' ``bbox``); cell (r, c) of an H x W map has centre ``((r + .5) / H, (c + .5) / W)``.
 
 This module also holds the small helpers the other matchmap analyses share: reading TFDS
-interval fields, batching waveforms into padded features, and computing both maps of examples.
+interval fields and computing both maps of examples (batched by `inference.feature_batches`).
 """
 
 from collections import defaultdict
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from vgs_jax import audio_features
+from vgs_jax import inference
 
 DEFAULT_FRAME_SHIFT = 0.16  # seconds per frame of a 16x-downsampled map of 10 ms features.
 _STRESS = str.maketrans("", "", "ˈˌ")
@@ -175,28 +178,12 @@ def intervals(field: Mapping, key: str, *, strip_stress: bool = False) -> list[t
     return out
 
 
-def batched_features(examples: Sequence[dict], featurize: Callable, batch_size: int = 16,
-                     pad_value: float = 0.0) -> Iterator[dict]:
-    """Yields {"features" float32 [B, T, F], "mask" bool [B, T], "examples"} of up to batch_size."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    for i in range(0, len(examples), batch_size):
-        chunk = [examples[j] for j in range(i, min(i + batch_size, len(examples)))]
-        feats = [np.asarray(featurize(np.asarray(ex["audio"])), np.float32) for ex in chunk]
-        t = max(f.shape[0] for f in feats)
-        x = np.full((len(feats), t, feats[0].shape[1]), pad_value, np.float32)
-        mask = np.zeros((len(feats), t), bool)
-        for r, f in enumerate(feats):
-            x[r, :f.shape[0]], mask[r, :f.shape[0]] = f, True
-        yield {"features": x, "mask": mask, "examples": chunk}
-
-
 def example_matchmaps(examples: Sequence[dict], audio_maps_fn: Callable, image_maps_fn: Callable, *,
-                      featurize: Callable, batch_size: int = 16
+                      featurizer: audio_features.Featurizer, batch_size: int = 16
                       ) -> Iterator[tuple[dict, np.ndarray, np.ndarray, np.ndarray]]:
     """Yields (example, matchmap [H', W', T'] over valid cells/frames, audio frames [T', D],
     image cells [H', W', D]) per example; see `run_localization` for the callables."""
-    for batch in batched_features(examples, featurize, batch_size):
+    for batch in inference.feature_batches(examples, featurizer, batch_size):
         amaps, amask = (np.asarray(x) for x in audio_maps_fn(batch["features"], batch["mask"]))
         images = np.stack([np.asarray(ex["image"]) for ex in batch["examples"]])
         imaps, imask = (np.asarray(x) for x in image_maps_fn(images))
@@ -208,7 +195,7 @@ def example_matchmaps(examples: Sequence[dict], audio_maps_fn: Callable, image_m
 
 
 def run_localization(audio_maps_fn: Callable, image_maps_fn: Callable, examples: Sequence[dict], *,
-                     featurize: Callable, word_classes: Mapping[str, tuple[str, str]] | None = None,
+                     featurizer: audio_features.Featurizer, word_classes: Mapping[str, tuple[str, str]] | None = None,
                      frame_shift: float = DEFAULT_FRAME_SHIFT, frame_offset: float = 0.0,
                      batch_size: int = 16) -> dict:
     """Word localisation report over spoken_shapes-like examples.
@@ -217,7 +204,7 @@ def run_localization(audio_maps_fn: Callable, image_maps_fn: Callable, examples:
       audio_maps_fn: ``(features [B, T, F] float32, mask [B, T] bool) -> (maps [B, T', D], mask [B, T'])``.
       image_maps_fn: ``(images uint8 [B, S, S, 3]) -> (maps [B, H, W, D], mask [B, H, W] bool)``.
       examples: dicts with "audio", "image", "words", "objects" (shape/color ClassLabel ids, bbox).
-      featurize: ``waveform int16 [n] -> float32 [T, F]``.
+      featurizer: ``waveform int16 [n] -> float32 [T, F]`` with its pad value (`audio_features.Featurizer`).
       word_classes: word -> (kind, label); default `spoken_shapes_word_classes()`.
     Returns:
       `summarize` of all records (JSON-ready).
@@ -226,7 +213,7 @@ def run_localization(audio_maps_fn: Callable, image_maps_fn: Callable, examples:
     word_classes = spoken_shapes_word_classes() if word_classes is None else word_classes
     names = {"shape": scenes.SHAPES, "color": scenes.COLORS, "size": scenes.SIZES}
     records = []
-    for ex, mm, _, _ in example_matchmaps(examples, audio_maps_fn, image_maps_fn, featurize=featurize,
+    for ex, mm, _, _ in example_matchmaps(examples, audio_maps_fn, image_maps_fn, featurizer=featurizer,
                                          batch_size=batch_size):
         objs = ex["objects"]
         labels = [{k: (names[k][int(objs[k][i])] if np.issubdtype(type(objs[k][i]), np.integer)

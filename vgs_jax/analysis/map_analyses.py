@@ -1,19 +1,19 @@
 """Runs the matchmap, VQ-unit and semantic analyses on a restored checkpoint, trained vs random init.
 
 The array-level modules (`localization`, `lexicon`, `vq_units`, `heatmaps`, `semantics`) take
-callables; `ModelFns` builds them from a checkpoint's `Template` and parameters (jitted once per
-template; batches are padded to a fixed size and the time axis to a multiple of `pad_frames`
-so few shapes compile). "random" is the same model at initialisation: `template.initial_params`
+callables; `ModelFns` builds them from a checkpoint's `Template` and parameters
+(`inference.PaddedRunner`: batches are padded to a multiple of `batch_size` rows and the time axis
+to a multiple of `pad_frames` so few shapes compile). "random" is the same model at initialisation: `template.initial_params`
 with `template.initial_model_state` (fresh BatchNorm statistics and codebooks).
 
 Applicability (an entry is ``{"not_applicable": reason}`` otherwise, never an error):
 
-* ``localization``, ``lexicon``: frame-map speech and image towers
-  (`dual_encoder.FRAME_MAP_SPEECH_ENCODERS` / `FRAME_MAP_IMAGE_ENCODERS`) and a corpus with
-  object boxes and word alignments (spoken_shapes). ``heatmaps``: frame-map towers and word
-  alignments; PNGs go to ``<output_dir>/heatmaps_<trained|random>/``.
-* ``vq_units``: a ResDAVEnet with quantisers and phone/word alignments; one report per
-  quantiser ``quantK``.
+* ``localization``, ``lexicon``: speech and image towers that declare frame maps
+  (`capabilities.has_map`) and a corpus with object boxes and word alignments (spoken_shapes).
+  ``heatmaps``: frame-map towers and word alignments; PNGs go to
+  ``<output_dir>/heatmaps_<trained|random>/``.
+* ``vq_units``: a speech tower that declares quantisers (ResDAVEnet-VQ) and phone/word
+  alignments; one report per quantiser ``quantK``.
 * ``semantics``: every model; relatedness of retrieved captions (`semantics.retrieval_relatedness`)
   and, with `MapSettings.sick_data_dir`, the spoken_sick correlation.
 
@@ -22,25 +22,26 @@ also apply to DAVEnet/ResDAVEnet runs: their `frame_outputs` repeat every stage 
 input rate. The attention analysis does not (they mean-pool, so it reports not applicable).
 
 Frame times. Feature frame t is centred at ``0.01 t + o`` s (o = `activations.feature_frame_offset`).
-Each halving (max-pool k3/s2/p1 or stride-2 conv with k//2 padding) centres output frame j on
-input frame 2j, so frame j at position K of a ResDAVEnet (K = 1 after conv1, 2..5 after
-layer1..layer4; the final map is position 5, 16x) is centred at ``r j 0.01 + o``, r = 2^(K-1).
-The part-C modules place frame j at ``[j, j + 1) * shift + offset``, so ``shift = 0.01 r`` and
-``offset = o - shift / 2`` (negative). `vq_units` refuses negative offsets, so its examples' phone
+A map or quantiser declares its `FrameClock` (`capabilities.map_clock`, `capabilities.quantizers`):
+frame j is centred on feature frame ``r j + (k - 1) / 2`` (stride r, kernel k; DAVEnet's halvings
+centre output frame j on input frame 2j, so quantiser K of a ResDAVEnet (K = 1 after conv1, 2..5
+after layer1..layer4; the final map is 16x) has r = 2^(K-1), k = 1), i.e. at
+``(r j + (k - 1) / 2) 0.01 + o`` s. The part-C modules place frame j at
+``[j, j + 1) * shift + offset``, so ``shift = 0.01 r`` and ``offset = o + 0.01 (k - 1) / 2 - shift / 2``
+(negative for k = 1). `vq_units` refuses negative offsets, so its examples' phone
 and word times are shifted by ``-offset`` instead and it gets offset 0 (the same frame-to-time map).
 """
 
 import dataclasses
-import functools
 import logging
 import os
 import time
 from typing import Sequence
 
-import jax
 import numpy as np
 
 from vgs_jax import audio_features
+from vgs_jax import inference
 from vgs_jax import input_pipeline
 from vgs_jax.analysis import activations as activations_lib
 from vgs_jax.analysis import data_fields
@@ -49,8 +50,8 @@ from vgs_jax.analysis import lexicon
 from vgs_jax.analysis import localization
 from vgs_jax.analysis import semantics
 from vgs_jax.analysis import vq_units
-from vgs_jax.models import dual_encoder
-from vgs_jax.models.davenet import NUM_HALVINGS, downsampled_lengths
+from vgs_jax.models.capabilities import FrameClock
+from vgs_jax.models.davenet import downsampled_lengths
 
 MAP_ANALYSES = ("localization", "lexicon", "vq_units", "heatmaps", "semantics")
 WHICH = ("trained", "random")
@@ -81,107 +82,59 @@ class MapSettings:
                              "holding a built spoken_sick.")
 
 
-def is_frame_map(config) -> bool:
-    """Whether both towers of `config.model` produce maps (matchmaps are defined)."""
-    return (config.model.speech_encoder in dual_encoder.FRAME_MAP_SPEECH_ENCODERS
-            and config.model.image_encoder in dual_encoder.FRAME_MAP_IMAGE_ENCODERS)
+def is_frame_map(template) -> bool:
+    """Whether both towers of the model declare frame maps (matchmaps are defined)."""
+    return template.speech_capabilities.has_map and template.image_capabilities.has_map
 
 
-def quantiser_positions(config) -> list[int]:
-    """1-based positions (1 after conv1, 2..5 after layer1..4) of a ResDAVEnet's enabled quantisers."""
-    if config.model.speech_encoder != "resdavenet":
-        return []
-    return [k + 1 for k, on in enumerate(config.model.speech.get("vq_on", ())) if on]
-
-
-def frame_clock(recipe: str, position: int = NUM_HALVINGS + 1) -> tuple[float, float]:
-    """(frame_shift, frame_offset) seconds of a map at `position` (see the module docstring)."""
-    if not 1 <= position <= NUM_HALVINGS + 1:
-        raise ValueError(f"position must be in [1, {NUM_HALVINGS + 1}], got {position}.")
-    shift = 0.01 * 2 ** (position - 1)
-    return shift, activations_lib.feature_frame_offset(recipe) - shift / 2
-
-
-@functools.cache
-def _jitted(template):
-    def merge(params, state):
-        return template.merge(params, state)
-
-    @jax.jit
-    def speech(params, state, features, mask):
-        out = merge(params, state).encode_speech(features, mask)
-        return {k: out[k] for k in ("embedding", "map", "map_mask") if k in out}
-
-    @jax.jit
-    def image(params, state, images):
-        out = merge(params, state).encode_image(images)
-        return out["map"], out["map_mask"]
-
-    @jax.jit
-    def codes(params, state, features, mask):
-        _, _, aux = merge(params, state).speech_encoder.encode(features, mask)
-        return {k: v["codes"] for k, v in aux.items() if k.startswith("quant")}
-
-    return speech, image, codes
+def frame_clock(recipe: str, clock: FrameClock) -> tuple[float, float]:
+    """(frame_shift, frame_offset) seconds of a map on `clock` (see the module docstring)."""
+    shift = 0.01 * clock.stride
+    return shift, activations_lib.feature_frame_offset(recipe) + 0.01 * (clock.kernel - 1) / 2 - shift / 2
 
 
 class ModelFns:
     """The callables of the part-C `run_*` functions for one set of parameters (eval mode)."""
 
-    def __init__(self, template, params, model_state, recipe: str, settings: MapSettings):
-        self.params, self.state, self.settings = params, model_state, settings
-        self._speech, self._image, self._codes = _jitted(template)
-        self.pad_value = audio_features.pad_value(recipe)
-
-    def _pad(self, x: np.ndarray, mask: np.ndarray | None = None):
-        """Pads the batch to a multiple of batch_size with copies of row 0 (and time to pad_frames)."""
-        b = x.shape[0]
-        rows = -(-b // self.settings.batch_size) * self.settings.batch_size
-        take = np.concatenate([np.arange(b), np.zeros(rows - b, np.int64)])
-        if mask is None:
-            return x[take]
-        t = -(-x.shape[1] // self.settings.pad_frames) * self.settings.pad_frames
-        xp = np.full((b, t, x.shape[2]), self.pad_value, np.float32)
-        mp = np.zeros((b, t), bool)
-        xp[:, :x.shape[1]], mp[:, :x.shape[1]] = x, mask
-        return xp[take], mp[take]
-
-    def _run_speech(self, features, mask) -> dict:
-        b = len(features)
-        x, m = self._pad(np.asarray(features, np.float32), np.asarray(mask, bool))
-        return {k: np.asarray(v)[:b] for k, v in self._speech(self.params, self.state, x, m).items()}
+    def __init__(self, template, params, model_state, featurizer: audio_features.Featurizer,
+                 settings: MapSettings):
+        self.template, self.featurizer = template, featurizer
+        self.runner = inference.PaddedRunner(template, params, model_state, featurizer,
+                                             batch_size=settings.batch_size, pad_frames=settings.pad_frames)
 
     def audio_maps(self, features, mask):
         """features [B, T, F] f32, mask [B, T] bool -> (maps [B, T', D] f32, mask [B, T'] bool)."""
-        out = self._run_speech(features, mask)
+        out = self.runner.speech(features, mask)
         return out["map"], out["map_mask"]
 
     def image_maps(self, images):
         """images uint8 [B, S, S, 3] -> (maps [B, H, W, D] f32, mask [B, H, W] bool)."""
-        b = len(images)
-        fmap, fmask = self._image(self.params, self.state, self._pad(np.asarray(images)))
-        return np.asarray(fmap)[:b], np.asarray(fmask)[:b]
+        out = self.runner.image(images)
+        return out["map"], out["map_mask"]
 
     def embed(self, features, mask):
         """features [B, T, F] f32, mask [B, T] bool -> [B, E] f32 unit-norm utterance embeddings."""
-        return self._run_speech(features, mask)["embedding"]
+        return self.runner.speech(features, mask)["embedding"]
 
-    def codes_fn(self, position: int):
-        """`run_vq_units`' callable for quantiser `position`: -> (codes [B, T_K] int32, mask [B, T_K] bool)."""
+    def codes_fn(self, name: str):
+        """`run_vq_units`' callable for the quantiser `name` ("quantK"; `capabilities.quantizers`):
+        -> (codes [B, T_K] int32, mask [B, T_K] bool)."""
+        clock = dict(self.template.speech_capabilities.quantizers)[name]
+        halvings = clock.stride.bit_length() - 1
+
         def fn(features, mask):
-            b = len(features)
-            x, m = self._pad(np.asarray(features, np.float32), np.asarray(mask, bool))
-            codes = np.asarray(self._codes(self.params, self.state, x, m)[f"quant{position}"])[:b]
-            lengths = np.asarray(downsampled_lengths(np.asarray(mask).sum(axis=1), position - 1))
+            codes = self.runner.codes(features, mask)[name]
+            lengths = np.asarray(downsampled_lengths(np.asarray(mask).sum(axis=1), halvings))
             return codes, np.arange(codes.shape[1])[None, :] < lengths[:, None]
         return fn
 
 
 def model_fns(template, trained_params, config, settings: MapSettings) -> dict[str, ModelFns]:
     """{"trained", "random"} -> ModelFns (random: initial params and initial model state)."""
-    recipe = config.features.recipe
-    return {"trained": ModelFns(template, trained_params, template.model_state, recipe, settings),
-            "random": ModelFns(template, template.initial_params, template.initial_model_state, recipe, settings)}
+    featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
+    return {"trained": ModelFns(template, trained_params, template.model_state, featurizer, settings),
+            "random": ModelFns(template, template.initial_params, template.initial_model_state, featurizer,
+                               settings)}
 
 
 def load_examples(config, split: str, max_utterances: int) -> list[dict]:
@@ -196,14 +149,14 @@ def _shifted(field, key: str, delta: float) -> dict:
             "end": np.asarray(field["end"], np.float64) + delta}
 
 
-def applicability(name: str, config, examples: Sequence[dict]) -> str | None:
-    """Why analysis `name` cannot run on this model/corpus, or None when it can."""
-    if name == "vq_units" and not quantiser_positions(config):
+def applicability(name: str, template, config, examples: Sequence[dict]) -> str | None:
+    """Why analysis `name` cannot run on this model (what its towers declare) and corpus, or None
+    when it can."""
+    if name == "vq_units" and not template.speech_capabilities.quantizers:
         return f"speech encoder {config.model.speech_encoder!r} has no quantisers (config.model.speech.vq_on)"
     if name in ("localization", "lexicon", "heatmaps"):
-        if not is_frame_map(config):
-            return (f"needs frame-map towers (speech {sorted(dual_encoder.FRAME_MAP_SPEECH_ENCODERS)}, image "
-                    f"{sorted(dual_encoder.FRAME_MAP_IMAGE_ENCODERS)}); this run has "
+        if not is_frame_map(template):
+            return (f"needs frame-map towers (speech and image encoders that output maps); this run has "
                     f"{config.model.speech_encoder!r} + {config.model.image_encoder!r}")
         if config.dataset.image_key != "image":
             return f"the run reads precomputed image vectors ({config.dataset.image_key!r}), not pixels"
@@ -212,10 +165,11 @@ def applicability(name: str, config, examples: Sequence[dict]) -> str | None:
 
 
 def _run_one(name, fns: ModelFns, config, examples, settings: MapSettings, output_dir, which) -> dict | list:
-    featurize = input_pipeline.make_featurizer(config.features.recipe)
-    shift, offset = frame_clock(config.features.recipe)
-    common = dict(featurize=featurize, batch_size=settings.batch_size)
-    maps = dict(frame_shift=shift, frame_offset=offset, **common)
+    caps = fns.template.speech_capabilities
+    common = dict(featurizer=fns.featurizer, batch_size=settings.batch_size)
+    if name in ("localization", "lexicon", "heatmaps"):
+        shift, offset = frame_clock(config.features.recipe, caps.map_clock)
+        maps = dict(frame_shift=shift, frame_offset=offset, **common)
     if name == "localization":
         return localization.run_localization(fns.audio_maps, fns.image_maps, examples, **maps)
     if name == "lexicon":
@@ -227,12 +181,12 @@ def _run_one(name, fns: ModelFns, config, examples, settings: MapSettings, outpu
                                      max_examples=settings.heatmap_examples, **maps)
     if name == "vq_units":
         out = {}
-        for k in quantiser_positions(config):
-            shift, offset = frame_clock(config.features.recipe, k)
+        for q, clock in caps.quantizers:
+            shift, offset = frame_clock(config.features.recipe, clock)
             views = [{"audio": ex["audio"], "phones": _shifted(ex["phones"], "phone", -offset),
                       "words": _shifted(ex["words"], "word", -offset)} for ex in examples]
-            out[f"quant{k}"] = {**vq_units.run_vq_units(fns.codes_fn(k), views, frame_shift=shift, **common),
-                                "frame_shift": shift}
+            out[q] = {**vq_units.run_vq_units(fns.codes_fn(q), views, frame_shift=shift, **common),
+                      "frame_shift": shift}
         return out
     sick = None
     if settings.sick_data_dir:
@@ -253,8 +207,9 @@ def run_map_analyses(fns: dict[str, ModelFns], config, examples: Sequence[dict],
     {"error": message} for that model.
     """
     out = {}
+    template = fns["trained"].template
     for name in (a for a in MAP_ANALYSES if a in analyses):
-        reason = applicability(name, config, examples)
+        reason = applicability(name, template, config, examples)
         if reason:
             out[name] = {"not_applicable": reason}
             continue
@@ -266,7 +221,8 @@ def run_map_analyses(fns: dict[str, ModelFns], config, examples: Sequence[dict],
                 logging.warning("%s (%s) failed: %s", name, which, e)
                 entry[which] = {"error": str(e)}
         if name in ("localization", "lexicon", "heatmaps"):
-            entry["frame_shift"], entry["frame_offset"] = frame_clock(config.features.recipe)
+            entry["frame_shift"], entry["frame_offset"] = frame_clock(config.features.recipe,
+                                                                      template.speech_capabilities.map_clock)
         if name == "semantics" and not settings.sick_data_dir:
             entry["sick"] = "not run: pass --sick_data_dir (a TFDS data_dir with spoken_sick built)"
         entry["seconds"] = round(time.perf_counter() - clock, 2)

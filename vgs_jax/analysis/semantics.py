@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import stats
 
+from vgs_jax import audio_features
+
 STOP_WORDS = frozenset(
     "a an the and or but of to in on at by for with from into onto over under above below is are was "
     "were be been being am it its this that these those there here he she they we you i his her their "
@@ -195,22 +197,21 @@ def retrieval_relatedness(similarity, query_texts: Sequence, candidate_texts: Se
     return {**res, "k": k, "num_queries": int(sim.shape[0])}
 
 
-def _embed_all(embed_fn: Callable, examples: Sequence[dict], audio_key: str, featurize: Callable,
-               batch_size: int) -> np.ndarray:
-    from vgs_jax.analysis import localization  # pylint: disable=import-outside-toplevel
-    views = [{"audio": ex[audio_key]} for ex in examples]
-    return np.concatenate([np.asarray(embed_fn(b["features"], b["mask"]), np.float64)
-                           for b in localization.batched_features(views, featurize, batch_size)])
+def _embed_all(embed_fn: Callable, examples: Sequence[dict], audio_key: str,
+               featurizer: audio_features.Featurizer, batch_size: int) -> np.ndarray:
+    from vgs_jax import inference  # pylint: disable=import-outside-toplevel
+    return np.concatenate([np.asarray(embed_fn(b["features"], b["mask"]), np.float64) for b in
+                           inference.feature_batches(examples, featurizer, batch_size, audio_key=audio_key)])
 
 
-def run_semantics(embed_fn: Callable, *, featurize: Callable, sick_examples: Sequence[dict] | None = None,
+def run_semantics(embed_fn: Callable, *, featurizer: audio_features.Featurizer, sick_examples: Sequence[dict] | None = None,
                   caption_examples: Sequence[dict] | None = None, word_vectors_path: str | None = None,
                   k: int = 5, batch_size: int = 16, seed: int = 0) -> dict:
     """Semantic report: SICK correlation and/or relatedness of retrieved captions.
 
     Args:
       embed_fn: ``(features [B, T, F] float32, mask [B, T] bool) -> [B, D]`` utterance embeddings.
-      featurize: ``waveform int16 [n] -> float32 [T, F]``.
+      featurizer: ``waveform int16 [n] -> float32 [T, F]`` with its pad value (`audio_features.Featurizer`).
       sick_examples: spoken_sick examples ("audio_a", "audio_b", "relatedness").
       caption_examples: examples with "audio" and "text" (e.g. a spoken_shapes split).
       word_vectors_path: word2vec text file; default: PPMI-SVD vectors trained on the captions.
@@ -221,11 +222,11 @@ def run_semantics(embed_fn: Callable, *, featurize: Callable, sick_examples: Seq
         raise ValueError("run_semantics needs sick_examples and/or caption_examples")
     report = {}
     if sick_examples is not None:
-        a = _embed_all(embed_fn, sick_examples, "audio_a", featurize, batch_size)
-        b = _embed_all(embed_fn, sick_examples, "audio_b", featurize, batch_size)
+        a = _embed_all(embed_fn, sick_examples, "audio_a", featurizer, batch_size)
+        b = _embed_all(embed_fn, sick_examples, "audio_b", featurizer, batch_size)
         report["sick"] = pair_similarity_correlation(a, b, [float(ex["relatedness"]) for ex in sick_examples])
     if caption_examples is not None:
-        z = _embed_all(embed_fn, caption_examples, "audio", featurize, batch_size)
+        z = _embed_all(embed_fn, caption_examples, "audio", featurizer, batch_size)
         z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
         texts = [ex["text"] for ex in caption_examples]
         vectors = (load_word_vectors(word_vectors_path) if word_vectors_path

@@ -34,10 +34,10 @@ Word-level analyses outside the layer table (`report["attention_words"]`, `repor
   ``gating_fractions`` of the word (`gating`); needs the model, so only `analyze_workdir` runs it,
   and only on corpora with object labels (spoken_shapes; otherwise it is in ``report["not_applicable"]``).
 
-The layer analyses (`LAYER_ANALYSES`) need per-layer frame outputs, which the encoders in
-`activations.FRAME_OUTPUT_ENCODERS` have (platalea_gru, speech2image, rhn, transformer: one conv
-frame clock; davenet, resdavenet: every stage repeated back to the 10 ms input rate); for other
-encoders `analyze_workdir` reports them as not applicable (``report["layer_analyses"]``). The matchmap, VQ-unit and semantic analyses
+The layer analyses (`LAYER_ANALYSES`) need per-layer frame outputs, which a speech encoder
+declares in its `capabilities` (platalea_gru, speech2image, rhn, transformer: one conv frame
+clock; davenet, resdavenet: every stage repeated back to the 10 ms input rate); for an encoder
+that declares none `analyze_workdir` reports them as not applicable (``report["layer_analyses"]``). The matchmap, VQ-unit and semantic analyses
 (`map_analyses.MAP_ANALYSES`) run on the model itself; see `vgs_jax.analysis.map_analyses`.
 
 `ANALYSES` names what `analyses=` (and `analyze --analyses`) can select; "probes" is the local and
@@ -410,15 +410,15 @@ def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str 
               "not_applicable": not_applicable,
               "settings": dataclasses.asdict(settings), "seconds": {}, "layers": [], "trained": {}, "random": {}}
     layer, meta, examples = [a for a in analyses if a in LAYER_ANALYSES], None, None
-    if layer and config.model.speech_encoder in activations_lib.FRAME_OUTPUT_ENCODERS:
+    if layer and template.speech_capabilities.frame_outputs:
         _, _, acts, report["cache_reused"] = activations_lib.load_or_extract(
             workdir, checkpoint=checkpoint, split=split, max_utterances=max_utterances, models=models)
         report.update({**run_suite(acts, settings, layer), "analyses": analyses})
         meta = acts["trained"].meta
     elif layer:
         report["layer_analyses"] = {"not_applicable": (
-            f"{layer} need per-layer frame outputs, which only {list(activations_lib.FRAME_OUTPUT_ENCODERS)} "
-            f"speech encoders provide; this run uses {config.model.speech_encoder!r}")}
+            f"{layer} need per-layer frame outputs, which this run's speech encoder "
+            f"{config.model.speech_encoder!r} does not declare")}
     if meta is None and any(a in analyses for a in ("gating",) + map_analyses.MAP_ANALYSES):
         examples = map_analyses.load_examples(config, split, max_utterances)
         report["num_utterances"] = len(examples)

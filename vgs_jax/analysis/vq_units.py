@@ -28,6 +28,8 @@ from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
+from vgs_jax import audio_features
+from vgs_jax import inference
 from vgs_jax.analysis import probes
 
 STOP_WORDS = frozenset({
@@ -218,7 +220,7 @@ def bitrate(codes: Sequence, durations: Sequence[float], mode: str = "lossy_rle"
     return float(n / durations.sum() * -np.sum(p * np.log2(p)))
 
 
-def run_vq_units(codes_fn: Callable, examples: Sequence[dict], *, featurize: Callable,
+def run_vq_units(codes_fn: Callable, examples: Sequence[dict], *, featurizer: audio_features.Featurizer,
                  frame_shift: float, frame_offset: float = 0.0, batch_size: int = 16) -> dict:
     """VQ unit report of one quantiser over dataset examples with alignments (e.g. spoken_shapes).
 
@@ -226,14 +228,14 @@ def run_vq_units(codes_fn: Callable, examples: Sequence[dict], *, featurize: Cal
       codes_fn: ``(features [B, T, F] float32, mask [B, T] bool) -> (codes [B, T'] int,
         mask [B, T'] bool)``, e.g. ``ResDavenet.encode``'s ``aux["quant3"]["codes"]`` and frame mask.
       examples: dicts with "audio" (int16 [n] at 16 kHz), "phones" and "words" (TFDS sequences).
-      featurize: ``waveform int16 [n] -> float32 [T, F]`` (``input_pipeline.make_featurizer``).
+      featurizer: ``waveform int16 [n] -> float32 [T, F]`` with its pad value (``audio_features.Featurizer``).
       frame_shift: seconds per code frame (0.01 x the quantiser's downsampling factor).
     Returns:
       {"phones": code_phone_scores, "words": code_word_f1, "bitrate": {mode: bits/s}}.
     """
     from vgs_jax.analysis import localization  # pylint: disable=import-outside-toplevel
     codes, phones, words, durations = [], [], [], []
-    for batch in localization.batched_features(examples, featurize, batch_size):
+    for batch in inference.feature_batches(examples, featurizer, batch_size):
         out_codes, out_mask = (np.asarray(x) for x in codes_fn(batch["features"], batch["mask"]))
         for r, ex in enumerate(batch["examples"]):
             codes.append(out_codes[r][out_mask[r].astype(bool)].astype(np.int64))
