@@ -51,13 +51,15 @@ def test_run_heatmaps_with_stub_encoders(tmp_path):
     def featurize(wav):
         return np.zeros((len(wav) // 160, 2), np.float32)
 
+    featurizer = Featurizer(featurize, pad_value=0.0, num_features=2)
+
     def audio_maps_fn(x, mask):
         return np.ones((x.shape[0], 6, 3)), np.ones((x.shape[0], 6), bool)
 
     def image_maps_fn(images):
         return np.ones((images.shape[0], 4, 4, 3)), np.ones((images.shape[0], 4, 4), bool)
 
-    paths = heatmaps.run_heatmaps(audio_maps_fn, image_maps_fn, examples, str(tmp_path), featurizer=Featurizer(featurize, pad_value=0.0, num_features=2),
+    paths = heatmaps.run_heatmaps(audio_maps_fn, image_maps_fn, examples, str(tmp_path), featurizer=featurizer,
                                   max_examples=2)
     assert [p.rsplit("/", 1)[1] for p in paths] == ["heatmap_7.png", "heatmap_8.png"]
     assert all((tmp_path / p.rsplit("/", 1)[1]).stat().st_size > 1000 for p in paths)

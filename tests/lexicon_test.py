@@ -106,6 +106,8 @@ def test_run_lexicon_with_stub_encoders():
     def featurize(wav):
         return np.full((10 + int(wav[0]) % 2, 1), wav[0], np.float32)  # ragged lengths get padded
 
+    featurizer = Featurizer(featurize, pad_value=0.0, num_features=1)
+
     def audio_maps_fn(x, mask):
         ks = x[:, 0, 0].astype(int)
         maps = np.zeros((len(ks), 12, D))
@@ -118,7 +120,7 @@ def test_run_lexicon_with_stub_encoders():
         ks = images[:, 0, 0, 0].astype(int)
         return np.stack([pairs[k][0] for k in ks]), np.ones((len(ks), 4, 4), bool)
 
-    report = lex.run_lexicon(audio_maps_fn, image_maps_fn, examples, featurizer=Featurizer(featurize, pad_value=0.0, num_features=1),
+    report = lex.run_lexicon(audio_maps_fn, image_maps_fn, examples, featurizer=featurizer,
                              num_clusters=3, batch_size=4, peaks_per_pair=2)
     assert report["word_purity"] == 1.0 and report["object_purity"] == 1.0
     assert report["num_groundings"] == 12 and "assignments" not in report

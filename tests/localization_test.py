@@ -116,6 +116,8 @@ def test_run_localization_with_stub_encoders():
     def featurize(wav):
         return np.zeros((len(wav) // 16, 2), np.float32)
 
+    featurizer = Featurizer(featurize, pad_value=0.0, num_features=2)
+
     def audio_maps_fn(x, mask):
         return np.repeat(audio[None], x.shape[0], 0), mask
 
@@ -126,7 +128,7 @@ def test_run_localization_with_stub_encoders():
         mask[:, :4, :4] = True
         return padded, mask
 
-    report = loc.run_localization(audio_maps_fn, image_maps_fn, examples, featurizer=Featurizer(featurize, pad_value=0.0, num_features=2), batch_size=2)
+    report = loc.run_localization(audio_maps_fn, image_maps_fn, examples, featurizer=featurizer, batch_size=2)
     # spoken_shapes: SHAPES[0] = circle, SHAPES[1] = square, COLORS[0] = red, COLORS[4] = blue
     assert report["n"] == 12 and report["accuracy"] == 1.0
     assert set(report["per_word"]) == {"red", "circle", "blue", "square"}

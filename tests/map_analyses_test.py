@@ -114,8 +114,9 @@ def test_model_fns_match_the_model_run_directly(vq_workdir):
         np.testing.assert_array_equal(codes[r, :slow], np.asarray(direct["vq_stats"]["quant2"]["codes"][0, :slow]))
     rand, _ = fns["random"].audio_maps(batch["features"], batch["mask"])
     assert not np.allclose(rand[0, :2], maps[0, :2])
-    assert fns["random"].params is template.initial_params and fns["random"].state is template.initial_model_state
-    assert fns["trained"].params is params and fns["trained"].state is template.model_state
+    random = fns["random"].runner
+    assert random.params is template.initial_params and random.state is template.initial_model_state
+    assert fns["trained"].runner.params is params and fns["trained"].runner.state is template.model_state
 
 
 def test_analyze_binary_runs_every_map_analysis(vq_workdir, tmp_path, capsys):

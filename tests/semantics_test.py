@@ -117,6 +117,8 @@ def test_run_semantics_with_stub_embedder():
     def featurize(wav):
         return wav[None].astype(np.float32)
 
+    featurizer = Featurizer(featurize, pad_value=0.0, num_features=2)
+
     def embed_fn(x, mask):
         out = []
         for kind, val in x[:, 0]:
@@ -128,9 +130,9 @@ def test_run_semantics_with_stub_embedder():
                 out.append([1.0, 0.0] if val < 2 else [0.0, 1.0])
         return np.array(out)
 
-    report = sem.run_semantics(embed_fn, featurizer=Featurizer(featurize, pad_value=0.0, num_features=2), sick_examples=sick, caption_examples=captions,
+    report = sem.run_semantics(embed_fn, featurizer=featurizer, sick_examples=sick, caption_examples=captions,
                                k=1, batch_size=3)
     assert report["sick"]["pearson"] == pytest.approx(1.0, abs=1e-3) and report["sick"]["n"] == 8
     assert report["retrieval"]["top_k"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="sick_examples and/or caption_examples"):
-        sem.run_semantics(embed_fn, featurizer=Featurizer(featurize, pad_value=0.0, num_features=2))
+        sem.run_semantics(embed_fn, featurizer=featurizer)

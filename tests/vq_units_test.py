@@ -143,6 +143,8 @@ def test_run_vq_units_with_stub_codes():
     def featurize(wav):
         return np.zeros((len(wav) // 160, 3), np.float32)
 
+    featurizer = Featurizer(featurize, pad_value=0.0, num_features=3)
+
     def codes_fn(x, mask):
         t = x.shape[1] // 4
         out = np.zeros((x.shape[0], t), np.int32)
@@ -153,6 +155,6 @@ def test_run_vq_units_with_stub_codes():
         return out, m
 
     batch_examples = examples  # batch_size covers all examples
-    res = vq.run_vq_units(codes_fn, examples, featurizer=Featurizer(featurize, pad_value=0.0, num_features=3), frame_shift=0.04, batch_size=8)
+    res = vq.run_vq_units(codes_fn, examples, featurizer=featurizer, frame_shift=0.04, batch_size=8)
     assert res["phones"]["purity"] == 1.0 and res["phones"]["num_phones"] == 4
     assert set(res["bitrate"]) == set(vq.BITRATE_MODES) and res["words"]["num_words"] == 1

@@ -9,8 +9,9 @@ keeps, per utterance, the valid frames of every layer ("conv", "gru_0" / "rnn_0"
 DAVEnet "conv1".."conv5", ResDAVEnet "conv1", "layer1".."layer4"), the pooled vector ("pooled":
 attention pooling, or DAVEnet's L2-normalised mean), the frame-level attention of the pooling (the
 mean over dimensions of the vectorial attention weights, see `attention_words`; None for encoders
-that declare no attention, i.e. DAVEnet/ResDAVEnet), the frame times and the alignments. The "random" model is the initial parameters with the initial model state
-(fresh BatchNorm statistics and codebooks), the trained one the checkpoint's.
+that declare no attention, i.e. DAVEnet/ResDAVEnet), the frame times and the alignments.
+The "random" model is the initial parameters with the initial model state (fresh BatchNorm
+statistics and codebooks), the trained one the checkpoint's.
 `load_or_extract` caches the result in `workdir/analysis/activations_<which>_<split>.npz` and
 reuses it when its key matches.
 

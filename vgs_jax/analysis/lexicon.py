@@ -147,7 +147,8 @@ def cluster_groundings(groundings: Sequence[dict], num_clusters: int, *, seed: i
 
 
 def run_lexicon(audio_maps_fn: Callable, image_maps_fn: Callable, examples: Sequence[dict], *,
-                featurizer: audio_features.Featurizer, num_clusters: int = 20, object_label: Callable[[Mapping, int], str] | None = None,
+                featurizer: audio_features.Featurizer, num_clusters: int = 20,
+                object_label: Callable[[Mapping, int], str] | None = None,
                 frame_shift: float = loc.DEFAULT_FRAME_SHIFT, frame_offset: float = 0.0, batch_size: int = 16,
                 seed: int = 0, **peak_options) -> dict:
     """Lexicon discovery report over examples with "audio", "image", "words" and "objects".

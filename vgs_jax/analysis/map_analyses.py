@@ -3,8 +3,9 @@
 The array-level modules (`localization`, `lexicon`, `vq_units`, `heatmaps`, `semantics`) take
 callables; `ModelFns` builds them from a checkpoint's `Template` and parameters
 (`inference.PaddedRunner`: batches are padded to a multiple of `batch_size` rows and the time axis
-to a multiple of `pad_frames` so few shapes compile). "random" is the same model at initialisation: `template.initial_params`
-with `template.initial_model_state` (fresh BatchNorm statistics and codebooks).
+to a multiple of `pad_frames` so few shapes compile). "random" is the same model at
+initialisation: `template.initial_params` with `template.initial_model_state` (fresh BatchNorm
+statistics and codebooks).
 
 Applicability (an entry is ``{"not_applicable": reason}`` otherwise, never an error):
 

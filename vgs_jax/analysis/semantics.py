@@ -204,7 +204,8 @@ def _embed_all(embed_fn: Callable, examples: Sequence[dict], audio_key: str,
                            inference.feature_batches(examples, featurizer, batch_size, audio_key=audio_key)])
 
 
-def run_semantics(embed_fn: Callable, *, featurizer: audio_features.Featurizer, sick_examples: Sequence[dict] | None = None,
+def run_semantics(embed_fn: Callable, *, featurizer: audio_features.Featurizer,
+                  sick_examples: Sequence[dict] | None = None,
                   caption_examples: Sequence[dict] | None = None, word_vectors_path: str | None = None,
                   k: int = 5, batch_size: int = 16, seed: int = 0) -> dict:
     """Semantic report: SICK correlation and/or relatedness of retrieved captions.

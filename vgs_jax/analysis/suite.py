@@ -37,8 +37,9 @@ Word-level analyses outside the layer table (`report["attention_words"]`, `repor
 The layer analyses (`LAYER_ANALYSES`) need per-layer frame outputs, which a speech encoder
 declares in its `capabilities` (platalea_gru, speech2image, rhn, transformer: one conv frame
 clock; davenet, resdavenet: every stage repeated back to the 10 ms input rate); for an encoder
-that declares none `analyze_workdir` reports them as not applicable (``report["layer_analyses"]``). The matchmap, VQ-unit and semantic analyses
-(`map_analyses.MAP_ANALYSES`) run on the model itself; see `vgs_jax.analysis.map_analyses`.
+that declares none `analyze_workdir` reports them as not applicable (``report["layer_analyses"]``).
+The matchmap, VQ-unit and semantic analyses (`map_analyses.MAP_ANALYSES`) run on the model
+itself; see `vgs_jax.analysis.map_analyses`.
 
 `ANALYSES` names what `analyses=` (and `analyze --analyses`) can select; "probes" is the local and
 global phone probes. Each analysis reads example fields (`data_fields.FIELDS`: phone/word
