@@ -175,8 +175,9 @@ def warm_start_variables(template: dual_encoder.Template, workdir: str, checkpoi
                                 "finished run.")
     with checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
         step, old_params, old_state = ckpt.restore_model_variables(checkpoint)
-    params, copied, fresh = vq.warm_start(template.initial_params, old_params)
-    model_state, copied_state, fresh_state = vq.warm_start(template.initial_model_state, old_state)
+    params, copied, fresh = checkpointing.fit_tree(template.initial_params, old_params, partial=True)
+    model_state, copied_state, fresh_state = checkpointing.fit_tree(
+        template.initial_model_state, old_state, partial=True)
     if not copied:
         raise checkpointing.CheckpointError(
             f"config.init_from={workdir}: no parameter of its step-{step} checkpoint fits this model; check "

@@ -209,8 +209,8 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
     n = min(max_utterances, len(source))
     head = _Head(source, n)
     mesh = input_pipeline.data_mesh()
+    # Any batch size: make_eval_batches pads it with masked rows (input_pipeline.padded_batch_size).
     batch_size = batch_size or config.eval_batch_size
-    batch_size = -(-batch_size // mesh.size) * mesh.size
     run = _frame_fn(template)
     frames: dict[str, list[np.ndarray]] = {}
     pooled, attention = [], []
