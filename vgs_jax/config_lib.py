@@ -86,7 +86,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.dtype = "float32"  # compute dtype: float32, bfloat16 or float16 (params stay float32)
 
     c.loss = ml_collections.ConfigDict()
-    c.loss.name = "platalea_hinge"  # key of losses.LOSSES
+    c.loss.name = "platalea_hinge"  # key of objectives.registry.OBJECTIVES
     c.loss.margin = 0.2  # hinge margin (hinge losses)
     c.loss.exclude_same_image = False  # True: captions of the same image are not negatives (embedding losses)
     c.loss.chunked = False  # sigmoid: ppermute ring over devices, per-device logits stay (B/D)^2

@@ -18,7 +18,7 @@ from vgs_jax import audio_features
 from vgs_jax import checkpointing
 from vgs_jax import input_pipeline
 from vgs_jax import retrieval
-from vgs_jax import similarity as similarity_lib
+from vgs_jax.objectives import similarity as similarity_lib
 from vgs_jax.models import dual_encoder
 
 SCORE_BLOCK = 512
