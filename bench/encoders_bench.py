@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from vgs_jax import audio_features  # noqa: E402
 from vgs_jax import config_lib  # noqa: E402
-from vgs_jax import losses  # noqa: E402
+from vgs_jax.objectives import losses  # noqa: E402
 from vgs_jax.models import dual_encoder  # noqa: E402
 from vgs_jax.models import registry  # noqa: E402
 from flax import nnx  # noqa: E402

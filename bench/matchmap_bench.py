@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vgs_jax import matchmap
+from vgs_jax.objectives import matchmap
 
 
 def main():

@@ -1,6 +1,6 @@
 """Throughput of one jitted train step of the platalea dual encoder (forward + backward + Adam).
 
-The loss is `vgs_jax.losses.platalea_hinge_loss`; images are precomputed 2048-d features
+The loss is `vgs_jax.objectives.losses.platalea_hinge_loss`; images are precomputed 2048-d features
 through the linear image encoder, as in platalea. Sizes:
 
   platalea  in 39, conv 64 (no bias), 4 BiGRU layers x 1024/direction, attention 128;
@@ -32,7 +32,7 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vgs_jax import losses  # noqa: E402
+from vgs_jax.objectives import losses  # noqa: E402
 from vgs_jax.models.dual_encoder import build_dual_encoder  # noqa: E402
 
 SIZES = {

@@ -1,1 +1,121 @@
-"""Training configs (`--config=configs/NAME.py[:arg]`); installed with vgs_jax as `vgs_jax.configs`."""
+"""Training configs (`--config=configs/NAME.py[:arg]`); installed with vgs_jax as `vgs_jax.configs`.
+
+This package file holds the recipe builders the config files share (`from vgs_jax import configs`):
+each returns a `config_lib.base_config()` set up for one family of corpora and models, which a
+config file then finishes.
+"""
+
+import ml_collections
+
+from vgs_jax import config_lib
+
+
+def platalea_corpus_config(dataset_name: str) -> ml_collections.ConfigDict:
+    """platalea's recipe (`base_config`) on a manual-download corpus with precomputed image vectors
+    (Flickr8K Audio, SpokenCOCO); built from the manual dir on first use, or names what is missing."""
+    config = config_lib.base_config()
+    config.dataset.name = dataset_name
+    config.dataset.build_if_missing = True
+    config.dataset.image_key = "image_features"
+    config.dataset.eval_split = "validation"
+    config.model.image_encoder = "linear"
+    config.model.image.input_dim = 2048
+    return config
+
+
+def places_config(*, language: str = "english") -> ml_collections.ConfigDict:
+    """DAVEnet-family data set-up (anchor §2.1, §2.8, §3.1): Places audio captions with pixels,
+    40-d log-mel spectrograms capped at 2048 frames; each config then sets model and optimizer."""
+    config = config_lib.base_config()
+    config.dataset.name = f"places_audio/{language}"
+    config.dataset.build_if_missing = True  # builds from the manual dir, or names the missing files
+    config.dataset.image_key = "image"
+    config.features.recipe = "davenet_logmel"
+    config.features.max_frames = 2048
+    config.features.bucket_boundaries = (512, 1024, 1536, 2048)
+    config.model.similarity = "MISA"
+    config.loss.name = "sampled_impostor_hinge"
+    config.loss.margin = 1.0
+    config.eval_every_steps = 5000
+    config.checkpoint_every_steps = 5000
+    return config
+
+
+def vq_positions(vq: str) -> tuple[bool, ...]:
+    """"23" -> (False, True, True, False, False): ResDAVEnet-VQ quantiser positions 1-5 as flags."""
+    if set(vq) - set("12345"):
+        raise ValueError(f"vq={vq!r} must be digits 1-5 (quantiser positions: 1 after conv1, 2-5 after "
+                         "layer1-layer4), e.g. vq=23.")
+    return tuple(str(i) in vq for i in range(1, 6))
+
+
+def places_resdavenet_config(*, tiny: bool, vq: str) -> ml_collections.ConfigDict:
+    """configs/places_resdavenet*.py: the ResDAVEnet(-VQ) recipe (anchor §3) with quantisers at the
+    positions named by the digits of `vq`."""
+    config = places_config()
+    config.seed = 8675309
+    config.model.speech_encoder = "resdavenet"
+    config.model.speech = ml_collections.ConfigDict(dict(
+        widths=(8, 8, 16, 16, 16) if tiny else (128, 256, 256, 512, 1024),
+        depths=(1, 1, 1, 1) if tiny else (2, 2, 2, 2),
+        kernel=9,
+        vq_on=vq_positions(vq),
+        codebook_size=16 if tiny else 1024,
+        vq_decay=0.99,
+        vq_epsilon=1e-8,
+        commitment_cost=1.0,
+        vq_init="normal",
+        jitter=0.12,
+        jitter_mode="reference",
+        length_rounding="floor",
+    ))
+    config.model.image_encoder = "resnet50"
+    config.model.image = ml_collections.ConfigDict(dict(freeze_trunk=False, weights=""))
+    config.model.similarity = "pooled_dot"
+    config.loss.name = "semihard_hinge"
+    config.loss.margin = 1.0
+    config.loss.reference_quirk = True
+    config.optimizer.name = "adam"
+    config.optimizer.lr_max = 2e-4
+    config.optimizer.weight_decay = 5e-7
+    config.optimizer.schedule = "step"
+    config.optimizer.decay_epochs = 3
+    config.optimizer.decay_factor = 0.95
+    config.batch_size = 64
+    config.num_epochs = 150
+    if tiny:
+        config.batch_size = 8
+        config.num_train_steps = 2
+    return config
+
+
+
+def spoken_shapes_config(*, tiny: bool) -> ml_collections.ConfigDict:
+    """Shared set-up of the `configs/shapes_*.py` family: data, image CNN, loss, optimizer, length.
+
+    Sized to train in minutes on 2 CPU cores on `spoken_shapes/small` (generated on first use);
+    `tiny` shrinks everything to seconds on `spoken_shapes/tiny` for tests. Each config then sets
+    its speech encoder in `config.model`.
+    """
+    config = config_lib.base_config()
+    config.dataset.name = "spoken_shapes/tiny" if tiny else "spoken_shapes/small"
+    config.dataset.build_if_missing = True  # generated locally, no download
+    config.features.bucket_boundaries = (256, 512) if tiny else (160, 224, 288, 384, 512)
+    config.features.max_frames = 512  # utterances are 1-4 s
+    config.model.image_encoder = "conv"
+    config.model.image.channels = (8, 16) if tiny else (16, 32, 64, 64)
+    config.loss.name = "platalea_hinge"
+    config.loss.exclude_same_image = True
+    config.num_epochs = 4
+    config.optimizer.schedule = "warmup_cosine"
+    config.optimizer.lr_max = 1e-3
+    config.optimizer.lr_min = 1e-5
+    config.optimizer.warmup_steps = 2 if tiny else 100
+    config.log_every_steps = 2 if tiny else 50
+    config.eval_every_steps = 3 if tiny else 500
+    config.checkpoint_every_steps = 3 if tiny else 500
+    if tiny:
+        config.batch_size = 8
+        config.eval_batch_size = 16
+        config.num_train_steps = 6
+    return config

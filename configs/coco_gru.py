@@ -24,11 +24,12 @@ where it is built.
 """
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.platalea_corpus_config("spoken_coco/raw")
+    config = configs.platalea_corpus_config("spoken_coco/raw")
     if arg.tiny:
         config.dataset.name = "spoken_coco/tiny"
         config.dataset.image_key = "image"

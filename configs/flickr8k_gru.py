@@ -16,11 +16,12 @@ without them training stops at once with a message naming the files it needs.
 """
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.platalea_corpus_config("flickr8k_audio")
+    config = configs.platalea_corpus_config("flickr8k_audio")
     if arg.tiny:
         config.model.speech.hidden = 16
         config.model.speech.num_layers = 1

@@ -16,11 +16,12 @@ platalea's Adam + cyclic schedule is used. `:tiny` shrinks sizes for tests.
 import ml_collections
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.platalea_corpus_config("flickr8k_audio")
+    config = configs.platalea_corpus_config("flickr8k_audio")
     config.model.speech_encoder = "rhn"
     config.model.speech = ml_collections.ConfigDict(dict(
         conv_channels=64, conv_kernel=6, conv_stride=2,

@@ -15,11 +15,12 @@ R@1/5/10 0.084/0.257/0.376, medr 21. `:tiny` for tests.
 import ml_collections
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False, lstm=False)
-    config = config_lib.platalea_corpus_config("flickr8k_audio")
+    config = configs.platalea_corpus_config("flickr8k_audio")
     config.model.speech_encoder = "speech2image"
     config.model.speech = ml_collections.ConfigDict(dict(
         rnn="lstm" if arg.lstm else "gru", conv_bias=True, conv_channels=64, conv_kernel=6, conv_stride=2,

@@ -19,11 +19,12 @@ uses the mean of both directions). `:tiny` shrinks sizes for tests.
 import ml_collections
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.places_config()
+    config = configs.places_config()
     config.model.speech_encoder = "davenet"
     config.model.speech = ml_collections.ConfigDict(dict(length_rounding="floor"))
     config.model.image_encoder = "vgg16"

@@ -17,8 +17,9 @@ only, the unused input BatchNorm omitted. `:tiny` shrinks sizes for tests.
 """
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    return config_lib.places_resdavenet_config(tiny=arg.tiny, vq="")
+    return configs.places_resdavenet_config(tiny=arg.tiny, vq="")

@@ -16,8 +16,9 @@ reference's `--seed-dir`); new codebooks stay fresh. `:tiny` shrinks sizes for t
 """
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False, vq="23")
-    return config_lib.places_resdavenet_config(tiny=arg.tiny, vq=arg.vq)
+    return configs.places_resdavenet_config(tiny=arg.tiny, vq=arg.vq)

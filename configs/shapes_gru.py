@@ -11,11 +11,12 @@ Measured (README): test speech->image R@10 0.855.
 """
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.spoken_shapes_config(tiny=arg.tiny)
+    config = configs.spoken_shapes_config(tiny=arg.tiny)
     speech = config.model.speech
     speech.conv_stride = 3  # 33 frames/s into the GRU: 1.4x faster than stride 2 on CPU
     speech.hidden = 16 if arg.tiny else 128

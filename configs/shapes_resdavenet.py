@@ -16,18 +16,19 @@ on quantisers at those positions (1 = after conv1, 2..5 = after layer1..layer4).
 import ml_collections
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False, vq="")
-    config = config_lib.spoken_shapes_config(tiny=arg.tiny)
+    config = configs.spoken_shapes_config(tiny=arg.tiny)
     config.features.recipe = "davenet_logmel"
     config.model.speech_encoder = "resdavenet"
     config.model.speech = ml_collections.ConfigDict(dict(
         widths=(8, 8, 16, 16, 16) if arg.tiny else (32, 64, 64, 128, 256),
         depths=(1, 1, 1, 1) if arg.tiny else (2, 2, 2, 2),
         kernel=9,
-        vq_on=config_lib.vq_positions(arg.vq),
+        vq_on=configs.vq_positions(arg.vq),
         codebook_size=16 if arg.tiny else 64,
         commitment_cost=1.0,
         jitter=0.12,

@@ -10,11 +10,12 @@ vectorial attention pooling; `:lstm` selects the later master branch's LSTM. Siz
 import ml_collections
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False, lstm=False)
-    config = config_lib.spoken_shapes_config(tiny=arg.tiny)
+    config = configs.spoken_shapes_config(tiny=arg.tiny)
     config.model.speech_encoder = "speech2image"
     config.model.speech = ml_collections.ConfigDict(
         dict(

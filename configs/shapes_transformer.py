@@ -11,11 +11,12 @@ minutes on 2 CPU cores. `:tiny` for tests.
 import ml_collections
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False)
-    config = config_lib.spoken_shapes_config(tiny=arg.tiny)
+    config = configs.spoken_shapes_config(tiny=arg.tiny)
     config.model.speech_encoder = "transformer"
     config.model.speech = ml_collections.ConfigDict(
         dict(

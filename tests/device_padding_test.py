@@ -12,6 +12,8 @@ import pytest
 
 from vgs_jax import audio_features
 from vgs_jax import config_lib
+from vgs_jax import evaluation
+from vgs_jax import inference
 from vgs_jax import input_pipeline
 from vgs_jax import train
 from vgs_jax.models import dual_encoder
@@ -129,3 +131,27 @@ def test_resnet_trunk_batchnorm_statistics_come_from_valid_rows_only(monkeypatch
     for path, a, b in _leaves(stats(plain_trunk), stats(padded_trunk)):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=path)
     assert all(not np.allclose(a, b) for _, a, b in _leaves(initial, stats(padded_trunk)))  # all updated
+
+
+def test_evaluation_pads_any_eval_batch_size_like_training():
+    """Evaluation batches follow training's rule (`input_pipeline.padded_batch_size`: masked padding
+    rows up to a multiple of the device count): eval batch sizes that 8 devices do not divide give
+    the embeddings and metrics of one that they do."""
+    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    template = dual_encoder.Template(train.create_model(config))
+    source = _source(30)
+    num_features = audio_features.num_features(config.features.recipe)
+    featurizer = audio_features.Featurizer(_toy_featurizer(num_features), pad_value=0.0, num_features=num_features)
+    run = lambda fn, batch_size: fn(
+        template, template.initial_params, source, batch_size=batch_size, featurizer=featurizer,
+        features_config=config.features, image_key="image", mesh=input_pipeline.data_mesh())
+    assert [input_pipeline.padded_batch_size(b) for b in (5, 12, 16)] == [8, 16, 16]
+    want = run(inference.embed_split, 16)
+    want_metrics = run(evaluation.evaluate_split, 16)
+    for batch_size in (5, 12, 30):
+        got = run(inference.embed_split, batch_size)
+        for key in ("z_speech", "z_image"):
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=f"{key} at {batch_size}")
+        for key in ("caption_image", "image_id", "caption_id"):
+            np.testing.assert_array_equal(got[key], want[key])
+        assert run(evaluation.evaluate_split, batch_size) == want_metrics

@@ -14,9 +14,9 @@ from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 from vgs_jax import optimizers
 from vgs_jax import retrieval
-from vgs_jax import similarity
 from vgs_jax import train
 from vgs_jax.models import dual_encoder
+from vgs_jax.objectives import similarity
 
 
 def _batch(batch=8, frames=96, features=40, seed=0):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vgs_jax import matchmap as matchmap_lib
+from vgs_jax.objectives import matchmap as matchmap_lib
 from vgs_jax.analysis import localization as loc
 from vgs_jax.audio_features import Featurizer
 

@@ -1,4 +1,4 @@
-"""Tests for the survey's loss family in vgs_jax.losses against slow NumPy loops."""
+"""Tests for the survey's loss family in vgs_jax.objectives against slow NumPy loops."""
 
 import math
 
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh
 
-from vgs_jax import losses
-from vgs_jax import sigmoid_losses
+from vgs_jax.objectives import losses
+from vgs_jax.objectives import registry
+from vgs_jax.objectives import sigmoid as sigmoid_losses
 
 
 def _valid(b, mask):
@@ -167,9 +168,9 @@ def test_semihard_matches_slow(quirk, mask):
     assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(losses.SIMILARITY_LOSSES))
+@pytest.mark.parametrize("name", sorted(registry.SIMILARITY_LOSSES))
 def test_similarity_losses_grads_finite_and_padding_inert(name):
-    fn = losses.get_similarity_loss(name)
+    fn = registry.get_similarity_loss(name)
     sim = _sim(6, 9)
     mask = jnp.array([True, True, True, True, False, False])
     rng = jax.random.key(5)
@@ -183,7 +184,7 @@ def test_similarity_losses_grads_finite_and_padding_inert(name):
     with pytest.raises(ValueError, match="square"):
         fn(sim[:, :5], rng)
     with pytest.raises(ValueError, match="unknown similarity loss"):
-        losses.get_similarity_loss("nope")
+        registry.get_similarity_loss("nope")
 
 
 # ----------------------------------------------------------------- coscos2 and MSE
@@ -314,11 +315,11 @@ def test_sample_impostors_are_the_same_examples_whatever_the_padding():
         np.testing.assert_array_equal(padded[~mask], np.flatnonzero(~mask))  # padding anchors: themselves
 
 
-@pytest.mark.parametrize("name", sorted(losses.SIMILARITY_LOSSES))
+@pytest.mark.parametrize("name", sorted(registry.SIMILARITY_LOSSES))
 def test_similarity_losses_ignore_padding_rows_anywhere(name):
     """Padding rows/columns hold large scores: the loss and its gradient on the real block equal
     those of the unpadded matrix with the same key (same impostors drawn)."""
-    fn = losses.get_similarity_loss(name)
+    fn = registry.get_similarity_loss(name)
     value_and_grad = jax.jit(jax.value_and_grad(lambda s, r, m: fn(s, r, margin=0.5, mask=m)))
     _, mask = _insert_padding(np.zeros(_REAL), 0.0)
     for seed in range(3):

@@ -1,4 +1,4 @@
-"""Tests for vgs_jax.losses against slow NumPy double loops and hand-computed cases."""
+"""Tests for vgs_jax.objectives.losses against slow NumPy double loops and hand-computed cases."""
 
 import math
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vgs_jax import losses
+from vgs_jax.objectives import losses
+from vgs_jax.objectives import registry
 
 
 # ----------------------------------------------------------------- slow references
@@ -126,14 +127,14 @@ def test_hand_cases_b2():
 
 
 # ----------------------------------------------------------------- vs slow loops
-@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+@pytest.mark.parametrize("name", sorted(registry.LOSSES))
 @pytest.mark.parametrize("case", ["plain", "mask", "ids", "mask_ids"])
 def test_matches_slow_loop(name, case):
     b = 7
-    zs, zi = _data(b, seed=sorted(losses.LOSSES).index(name) * 10 + len(case))
+    zs, zi = _data(b, seed=sorted(registry.LOSSES).index(name) * 10 + len(case))
     ids = np.array([0, 1, 1, 2, 3, 3, 3], np.int32) if "ids" in case else None
     mask = np.array([1, 1, 0, 1, 1, 0, 1], bool) if "mask" in case else None
-    got = float(losses.get_loss(name)(zs, zi, image_ids=ids, mask=mask, **KWARGS[name]))
+    got = float(registry.get_loss(name)(zs, zi, image_ids=ids, mask=mask, **KWARGS[name]))
     want = SLOW[name](zs, zi, ids=ids, mask=mask)
     assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
 
@@ -161,21 +162,21 @@ def test_padding_rows_do_not_matter():
     zs2, zi2 = zs.copy(), zi.copy()
     zs2[3:], zi2[4] = 0.0, 0.0
     zi2[3] = 1e3
-    for name, fn in losses.LOSSES.items():
+    for name, fn in registry.LOSSES.items():
         a = float(fn(zs2, zi2, mask=mask, **KWARGS[name]))
         b = float(fn(zs[:3], zi[:3], **KWARGS[name]))
         assert a == pytest.approx(b, rel=1e-5), name
 
 
 # ----------------------------------------------------------------- gradients
-@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+@pytest.mark.parametrize("name", sorted(registry.LOSSES))
 def test_gradients_finite_without_negatives(name):
     """All pairs are the same image (no negatives), plus zero-vector padding rows."""
     zs, zi = _data(4, seed=6)
     zs[3], zi[3] = 0.0, 0.0
     ids = np.zeros(4, np.int32)
     mask = np.array([1, 1, 1, 0], bool)
-    fn = losses.get_loss(name)
+    fn = registry.get_loss(name)
     val, grads = jax.value_and_grad(
         lambda a, b: fn(a, b, image_ids=ids, mask=mask, **KWARGS[name]), argnums=(0, 1))(zs, zi)
     assert np.isfinite(float(val))
@@ -187,13 +188,13 @@ def test_gradients_finite_without_negatives(name):
     assert float(val0) == 0.0
 
 
-@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+@pytest.mark.parametrize("name", sorted(registry.LOSSES))
 def test_gradient_matches_finite_differences(name):
     zs, zi = _data(4, e=3, seed=7)
     zs, zi = zs.astype(np.float64), zi.astype(np.float64)
     ids = np.array([0, 1, 1, 2])
     g = np.asarray(jax.grad(
-        lambda a: losses.get_loss(name)(a, zi.astype(np.float32), image_ids=ids,
+        lambda a: registry.get_loss(name)(a, zi.astype(np.float32), image_ids=ids,
                                         **KWARGS[name]))(zs.astype(np.float32)))
     eps = 1e-4
     for i, k in [(0, 0), (1, 2), (3, 1)]:
@@ -211,7 +212,7 @@ def test_temperature_gradient_traced():
 
 
 # ----------------------------------------------------------------- global batch
-@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+@pytest.mark.parametrize("name", sorted(registry.LOSSES))
 def test_sharded_global_batch_equals_single_device(name):
     assert jax.device_count() == 8
     b = 16
@@ -221,7 +222,7 @@ def test_sharded_global_batch_equals_single_device(name):
     mask = np.ones(b, bool)
     mask[-3:] = False
     kw = KWARGS[name]
-    fn = losses.get_loss(name)
+    fn = registry.get_loss(name)
 
     def value_and_grads(a, c, i, m):
         return jax.value_and_grad(lambda x, y: fn(x, y, image_ids=i, mask=m, **kw),
@@ -267,12 +268,12 @@ def test_errors():
     with pytest.raises(ValueError, match="embed_dim"):
         losses.cosine_similarity_matrix(zs, zi[:, :3])
     with pytest.raises(ValueError, match="unknown loss 'triplet'.*infonce"):
-        losses.get_loss("triplet")
+        registry.get_loss("triplet")
 
 
 def test_jit_and_registry():
     zs, zi = _data(6)
-    for name, fn in losses.LOSSES.items():
-        assert losses.get_loss(name) is fn
+    for name, fn in registry.LOSSES.items():
+        assert registry.get_loss(name) is fn
         jitted = jax.jit(lambda a, b, fn=fn, name=name: fn(a, b, **KWARGS[name]))
         assert float(jitted(zs, zi)) == pytest.approx(float(fn(zs, zi, **KWARGS[name])), rel=1e-6)

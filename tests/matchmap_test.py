@@ -1,11 +1,11 @@
-"""Tests for vgs_jax.matchmap against slow per-pair / per-frame / per-cell loops."""
+"""Tests for vgs_jax.objectives.matchmap against slow per-pair / per-frame / per-cell loops."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vgs_jax import matchmap as mm
+from vgs_jax.objectives import matchmap as mm
 
 
 def slow_score(img, imask, aud, amask, simtype):

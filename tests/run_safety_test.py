@@ -54,7 +54,7 @@ def test_relative_workdir_and_init_from(tiny_config, tmp_path, monkeypatch):
     assert step == 3
     tiny_config.init_from = "runs/relative"
     start = jax.device_get(train.Trainer(tiny_config).initial_state)["params"]
-    saved = evaluation.fit_params(start, _params(str(tmp_path / "runs/relative"), "best")[1], where="best")
+    saved = checkpointing.fit_tree(start, _params(str(tmp_path / "runs/relative"), "best")[1], where="best").tree
     _assert_same_params((0, start), (0, saved))
 
 

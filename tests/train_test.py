@@ -188,8 +188,8 @@ def test_flickr8k_config_without_its_data_names_the_files(tmp_path):
 def test_fit_params_rearranges_string_indices_and_names_mismatches():
     expected = {"convs": {0: {"w": np.zeros(2)}, 1: {"w": np.zeros(3)}}}
     restored = {"convs": {"0": {"w": np.ones(2)}, "1": {"w": np.ones(3)}}}
-    fitted = evaluation.fit_params(expected, restored, where="ckpt")
+    fitted = checkpointing.fit_tree(expected, restored, where="ckpt").tree
     np.testing.assert_array_equal(fitted["convs"][1]["w"], np.ones(3))
     restored["convs"]["1"]["w"] = np.ones(4)
     with pytest.raises(checkpointing.CheckpointError, match="convs/1/w"):
-        evaluation.fit_params(expected, restored, where="ckpt")
+        checkpointing.fit_tree(expected, restored, where="ckpt")

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from vgs_jax.checkpointing import fit_tree
 from vgs_jax.models.davenet import ResDavenet
 from vgs_jax.models.vq import (EMAState, VectorQuantizer, VQState, code_statistics, nearest_codes, quantize,
-                               update_ema, warm_start)
+                               update_ema)
 
 
 @pytest.fixture(autouse=True)
@@ -157,7 +158,7 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match=r"\[\.\.\., 2\]"):
         vq(jnp.zeros((2, 3, 5)), jnp.ones((2, 3), bool))
     with pytest.raises(ValueError, match="nested mappings"):
-        warm_start([1], {})
+        fit_tree([1], {}, partial=True)
 
 
 def _small(vq_on, seed):
@@ -169,7 +170,7 @@ def test_warm_start_copies_matching_paths_and_keeps_codebooks():
     old = nnx.to_pure_dict(nnx.state(_small((False,) * 5, 0)))
     new_model = _small((False, True, True, False, False), 1)
     new = nnx.to_pure_dict(nnx.state(new_model))
-    merged, copied, skipped = warm_start(new, old)
+    merged, copied, skipped = fit_tree(new, old, partial=True)
     assert skipped == sorted(f"quantizers/{i}/{n}" for i in (1, 2) for n in ("codebook", "ema_counts", "ema_sums"))
     assert "conv1/kernel" in copied and "layers/3/0/bn2/mean" in copied
     np.testing.assert_array_equal(merged["conv1"]["kernel"], old["conv1"]["kernel"])
@@ -177,5 +178,5 @@ def test_warm_start_copies_matching_paths_and_keeps_codebooks():
     nnx.replace_by_pure_dict(nnx.state(new_model), merged)  # the merged dict fits the new model
     # A shape mismatch is skipped, not copied.
     old["conv1"]["kernel"] = np.zeros((1, 40, 3), np.float32)
-    _, copied2, skipped2 = warm_start(nnx.state(new_model), old)
+    _, copied2, skipped2 = fit_tree(nnx.state(new_model), old, partial=True)
     assert "conv1/kernel" in skipped2 and "conv1/kernel" not in copied2

@@ -20,10 +20,14 @@ import logging
 import os
 import shutil
 import time
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple
 
 from etils import epath
+from flax import nnx
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 BEST_METRIC = "speech_to_image_r10"
@@ -215,7 +219,7 @@ class Checkpointer:
     def restore_model_variables(self, which: str | int) -> tuple[int, dict, dict]:
         """(step, params, model_state) as pure dicts of arrays, without a target (no optimizer
         needed). model_state (BatchNorm statistics, VQ codebooks) is {} for models without any.
-        List indices come back as string keys ("0"); see `evaluation.fit_params`."""
+        List indices come back as string keys ("0"); `fit_tree` arranges them like a model's tree."""
         manager, step = self.resolve(which)
 
         def read():
@@ -250,6 +254,56 @@ class Checkpointer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class FittedTree(NamedTuple):
+    """What `fit_tree` returns: `tree` in the expected structure, and the "a/0/b" paths of its
+    leaves taken from the restored tree (`copied`) and left as they were (`fresh`), sorted."""
+    tree: Any
+    copied: list[str]
+    fresh: list[str]
+
+
+def fit_tree(expected, restored, *, partial: bool = False, where: str = "The checkpoint") -> FittedTree:
+    """`restored`'s leaves arranged in the structure of `expected` (a model's params or state).
+
+    Leaves are matched by path (list indices and their string form, as Orbax restores them
+    without a target, are the same path) and shape, and take the expected leaf's dtype.
+
+    Args:
+      expected: nested mapping (pure dict or `nnx.State`) of the model, e.g. freshly initialised.
+      restored: nested mapping (pure dict or `nnx.State`) read from a checkpoint.
+      partial: False: every path must be in both trees with the same shape, else CheckpointError
+        naming the missing, extra or mis-shaped ones (prefixed by `where`). True: the
+        ResDAVEnet-VQ "->" recipe; leaves without a match keep `expected`'s value (`fresh`) and
+        restored-only paths are ignored.
+      where: what `restored` is, for the error message.
+    Returns:
+      FittedTree(tree, copied, fresh); `fresh` is empty unless `partial`.
+    """
+    expected, restored = (nnx.to_pure_dict(t) if isinstance(t, nnx.State) else t for t in (expected, restored))
+    if not isinstance(expected, Mapping) or not isinstance(restored, Mapping):
+        raise ValueError("fit_tree: expected and restored must be nested mappings (pure dicts or nnx.State).")
+    names = lambda path: tuple(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+    old = {names(p): v for p, v in jax.tree_util.tree_leaves_with_path(restored)}
+    paths, treedef = jax.tree_util.tree_flatten_with_path(expected)
+    new = {names(p): v for p, v in paths}
+    fits = {name for name, v in new.items() if name in old and np.shape(old[name]) == np.shape(v)}
+    if not partial and (len(fits) != len(new) or len(old) != len(new)):
+        bad = sorted("/".join(name) for name in (set(new) | set(old)) - fits)
+        raise CheckpointError(
+            f"{where} does not fit the model of its saved config; mismatched parameters: "
+            f"{bad[:8]}{' ...' if len(bad) > 8 else ''}.")
+
+    def leaf(name, value):
+        if name not in fits:
+            return value
+        dtype = getattr(value, "dtype", None)
+        same = dtype is None or getattr(old[name], "dtype", None) == dtype
+        return old[name] if same else jnp.asarray(old[name], dtype)
+
+    tree = jax.tree_util.tree_unflatten(treedef, [leaf(names(p), v) for p, v in paths])
+    return FittedTree(tree, sorted("/".join(n) for n in fits), sorted("/".join(n) for n in set(new) - fits))
 
 
 def _remove_partial_step(manager: ocp.CheckpointManager, step: int) -> list[str]:

@@ -1,7 +1,8 @@
-"""Shared config defaults and the `arg` parser used by `configs/*.py`.
+"""Shared config defaults and the `arg` parser used by `configs/*.py`; loading config files.
 
 Every config file exposes `get_config(arg=None) -> ml_collections.ConfigDict` built on
-`base_config()`, so all configs have the same fields and a typo in an override
+`base_config()` (usually through a recipe builder of `configs/__init__.py`, installed as
+`vgs_jax.configs`), so all configs have the same fields and a typo in an override
 (`--config.optimizer.lr_maxx=1`) is an error rather than a silent new field.
 """
 
@@ -85,7 +86,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.dtype = "float32"  # compute dtype: float32, bfloat16 or float16 (params stay float32)
 
     c.loss = ml_collections.ConfigDict()
-    c.loss.name = "platalea_hinge"  # key of losses.LOSSES
+    c.loss.name = "platalea_hinge"  # key of objectives.registry.OBJECTIVES
     c.loss.margin = 0.2  # hinge margin (hinge losses)
     c.loss.exclude_same_image = False  # True: captions of the same image are not negatives (embedding losses)
     c.loss.chunked = False  # sigmoid: ppermute ring over devices, per-device logits stay (B/D)^2
@@ -113,116 +114,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 1000  # periodic checkpoint; also at the last step
     c.keep_checkpoints = 3  # periodic checkpoints kept (the best is kept separately)
     return c
-
-
-def platalea_corpus_config(dataset_name: str) -> ml_collections.ConfigDict:
-    """platalea's recipe (`base_config`) on a manual-download corpus with precomputed image vectors
-    (Flickr8K Audio, SpokenCOCO); built from the manual dir on first use, or names what is missing."""
-    config = base_config()
-    config.dataset.name = dataset_name
-    config.dataset.build_if_missing = True
-    config.dataset.image_key = "image_features"
-    config.dataset.eval_split = "validation"
-    config.model.image_encoder = "linear"
-    config.model.image.input_dim = 2048
-    return config
-
-
-def places_config(*, language: str = "english") -> ml_collections.ConfigDict:
-    """DAVEnet-family data set-up (anchor §2.1, §2.8, §3.1): Places audio captions with pixels,
-    40-d log-mel spectrograms capped at 2048 frames; each config then sets model and optimizer."""
-    config = base_config()
-    config.dataset.name = f"places_audio/{language}"
-    config.dataset.build_if_missing = True  # builds from the manual dir, or names the missing files
-    config.dataset.image_key = "image"
-    config.features.recipe = "davenet_logmel"
-    config.features.max_frames = 2048
-    config.features.bucket_boundaries = (512, 1024, 1536, 2048)
-    config.model.similarity = "MISA"
-    config.loss.name = "sampled_impostor_hinge"
-    config.loss.margin = 1.0
-    config.eval_every_steps = 5000
-    config.checkpoint_every_steps = 5000
-    return config
-
-
-def vq_positions(vq: str) -> tuple[bool, ...]:
-    """"23" -> (False, True, True, False, False): ResDAVEnet-VQ quantiser positions 1-5 as flags."""
-    if set(vq) - set("12345"):
-        raise ValueError(f"vq={vq!r} must be digits 1-5 (quantiser positions: 1 after conv1, 2-5 after "
-                         "layer1-layer4), e.g. vq=23.")
-    return tuple(str(i) in vq for i in range(1, 6))
-
-
-def places_resdavenet_config(*, tiny: bool, vq: str) -> ml_collections.ConfigDict:
-    """configs/places_resdavenet*.py: the ResDAVEnet(-VQ) recipe (anchor §3) with quantisers at the positions named by the digits of `vq`."""
-    config = places_config()
-    config.seed = 8675309
-    config.model.speech_encoder = "resdavenet"
-    config.model.speech = ml_collections.ConfigDict(dict(
-        widths=(8, 8, 16, 16, 16) if tiny else (128, 256, 256, 512, 1024),
-        depths=(1, 1, 1, 1) if tiny else (2, 2, 2, 2),
-        kernel=9,
-        vq_on=vq_positions(vq),
-        codebook_size=16 if tiny else 1024,
-        vq_decay=0.99,
-        vq_epsilon=1e-8,
-        commitment_cost=1.0,
-        vq_init="normal",
-        jitter=0.12,
-        jitter_mode="reference",
-        length_rounding="floor",
-    ))
-    config.model.image_encoder = "resnet50"
-    config.model.image = ml_collections.ConfigDict(dict(freeze_trunk=False, weights=""))
-    config.model.similarity = "pooled_dot"
-    config.loss.name = "semihard_hinge"
-    config.loss.margin = 1.0
-    config.loss.reference_quirk = True
-    config.optimizer.name = "adam"
-    config.optimizer.lr_max = 2e-4
-    config.optimizer.weight_decay = 5e-7
-    config.optimizer.schedule = "step"
-    config.optimizer.decay_epochs = 3
-    config.optimizer.decay_factor = 0.95
-    config.batch_size = 64
-    config.num_epochs = 150
-    if tiny:
-        config.batch_size = 8
-        config.num_train_steps = 2
-    return config
-
-
-
-def spoken_shapes_config(*, tiny: bool) -> ml_collections.ConfigDict:
-    """Shared set-up of the `configs/shapes_*.py` family: data, image CNN, loss, optimizer, length.
-
-    Sized to train in minutes on 2 CPU cores on `spoken_shapes/small` (generated on first use);
-    `tiny` shrinks everything to seconds on `spoken_shapes/tiny` for tests. Each config then sets
-    its speech encoder in `config.model`.
-    """
-    config = base_config()
-    config.dataset.name = "spoken_shapes/tiny" if tiny else "spoken_shapes/small"
-    config.dataset.build_if_missing = True  # generated locally, no download
-    config.features.bucket_boundaries = (256, 512) if tiny else (160, 224, 288, 384, 512)
-    config.features.max_frames = 512  # utterances are 1-4 s
-    config.model.image_encoder = "conv"
-    config.model.image.channels = (8, 16) if tiny else (16, 32, 64, 64)
-    config.loss.name = "platalea_hinge"
-    config.loss.exclude_same_image = True
-    config.num_epochs = 4
-    config.optimizer.schedule = "warmup_cosine"
-    config.optimizer.lr_max = 1e-3
-    config.optimizer.lr_min = 1e-5
-    config.optimizer.warmup_steps = 2 if tiny else 100
-    config.log_every_steps = 2 if tiny else 50
-    config.eval_every_steps = 3 if tiny else 500
-    config.checkpoint_every_steps = 3 if tiny else 500
-    if tiny:
-        config.batch_size = 8
-        config.eval_batch_size = 16
-        config.num_train_steps = 6
-    return config
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:

@@ -16,7 +16,7 @@ from vgs_jax import checkpointing
 from vgs_jax import inference
 from vgs_jax import input_pipeline
 from vgs_jax import retrieval
-from vgs_jax import similarity as similarity_lib
+from vgs_jax.objectives import similarity as similarity_lib
 from vgs_jax.models import dual_encoder
 
 SCORE_BLOCK = 512
@@ -41,7 +41,8 @@ def score_matrix(emb: dict, similarity: str) -> np.ndarray:
 def evaluate_split(template, params, source, **kwargs) -> dict:
     """Retrieval metrics (both directions) of the model on `source` under its similarity
     (`template.similarity`; cosine: from embeddings; matchmap similarities: from the full score
-    matrix). kwargs (batch_size, features_config, image_key, mesh) as in `inference.embed_split`."""
+    matrix). kwargs (batch_size, features_config, image_key, mesh, optional featurizer) as in
+    `inference.embed_split`."""
     similarity = template.similarity
     if similarity == "cosine":
         emb = inference.embed_split(template, params, source, **kwargs)
@@ -61,32 +62,6 @@ def flat_scalars(results: dict, *, prefix: str) -> dict[str, float]:
 
 def format_results(results: dict) -> str:
     return retrieval.format_table(results)
-
-
-def _path_names(path) -> tuple[str, ...]:
-    # Orbax restores without a target turn list indices into string keys: compare by name.
-    return tuple(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-
-
-def fit_params(expected, restored, *, where: str):
-    """`restored` leaves arranged in the tree structure of `expected` (pure dicts of arrays).
-
-    Raises CheckpointError naming the parameters that are missing, extra or of another shape.
-    """
-    flat = {_path_names(p): v for p, v in jax.tree_util.tree_leaves_with_path(restored)}
-    paths, treedef = jax.tree_util.tree_flatten_with_path(expected)
-    wanted = {_path_names(p): np.shape(v) for p, v in paths}
-    bad = sorted(
-        "/".join(name)
-        for name in set(wanted) | set(flat)
-        if name not in flat or name not in wanted or np.shape(flat[name]) != wanted[name]
-    )
-    if bad:
-        raise checkpointing.CheckpointError(
-            f"{where} does not fit the model of its saved config; mismatched parameters: "
-            f"{bad[:8]}{' ...' if len(bad) > 8 else ''}."
-        )
-    return jax.tree_util.tree_unflatten(treedef, [flat[_path_names(p)] for p, _ in paths])
 
 
 def restore_model(
@@ -110,8 +85,8 @@ def restore_model(
     )
     template = dual_encoder.Template(model)
     where = f"Checkpoint step {step} in {workdir}"
-    params = fit_params(template.initial_params, restored, where=where)
-    model_state = fit_params(template.initial_model_state, restored_state, where=where)
+    params = checkpointing.fit_tree(template.initial_params, restored, where=where).tree
+    model_state = checkpointing.fit_tree(template.initial_model_state, restored_state, where=where).tree
     return step, config, template.with_model_state(model_state), params
 
 

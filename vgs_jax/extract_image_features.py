@@ -35,7 +35,7 @@ import os
 import sys
 import time
 from types import SimpleNamespace
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -46,44 +46,6 @@ TORCHVISION_URL = "https://download.pytorch.org/models/"
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]
 """uint8 crops [N, c, c, 3] -> float32 vectors [N, D]."""
-
-
-class FeatureModel(NamedTuple):
-    build: Callable  # (rngs) -> nnx.Module mapping images [N, H, W, 3] to [N, dim]
-    convert: Callable  # torchvision state dict -> nested dict for `apply_converted`
-    filename: str  # torchvision's ImageNet (IMAGENET1K_V1) weights file
-    dim: int
-
-
-def _resnet(depth: int, filename: str) -> FeatureModel:
-    def build(rngs):
-        from vgs_jax.models.image_trunks import ResNetFeatures
-        return ResNetFeatures(depth=depth, rngs=rngs)
-
-    def convert(state_dict):
-        from vgs_jax.models.weight_conversion import convert_resnet
-        return convert_resnet(state_dict, depth)
-
-    return FeatureModel(build, convert, filename, 2048)
-
-
-def _vgg16_build(rngs):
-    from vgs_jax.models.image_trunks import VGG16Features
-    return VGG16Features(rngs=rngs)
-
-
-def _vgg16_convert(state_dict):
-    from vgs_jax.models.weight_conversion import convert_vgg16
-    return convert_vgg16(state_dict, classifier=True)
-
-
-FEATURE_MODELS = {
-    "resnet152": _resnet(152, "resnet152-394f9c45.pth"),
-    "resnet101": _resnet(101, "resnet101-63fe2227.pth"),
-    "resnet50": _resnet(50, "resnet50-0676ba61.pth"),
-    "vgg16": FeatureModel(_vgg16_build, _vgg16_convert, "vgg16-397923af.pth", 4096),
-}
-"""--model name -> how to build it, convert torchvision weights, which file to fetch, vector size."""
 
 
 # ---------------------------------------------------------------- preprocessing (NumPy / PIL, host side)
@@ -135,7 +97,7 @@ def ten_crop_mean(embed: EmbedFn, crops: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- models and weights
 
 def _weights_hint(name: str) -> str:
-    m = FEATURE_MODELS[name]
+    m = fs.FEATURE_MODELS[name]
     hint = (f"download {TORCHVISION_URL}{m.filename} (torchvision's ImageNet weights for {name}) on a machine with "
             "network access and pass its path with --weights (nothing is downloaded here)")
     if name == "vgg16":
@@ -144,10 +106,10 @@ def _weights_hint(name: str) -> str:
     return hint
 
 
-def check_model(name: str) -> FeatureModel:
-    if name not in FEATURE_MODELS:
-        raise ValueError(f"Unknown --model {name!r}; choose one of {sorted(FEATURE_MODELS)}.")
-    return FEATURE_MODELS[name]
+def check_model(name: str) -> fs.FeatureModel:
+    if name not in fs.FEATURE_MODELS:
+        raise ValueError(f"Unknown --model {name!r}; choose one of {sorted(fs.FEATURE_MODELS)}.")
+    return fs.FEATURE_MODELS[name]
 
 
 def load_feature_model(name: str, weights: str | None):
@@ -368,7 +330,7 @@ def _flag_values():
     flags.DEFINE_string("split", "all", "'all' or comma-separated split names.", flag_values=fv)
     flags.DEFINE_string("manual_dir", None, "Manual directory the dataset was built from, holding the original "
                         "images (default: <data_dir>/downloads/manual).", flag_values=fv)
-    flags.DEFINE_enum("model", "resnet152", sorted(FEATURE_MODELS), "Feature model.", flag_values=fv)
+    flags.DEFINE_enum("model", "resnet152", sorted(fs.FEATURE_MODELS), "Feature model.", flag_values=fv)
     flags.DEFINE_string("weights", None, "torchvision ImageNet weights (.pth zip format or .npz).", flag_values=fv)
     flags.DEFINE_integer("batch_size", 32, "Images per step (x10 crops).", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("chunk_size", 1024, "Images per saved chunk (the unit of resumption).", lower_bound=1,

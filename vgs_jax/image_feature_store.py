@@ -22,7 +22,8 @@ or not, gives byte-identical files), then removes the chunks. Adding images to a
 (e.g. `--split=train`, later `--split=all`) batches images differently, which can change the last
 bits of a vector.
 
-`JoinedSource` wraps a data source so each example gains `image_features` (float32 [D]) from the
+`FEATURE_MODELS` names the models whose vectors a store may hold (the extractor's `--model`), with
+the torchvision weights file each needs. `JoinedSource` wraps a data source so each example gains `image_features` (float32 [D]) from the
 store by its `image_id`; `join_source` is what `input_pipeline.open_split` calls.
 """
 from __future__ import annotations
@@ -31,12 +32,50 @@ import glob
 import json
 import os
 import shutil
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
 STORE_DIRNAME = "image_features"
 FEATURE_KEY = "image_features"
+
+
+class FeatureModel(NamedTuple):
+    build: Callable  # (rngs) -> nnx.Module mapping images [N, H, W, 3] to [N, dim]
+    convert: Callable  # torchvision state dict -> nested dict for `apply_converted`
+    filename: str  # torchvision's ImageNet (IMAGENET1K_V1) weights file
+    dim: int
+
+
+def _resnet(depth: int, filename: str) -> FeatureModel:
+    def build(rngs):
+        from vgs_jax.models.image_trunks import ResNetFeatures
+        return ResNetFeatures(depth=depth, rngs=rngs)
+
+    def convert(state_dict):
+        from vgs_jax.models.weight_conversion import convert_resnet
+        return convert_resnet(state_dict, depth)
+
+    return FeatureModel(build, convert, filename, 2048)
+
+
+def _vgg16_build(rngs):
+    from vgs_jax.models.image_trunks import VGG16Features
+    return VGG16Features(rngs=rngs)
+
+
+def _vgg16_convert(state_dict):
+    from vgs_jax.models.weight_conversion import convert_vgg16
+    return convert_vgg16(state_dict, classifier=True)
+
+
+FEATURE_MODELS = {
+    "resnet152": _resnet(152, "resnet152-394f9c45.pth"),
+    "resnet101": _resnet(101, "resnet101-63fe2227.pth"),
+    "resnet50": _resnet(50, "resnet50-0676ba61.pth"),
+    "vgg16": FeatureModel(_vgg16_build, _vgg16_convert, "vgg16-397923af.pth", 4096),
+}
+"""--model name -> how to build it, convert torchvision weights, which file to fetch, vector size."""
 
 
 def store_dir(dataset_dir: str) -> str:
@@ -213,8 +252,7 @@ def consolidate(directory: str, model: str, chunk_ids: Sequence[np.ndarray], fin
 
 def extract_command(dataset: str, data_dir: str, model: str = "resnet152") -> str:
     """The exact command that fills the store of `dataset` in `data_dir`."""
-    from vgs_jax import extract_image_features as ex
-    filename = ex.FEATURE_MODELS[model].filename if model in ex.FEATURE_MODELS else f"{model}.pth"
+    filename = FEATURE_MODELS[model].filename if model in FEATURE_MODELS else f"{model}.pth"
     return (f"python -m vgs_jax.extract_image_features --dataset={dataset} --data_dir={data_dir} --split=all "
             f"--model={model} --weights=/path/to/{filename}")
 

@@ -229,9 +229,11 @@ def _to_host(x: jax.Array) -> np.ndarray:
 
 def embed_split(template, params, source: Sequence[dict], *, batch_size: int,
                 features_config: ml_collections.ConfigDict, image_key: str, mesh: jax.sharding.Mesh,
-                with_maps: bool = False) -> dict[str, np.ndarray]:
-    """Embeds every example of `source` through the input pipeline's eval batches (featurised with
-    `features_config.recipe`, bucketed as `features_config` says), sharded on `mesh`.
+                featurizer: audio_features.Featurizer | None = None, with_maps: bool = False
+                ) -> dict[str, np.ndarray]:
+    """Embeds every example of `source` through the input pipeline's eval batches (featurised by
+    `featurizer`, default `features_config.recipe`'s; bucketed as `features_config` says), sharded
+    on `mesh`.
 
     Returns:
       dict with z_speech [N, E] (one row per caption, source order), z_image [M, E] (unique
@@ -239,7 +241,7 @@ def embed_split(template, params, source: Sequence[dict], *, batch_size: int,
       image_id [M] and caption_id [N]; with `with_maps` also speech_map [N, T', E] (zero-padded
       to the longest), speech_map_mask [N, T'], image_map [M, h, w, E], image_map_mask [M, h, w].
     """
-    featurizer = audio_features.Featurizer.from_recipe(features_config.recipe)
+    featurizer = featurizer or audio_features.Featurizer.from_recipe(features_config.recipe)
     keys = MAPS if with_maps else EMBEDDING
     speech, image, image_ids, caption_ids = [], [], [], []
     for batch in input_pipeline.make_eval_batches(

@@ -1,4 +1,7 @@
-"""Training: the objective, the jit-compiled train step, the `Trainer` and `train_and_evaluate`.
+"""Training: the jit-compiled train step, the `Trainer` and `train_and_evaluate`.
+
+The objective comes from `vgs_jax.objectives.registry.make_loss_fn` (config.loss), the optimizer
+and learning-rate schedule from `vgs_jax.optimizers` (config.optimizer).
 
 The train state is a plain pytree `{"step", "params", "model_state", "opt_state"}`: `params` the
 model's `nnx.Param`s and `model_state` its BatchNorm statistics and VQ codebooks (updated by the
@@ -10,7 +13,7 @@ device count. Randomness (ResDAVEnet jitter, dropout, sampled impostors) comes f
 
 import functools
 import os
-from typing import Any, Callable
+from typing import Any
 
 from flax import nnx
 import jax
@@ -24,82 +27,17 @@ from vgs_jax import checkpointing
 from vgs_jax import config_checks
 from vgs_jax import evaluation
 from vgs_jax import input_pipeline
-from vgs_jax import losses
 from vgs_jax import metric_logging
 from vgs_jax import optimizers
 from vgs_jax import preemption
-from vgs_jax import sigmoid_losses
-from vgs_jax import similarity as similarity_lib
 from vgs_jax import workdir as run_workdir
 from vgs_jax.models import dual_encoder
 from vgs_jax.models import image_trunks
-from vgs_jax.models import vq
-
-EMBEDDING_LOSSES = ("platalea_hinge", "hardest_negative_hinge", "infonce", "sigmoid")
+from vgs_jax.objectives.registry import make_loss_fn
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss."""
-
-
-def make_loss_fn(loss_config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict,
-                 mesh: jax.sharding.Mesh | None = None) -> Callable[..., tuple[jax.Array, dict]]:
-    """Binds the config's objective: fn(model, speech, image, batch, key) -> (loss, metrics).
-
-    `speech` / `image` are the dual encoder's output dicts. Embedding losses (EMBEDDING_LOSSES) use
-    the L2-normalised embeddings; similarity-matrix losses (`losses.SIMILARITY_LOSSES`) use
-    `similarity_matrix` with `config.model.similarity`. A VQ commitment loss, when the speech tower
-    has quantisers, is added to the total. Metrics: retrieval_loss, vq_loss and, per quantiser,
-    perplexity and usage.
-    """
-    name = loss_config.name
-    sim_name = model_config.get("similarity", "cosine")
-    if name in EMBEDDING_LOSSES:
-        if sim_name != "cosine":
-            raise ValueError(
-                f"loss.name={name!r} scores L2-normalised embeddings, but model.similarity={sim_name!r}; use "
-                f"similarity='cosine', or a similarity-matrix loss: {sorted(losses.SIMILARITY_LOSSES)}.")
-        if name == "sigmoid" and model_config.get("logit_bias_init") is None:
-            raise ValueError("loss.name='sigmoid' needs a learned logit bias: set model.logit_bias_init "
-                             "(SigLIP: -10.0, with model.temperature_init=0.1, i.e. t = 10).")
-        if name == "sigmoid" and loss_config.chunked and mesh is None:
-            raise ValueError("loss.chunked=True needs the device mesh.")
-    elif name in losses.SIMILARITY_LOSSES:
-        sim_loss = losses.get_similarity_loss(name)
-    else:
-        raise ValueError(
-            f"Unknown loss.name {name!r}; choose one of {sorted(EMBEDDING_LOSSES + tuple(losses.SIMILARITY_LOSSES))}.")
-    chunk = model_config.get("matchmap_chunk", 0) or None
-
-    def retrieval_loss(model, speech, image, batch, key):
-        ids = batch["image_id"] if loss_config.exclude_same_image else None
-        mask = batch["example_mask"]
-        zs, zi = speech["embedding"], image["embedding"]
-        if name == "infonce":
-            return losses.infonce_loss(zs, zi, temperature=model.temperature, image_ids=ids, mask=mask)
-        if name == "sigmoid":
-            kwargs = dict(temperature=1.0 / model.temperature, bias=model.logit_bias[...], image_ids=ids, mask=mask)
-            if loss_config.chunked:
-                return sigmoid_losses.chunked_sigmoid_loss(zs, zi, mesh=mesh, **kwargs)
-            return sigmoid_losses.sigmoid_loss(zs, zi, **kwargs)
-        if name in EMBEDDING_LOSSES:
-            return losses.get_loss(name)(zs, zi, margin=loss_config.margin, image_ids=ids, mask=mask)
-        sim = similarity_lib.similarity_matrix(speech, image, sim_name, chunk_size=chunk)
-        extra = {"reference_quirk": loss_config.reference_quirk} if name == "semihard_hinge" else {}
-        return sim_loss(sim, key, margin=loss_config.margin, mask=mask, **extra)
-
-    def loss_fn(model, speech, image, batch, key):
-        loss = retrieval_loss(model, speech, image, batch, key)
-        metrics = {"retrieval_loss": loss}
-        if "vq_loss" in speech:
-            metrics["vq_loss"] = speech["vq_loss"]
-            for quant, stats in speech["vq_stats"].items():
-                metrics[f"{quant}_perplexity"] = stats["perplexity"]
-                metrics[f"{quant}_usage"] = stats["usage"]
-            loss = loss + speech["vq_loss"]
-        return loss, metrics
-
-    return loss_fn
 
 
 def create_model(config: ml_collections.ConfigDict) -> dual_encoder.DualEncoder:
@@ -175,8 +113,9 @@ def warm_start_variables(template: dual_encoder.Template, workdir: str, checkpoi
                                 "finished run.")
     with checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
         step, old_params, old_state = ckpt.restore_model_variables(checkpoint)
-    params, copied, fresh = vq.warm_start(template.initial_params, old_params)
-    model_state, copied_state, fresh_state = vq.warm_start(template.initial_model_state, old_state)
+    params, copied, fresh = checkpointing.fit_tree(template.initial_params, old_params, partial=True)
+    model_state, copied_state, fresh_state = checkpointing.fit_tree(
+        template.initial_model_state, old_state, partial=True)
     if not copied:
         raise checkpointing.CheckpointError(
             f"config.init_from={workdir}: no parameter of its step-{step} checkpoint fits this model; check "

@@ -192,8 +192,8 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
     n = min(max_utterances, len(source))
     head = _Head(source, n)
     mesh = input_pipeline.data_mesh()
+    # Any batch size: make_eval_batches pads it with masked rows (input_pipeline.padded_batch_size).
     batch_size = batch_size or config.eval_batch_size
-    batch_size = -(-batch_size // mesh.size) * mesh.size
     featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
     collected = _Collected()
     for batch in input_pipeline.make_eval_batches(

@@ -1,7 +1,7 @@
 """Localisation of spoken words in images through matchmaps (DAVEnet-style, on spoken_shapes).
 
 For each spoken word that names an object class (a shape word such as "circle"/"circles", or
-a colour word), the matchmap ``M [H, W, T]`` (``vgs_jax.matchmap.matchmap``) is summed over the
+a colour word), the matchmap ``M [H, W, T]`` (``vgs_jax.objectives.matchmap.matchmap``) is summed over the
 word's frames; the argmax cell's centre is the prediction, and it is correct when it lies inside
 the box of an object of that class (any such object, when several share it). Two chance
 baselines are reported per word: ``chance`` = fraction of grid cells whose centre lies in a true

@@ -42,6 +42,7 @@ from flax import nnx
 from vgs_jax.models import capabilities as caps
 from vgs_jax.models.pooling import mean_pool, torch_uniform_init
 from vgs_jax.models.vq import VectorQuantizer
+from vgs_jax.objectives.similarity import l2_normalize
 
 NUM_HALVINGS = 4
 DAVENET_WIDTHS = (128, 256, 512, 512, 1024)
@@ -185,7 +186,7 @@ class Davenet(nnx.Module):
     def pooled(self, features: jax.Array, mask: jax.Array) -> jax.Array:
         """L2-normalised masked mean of the frame map: [B, T, in], [B, T] -> [B, 1024] float32."""
         h, m = self(features, mask)
-        return _l2_normalise(mean_pool(h, m))
+        return l2_normalize(mean_pool(h, m))
 
     def encode(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None
                ) -> tuple[jax.Array, jax.Array, dict]:
@@ -215,7 +216,7 @@ def _frame_outputs(stages, mask: jax.Array) -> dict[str, jax.Array]:
     out = {}
     for name, h, extra in stages:
         if name == "final":
-            out["pooled"] = _l2_normalise(mean_pool(h, extra))
+            out["pooled"] = l2_normalize(mean_pool(h, extra))
         else:
             out[name] = _repeat_to_input(h, extra, mask)
     out["mask"] = mask
@@ -232,10 +233,6 @@ def _final(h: jax.Array, lengths0: jax.Array, rounding: str) -> tuple[jax.Array,
     """Final frame mask from the input lengths (per `rounding`); frames are zeroed outside it."""
     mask = _lengths_to_mask(downsampled_lengths(lengths0, NUM_HALVINGS, rounding), h.shape[1])
     return _zero_padding(h, mask).astype(jnp.float32), mask
-
-
-def _l2_normalise(v: jax.Array) -> jax.Array:
-    return v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
 def temporal_jitter(h: jax.Array, lengths: jax.Array, key: jax.Array, p: float = 0.12,
@@ -438,7 +435,7 @@ class ResDavenet(nnx.Module):
     def pooled(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
         """L2-normalised masked mean of the frame map: [B, T, in], [B, T] -> [B, C] float32."""
         h, m = self(features, mask, key=key)
-        return _l2_normalise(mean_pool(h, m))
+        return l2_normalize(mean_pool(h, m))
 
     def update_codebooks(self, aux: dict) -> None:
         """Apply the EMA update of every enabled quantiser from `encode`'s aux["vq_inputs"] (in place)."""

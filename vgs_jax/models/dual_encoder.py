@@ -8,7 +8,7 @@
             conv_kernel, conv_stride, conv_bias, hidden, num_layers, attention_hidden, mask_padding)
     image: dict of the image encoder's fields (linear: input_dim; conv/conv_map: channels;
            vgg16/resnet50: freeze_trunk, optional `weights` = path of a torchvision .pth/.npz file)
-    similarity: str (optional, default "cosine")  see `vgs_jax.similarity.SIMILARITIES`
+    similarity: str (optional, default "cosine")  see `vgs_jax.objectives.similarity.SIMILARITIES`
     temperature_init: float
     logit_bias_init: float or None (optional)  a learned logit bias (SigLIP's b, init -10) when set
     dtype: str (optional, default "float32")  compute dtype of the matmuls/convs, e.g. "bfloat16";
@@ -26,11 +26,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vgs_jax import similarity as similarity_lib
 from vgs_jax.models import registry
 from vgs_jax.models import weight_conversion
 from vgs_jax.models.pooling import mean_pool
 from vgs_jax.models.vq import VQState
+from vgs_jax.objectives import similarity as similarity_lib
+from vgs_jax.objectives.similarity import l2_normalize
 
 _WEIGHT_CONVERTERS = {"vgg16": weight_conversion.convert_vgg16, "resnet50": weight_conversion.convert_resnet50}
 
@@ -39,13 +40,6 @@ _WEIGHT_CONVERTERS = {"vgg16": weight_conversion.convert_vgg16, "resnet50": weig
 MODEL_STATE = (nnx.BatchStat, VQState)
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
-
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """Rows of x [B, E] scaled to unit L2 norm (float32); an all-zero row stays zero."""
-    x = x.astype(jnp.float32)
-    sq = jnp.sum(x * x, axis=-1, keepdims=True)
-    return x * jax.lax.rsqrt(jnp.maximum(sq, eps * eps))
 
 
 class DualEncoder(nnx.Module):

@@ -21,15 +21,13 @@ U(-1/K, 1/K) (platalea). EMA counts start at `init_mass` (ResDAVEnet-VQ: 1) and 
 init_mass * codebook; `init_mass=0` reproduces platalea, whose unused codes then blow up after the
 first update (observed in the reference).
 
-`warm_start(new_params, old_params)` is the ResDAVEnet-VQ "->" recipe: copy every entry whose path
-and shape exist in an old (e.g. non-VQ) checkpoint, keep the rest (new codebooks) fresh.
+The ResDAVEnet-VQ "->" recipe (copy every entry whose path and shape exist in an old, e.g. non-VQ,
+checkpoint; keep the rest, the new codebooks, fresh) is `checkpointing.fit_tree(..., partial=True)`.
 """
-from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 
@@ -196,60 +194,3 @@ class VectorQuantizer(nnx.Module):
     def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """x [..., D] float, mask [...] bool -> (q [..., D] float32, aux dict); see `quantize`."""
         return quantize(x, mask, self.codebook[...], self.commitment_cost)
-
-
-def _to_pure(tree):
-    if isinstance(tree, nnx.State):
-        return nnx.to_pure_dict(tree)
-    return tree
-
-
-def _flatten(tree, prefix=()) -> dict[tuple, object]:
-    out = {}
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            out.update(_flatten(value, prefix + (key,)))
-    else:
-        out[prefix] = tree
-    return out
-
-
-def _unflatten_into(template, flat: dict[tuple, object], prefix=()):
-    if isinstance(template, Mapping):
-        return {key: _unflatten_into(value, flat, prefix + (key,)) for key, value in template.items()}
-    return flat[prefix]
-
-
-def _path_str(path: tuple) -> str:
-    return "/".join(str(p) for p in path)
-
-
-def warm_start(new_params, old_params) -> tuple[dict, list[str], list[str]]:
-    """Copy old weights into a new model's state where path and shape match (ResDAVEnet-VQ "->").
-
-    Args:
-      new_params: nested mapping (a pure dict, or an `nnx.State`) of the new model, freshly
-        initialised (e.g. with codebooks the old model lacks).
-      old_params: nested mapping of the old checkpoint (pure dict or `nnx.State`).
-    Returns:
-      (params, copied, skipped): a pure nested dict shaped like `new_params` with every leaf whose
-      path exists in `old_params` with the same shape taken from there; `copied` lists those paths,
-      `skipped` the new paths left fresh (missing in the old state, or of another shape), as
-      "a/b/c" strings in sorted order. Old-only paths are ignored.
-    """
-    new_pure, old_pure = _to_pure(new_params), _to_pure(old_params)
-    if not isinstance(new_pure, Mapping) or not isinstance(old_pure, Mapping):
-        raise ValueError("warm_start: new_params and old_params must be nested mappings (pure dicts or nnx.State).")
-    # Compared as "a/0/b" strings: checkpoints restored without a target key list entries by "0".
-    new_flat = _flatten(new_pure)
-    old_flat = {_path_str(path): value for path, value in _flatten(old_pure).items()}
-    merged, copied, skipped = {}, [], []
-    for path, value in new_flat.items():
-        old = old_flat.get(_path_str(path))
-        if old is not None and np.shape(old) == np.shape(value):
-            merged[path] = jnp.asarray(old, dtype=jnp.asarray(value).dtype)
-            copied.append(_path_str(path))
-        else:
-            merged[path] = value
-            skipped.append(_path_str(path))
-    return _unflatten_into(new_pure, merged), sorted(copied), sorted(skipped)

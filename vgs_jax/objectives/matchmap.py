@@ -23,7 +23,7 @@ mask built from that count to reproduce it. A pair with no valid cell or no
 valid frame scores 0.
 
 ``matchmap_scores`` computes the full ``[Ba, Bi]`` matrix (rows = captions,
-columns = images, the same convention as ``vgs_jax.losses``) in one jit-compiled
+columns = images, the same convention as ``vgs_jax.objectives.losses``) in one jit-compiled
 call. For MISA/SIMA each block is a single matrix product
 ``[ca * T, D] x [D, ci * P]``; with ``chunk_size`` the pairs are processed in
 ``chunk_size x chunk_size`` blocks by a sequential ``lax.map``, so peak memory

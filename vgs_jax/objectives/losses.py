@@ -5,11 +5,14 @@ Every function here is a pure ``jax.numpy`` function of two embedding batches
 (caption, image) pair. They are jit-able and differentiable, and they return a
 float32 scalar.
 
-The survey's other objectives are here too: ``SIMILARITY_LOSSES`` (DAVEnet's
+The survey's other objectives are here too: the similarity-matrix losses (DAVEnet's
 sampled hinge, ResDAVEnet-VQ's sampled + semi-hard hinge) take any similarity
-matrix ``sim [B, B]`` (e.g. ``vgs_jax.matchmap.matchmap_scores``) and a
+matrix ``sim [B, B]`` (e.g. ``vgs_jax.objectives.matchmap.matchmap_scores``) and a
 ``jax.random`` key; ``coscos2_loss`` (siamese pairs) and ``mse_regression_loss``
-take embeddings. SigLIP's sigmoid losses are in ``vgs_jax.sigmoid_losses``.
+take embeddings. SigLIP's sigmoid losses are in ``vgs_jax.objectives.sigmoid``;
+which of these a config can train with, and what each reads, is
+``vgs_jax.objectives.registry.OBJECTIVES``. The batch helpers (masks, counts)
+are in ``vgs_jax.objectives.pairs``.
 
 Conventions shared by all losses:
 
@@ -33,34 +36,16 @@ Conventions shared by all losses:
   shard ``image_ids`` and ``mask`` the same way as the embeddings.
 """
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 
-_NORM_EPS = 1e-8
-
-
-def _check_pair(z_speech, z_image):
-    """Validates two [B, E] embedding batches; returns B."""
-    if jnp.ndim(z_speech) != 2 or jnp.ndim(z_image) != 2:
-        raise ValueError(
-            f"z_speech and z_image must be 2-D [batch, embed_dim]; got shapes "
-            f"{jnp.shape(z_speech)} and {jnp.shape(z_image)}. Pool over time "
-            "before calling the loss.")
-    if jnp.shape(z_speech) != jnp.shape(z_image):
-        raise ValueError(
-            f"z_speech shape {jnp.shape(z_speech)} differs from z_image shape "
-            f"{jnp.shape(z_image)}; row i of each must be the i-th matching "
-            "(caption, image) pair with the same embedding size.")
-    return jnp.shape(z_speech)[0]
-
-
-def _l2_normalize(x):
-    """Rows of x [B, E] scaled to unit L2 norm (zero rows stay zero, finite grads)."""
-    x = jnp.asarray(x, jnp.promote_types(jnp.asarray(x).dtype, jnp.float32))
-    sq = jnp.sum(x * x, axis=-1, keepdims=True)
-    return x * jax.lax.rsqrt(jnp.maximum(sq, _NORM_EPS * _NORM_EPS))
+from vgs_jax.objectives.pairs import NORM_EPS
+from vgs_jax.objectives.pairs import check_pair
+from vgs_jax.objectives.pairs import check_scalar
+from vgs_jax.objectives.pairs import count
+from vgs_jax.objectives.pairs import pair_masks
+from vgs_jax.objectives.pairs import valid_mask
+from vgs_jax.objectives.similarity import l2_normalize
 
 
 def cosine_similarity_matrix(z_speech, z_image) -> jax.Array:
@@ -80,58 +65,7 @@ def cosine_similarity_matrix(z_speech, z_image) -> jax.Array:
         raise ValueError(
             f"z_speech has embed_dim {jnp.shape(z_speech)[1]} but z_image has "
             f"{jnp.shape(z_image)[1]}; both towers must project to the same size.")
-    return _l2_normalize(z_speech) @ _l2_normalize(z_image).T
-
-
-def _valid_mask(batch: int, mask):
-    """Validated bool [B] validity (all True when mask is None)."""
-    if mask is None:
-        return jnp.ones((batch,), bool)
-    if jnp.shape(mask) != (batch,):
-        raise ValueError(
-            f"mask must have shape ({batch},) to match the batch; got "
-            f"{jnp.shape(mask)}.")
-    if not jnp.issubdtype(jnp.asarray(mask).dtype, jnp.bool_):
-        raise ValueError(
-            f"mask must be boolean (True = real example); got dtype "
-            f"{jnp.asarray(mask).dtype}. Use mask.astype(bool).")
-    return jnp.asarray(mask)
-
-
-def _check_ids(batch: int, image_ids):
-    if jnp.shape(image_ids) != (batch,):
-        raise ValueError(
-            f"image_ids must have shape ({batch},) to match the batch; got "
-            f"{jnp.shape(image_ids)}.")
-    if not jnp.issubdtype(jnp.asarray(image_ids).dtype, jnp.integer):
-        raise ValueError(
-            f"image_ids must be an integer array; got dtype "
-            f"{jnp.asarray(image_ids).dtype}.")
-
-
-def _pair_masks(batch: int, image_ids, mask):
-    """Returns (valid [B] bool, negative [B, B] bool) for the given options.
-
-    negative[i, j] is True when j is a negative for anchor i (and i for j):
-    i != j, both valid, and (if image_ids is given) different images.
-    """
-    valid = _valid_mask(batch, mask)
-    neg = valid[:, None] & valid[None, :] & ~jnp.eye(batch, dtype=bool)
-    if image_ids is not None:
-        _check_ids(batch, image_ids)
-        ids = jnp.asarray(image_ids)
-        neg = neg & (ids[:, None] != ids[None, :])
-    return valid, neg
-
-
-def _check_margin(margin):
-    if jnp.ndim(margin) != 0:
-        raise ValueError(f"margin must be a scalar; got shape {jnp.shape(margin)}.")
-
-
-def _count(valid):
-    """Number of valid examples as float32, at least 1 (avoids 0/0)."""
-    return jnp.maximum(jnp.sum(valid.astype(jnp.float32)), 1.0)
+    return l2_normalize(z_speech, NORM_EPS) @ l2_normalize(z_image, NORM_EPS).T
 
 
 def _hinge_costs(z_speech, z_image, margin, image_ids, mask):
@@ -140,9 +74,9 @@ def _hinge_costs(z_speech, z_image, margin, image_ids, mask):
     cost_speech[i, j] = max(0, margin + S[i,j] - S[i,i])  (caption i vs wrong image j);
     cost_image[i, j]  = max(0, margin + S[i,j] - S[j,j])  (image j vs wrong caption i).
     """
-    batch = _check_pair(z_speech, z_image)
-    _check_margin(margin)
-    valid, neg = _pair_masks(batch, image_ids, mask)
+    batch = check_pair(z_speech, z_image)
+    check_scalar("margin", margin)
+    valid, neg = pair_masks(batch, image_ids, mask)
     sim = cosine_similarity_matrix(z_speech, z_image)
     diag = jnp.diagonal(sim)
     cost_speech = jnp.where(neg, jax.nn.relu(margin + sim - diag[:, None]), 0.0)
@@ -167,7 +101,7 @@ def platalea_hinge_loss(z_speech, z_image, *, margin=0.2, image_ids=None,
       float32 scalar.
     """
     valid, cost_speech, cost_image = _hinge_costs(z_speech, z_image, margin, image_ids, mask)
-    return jnp.sum(cost_image + cost_speech) / jnp.square(_count(valid))
+    return jnp.sum(cost_image + cost_speech) / jnp.square(count(valid))
 
 
 def hardest_negative_hinge_loss(z_speech, z_image, *, margin=0.2, image_ids=None,
@@ -192,7 +126,7 @@ def hardest_negative_hinge_loss(z_speech, z_image, *, margin=0.2, image_ids=None
     valid, cost_speech, cost_image = _hinge_costs(z_speech, z_image, margin, image_ids, mask)
     hardest_s2i = jnp.max(cost_speech, axis=1)  # per caption anchor
     hardest_i2s = jnp.max(cost_image, axis=0)   # per image anchor
-    n = _count(valid)
+    n = count(valid)
     return (jnp.sum(jnp.where(valid, hardest_s2i, 0.0)) / n
             + jnp.sum(jnp.where(valid, hardest_i2s, 0.0)) / n)
 
@@ -216,10 +150,8 @@ def infonce_loss(z_speech, z_image, *, temperature, image_ids=None,
     Returns:
       float32 scalar.
     """
-    batch = _check_pair(z_speech, z_image)
-    if jnp.ndim(temperature) != 0:
-        raise ValueError(
-            f"temperature must be a scalar; got shape {jnp.shape(temperature)}.")
+    batch = check_pair(z_speech, z_image)
+    check_scalar("temperature", temperature)
     try:
         concrete = float(temperature)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
@@ -228,14 +160,14 @@ def infonce_loss(z_speech, z_image, *, temperature, image_ids=None,
         raise ValueError(
             f"temperature must be positive; got {concrete}. Parametrise it as "
             "exp(log_temperature).")
-    valid, neg = _pair_masks(batch, image_ids, mask)
+    valid, neg = pair_masks(batch, image_ids, mask)
     logits = cosine_similarity_matrix(z_speech, z_image) / temperature
     allowed = neg | jnp.eye(batch, dtype=bool)  # the positive is always kept
     masked = jnp.where(allowed, logits, -jnp.inf)
     pos = jnp.diagonal(logits)
     s2i = jax.nn.logsumexp(masked, axis=1) - pos
     i2s = jax.nn.logsumexp(masked, axis=0) - pos
-    n = _count(valid)
+    n = count(valid)
     return 0.5 * (jnp.sum(jnp.where(valid, s2i, 0.0)) / n
                   + jnp.sum(jnp.where(valid, i2s, 0.0)) / n)
 
@@ -269,7 +201,7 @@ def sample_impostors(rng, mask) -> jax.Array:
             f"mask must be a 1-D bool array [B]; got shape {jnp.shape(mask)}. "
             "Pass jnp.ones(B, bool) when there is no padding.")
     batch = jnp.shape(mask)[0]
-    valid = _valid_mask(batch, mask)
+    valid = valid_mask(batch, mask)
     allowed = valid[None, :] & ~jnp.eye(batch, dtype=bool) & valid[:, None]
     choices = jnp.sum(allowed, axis=1, dtype=jnp.int32)                   # [B]
     rank = jnp.cumsum(valid, dtype=jnp.int32) - 1                         # [B]
@@ -306,13 +238,13 @@ def sampled_impostor_hinge_loss(sim, rng, *, margin=1.0, mask=None) -> jax.Array
       float32 scalar.
     """
     batch = _check_sim(sim)
-    _check_margin(margin)
-    valid = _valid_mask(batch, mask)
+    check_scalar("margin", margin)
+    valid = valid_mask(batch, mask)
     k_img, k_cap = jax.random.split(rng)
     sim = jnp.asarray(sim, jnp.float32)
     cost = (_sampled_terms(sim, sample_impostors(k_img, valid), margin)
             + _sampled_terms(sim.T, sample_impostors(k_cap, valid), margin))
-    return jnp.sum(jnp.where(valid, cost, 0.0)) / _count(valid)
+    return jnp.sum(jnp.where(valid, cost, 0.0)) / count(valid)
 
 
 def _semihard_terms(sim, valid, margin, reference_quirk):
@@ -357,15 +289,15 @@ def semihard_hinge_loss(sim, rng, *, margin=1.0, mask=None,
       float32 scalar.
     """
     batch = _check_sim(sim)
-    _check_margin(margin)
-    valid = _valid_mask(batch, mask)
+    check_scalar("margin", margin)
+    valid = valid_mask(batch, mask)
     sim = jnp.asarray(sim, jnp.float32)
     k_row, k_col = jax.random.split(rng)
     cost = (_sampled_terms(sim, sample_impostors(k_row, valid), margin)
             + _sampled_terms(sim.T, sample_impostors(k_col, valid), margin)
             + _semihard_terms(sim, valid, margin, reference_quirk)
             + _semihard_terms(sim.T, valid, margin, reference_quirk))
-    return jnp.sum(jnp.where(valid, cost, 0.0)) / _count(valid)
+    return jnp.sum(jnp.where(valid, cost, 0.0)) / count(valid)
 
 
 def coscos2_loss(z_a, z_b, same, *, mask=None) -> jax.Array:
@@ -382,15 +314,15 @@ def coscos2_loss(z_a, z_b, same, *, mask=None) -> jax.Array:
     Returns:
       float32 scalar.
     """
-    pairs = _check_pair(z_a, z_b)
+    pairs = check_pair(z_a, z_b)
     if jnp.shape(same) != (pairs,) or not jnp.issubdtype(jnp.asarray(same).dtype, jnp.bool_):
         raise ValueError(
             f"same must be a boolean array of shape ({pairs},); got shape "
             f"{jnp.shape(same)} dtype {jnp.asarray(same).dtype}.")
-    valid = _valid_mask(pairs, mask)
-    cos = jnp.sum(_l2_normalize(z_a) * _l2_normalize(z_b), axis=-1)
+    valid = valid_mask(pairs, mask)
+    cos = jnp.sum(l2_normalize(z_a, NORM_EPS) * l2_normalize(z_b, NORM_EPS), axis=-1)
     cost = jnp.where(same, 0.5 * (1.0 - cos), jnp.square(cos))
-    return jnp.sum(jnp.where(valid, cost, 0.0)) / _count(valid)
+    return jnp.sum(jnp.where(valid, cost, 0.0)) / count(valid)
 
 
 def mse_regression_loss(z_speech, image_vectors, *, mask=None) -> jax.Array:
@@ -407,40 +339,8 @@ def mse_regression_loss(z_speech, image_vectors, *, mask=None) -> jax.Array:
     Returns:
       float32 scalar.
     """
-    batch = _check_pair(z_speech, image_vectors)
-    valid = _valid_mask(batch, mask)
+    batch = check_pair(z_speech, image_vectors)
+    valid = valid_mask(batch, mask)
     diff = jnp.asarray(z_speech, jnp.float32) - jnp.asarray(image_vectors, jnp.float32)
     sq = jnp.sum(jnp.where(valid[:, None], jnp.square(diff), 0.0))
-    return sq / (_count(valid) * jnp.shape(z_speech)[1])
-
-
-SIMILARITY_LOSSES: dict[str, Callable[..., jax.Array]] = {
-    "sampled_impostor_hinge": sampled_impostor_hinge_loss,
-    "semihard_hinge": semihard_hinge_loss,
-}
-
-LOSSES: dict[str, Callable[..., jax.Array]] = {
-    "platalea_hinge": platalea_hinge_loss,
-    "hardest_negative_hinge": hardest_negative_hinge_loss,
-    "infonce": infonce_loss,
-}
-
-
-def get_loss(name: str) -> Callable[..., jax.Array]:
-    """Returns the loss function called `name` (a key of LOSSES)."""
-    try:
-        return LOSSES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown loss {name!r}; choose one of {sorted(LOSSES)} (similarity-"
-            f"matrix losses: get_similarity_loss, {sorted(SIMILARITY_LOSSES)}).") from None
-
-
-def get_similarity_loss(name: str) -> Callable[..., jax.Array]:
-    """Returns the sim-matrix loss called `name`: fn(sim [B, B], rng, *, margin, mask)."""
-    try:
-        return SIMILARITY_LOSSES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown similarity loss {name!r}; choose one of "
-            f"{sorted(SIMILARITY_LOSSES)}.") from None
+    return sq / (count(valid) * jnp.shape(z_speech)[1])

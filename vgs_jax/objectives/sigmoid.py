@@ -1,24 +1,22 @@
 """SigLIP's pairwise sigmoid loss, on one device and chunked over a device ring.
 
-Same conventions as `vgs_jax.losses` (rows = captions, masks, image ids), whose pair/mask
-helpers this module shares. `chunked_sigmoid_loss` keeps each device's logits at n x n
-(sota-and-metrics.md C): a `jax.lax.ppermute` ring passes the image embeddings around.
+Same conventions as `vgs_jax.objectives.losses` (rows = captions, masks, image ids), with the
+pair/mask helpers of `vgs_jax.objectives.pairs`. `chunked_sigmoid_loss` keeps each device's
+logits at n x n (sota-and-metrics.md C): a `jax.lax.ppermute` ring passes the image embeddings
+around.
 """
 
 import jax
 import jax.numpy as jnp
 
-from vgs_jax.losses import _check_ids
-from vgs_jax.losses import _check_pair
-from vgs_jax.losses import _count
-from vgs_jax.losses import _l2_normalize
-from vgs_jax.losses import _pair_masks
-from vgs_jax.losses import _valid_mask
-
-
-def _check_scalar(name, value):
-    if jnp.ndim(value) != 0:
-        raise ValueError(f"{name} must be a scalar; got shape {jnp.shape(value)}.")
+from vgs_jax.objectives.pairs import NORM_EPS
+from vgs_jax.objectives.pairs import check_ids
+from vgs_jax.objectives.pairs import check_pair
+from vgs_jax.objectives.pairs import check_scalar
+from vgs_jax.objectives.pairs import count
+from vgs_jax.objectives.pairs import pair_masks
+from vgs_jax.objectives.pairs import valid_mask
+from vgs_jax.objectives.similarity import l2_normalize
 
 
 def _sigmoid_block(zs, zi, pos, neg, temperature, bias):
@@ -49,14 +47,14 @@ def sigmoid_loss(z_speech, z_image, *, temperature, bias, image_ids=None,
     Returns:
       float32 scalar.
     """
-    batch = _check_pair(z_speech, z_image)
-    _check_scalar("temperature", temperature)
-    _check_scalar("bias", bias)
-    valid, neg = _pair_masks(batch, image_ids, mask)
+    batch = check_pair(z_speech, z_image)
+    check_scalar("temperature", temperature)
+    check_scalar("bias", bias)
+    valid, neg = pair_masks(batch, image_ids, mask)
     pos = jnp.eye(batch, dtype=bool) & valid[:, None]
-    total = _sigmoid_block(_l2_normalize(z_speech), _l2_normalize(z_image), pos, neg,
+    total = _sigmoid_block(l2_normalize(z_speech, NORM_EPS), l2_normalize(z_image, NORM_EPS), pos, neg,
                            temperature, bias)
-    return total / _count(valid)
+    return total / count(valid)
 
 
 def chunked_sigmoid_loss(z_speech, z_image, *, temperature, bias, mesh, axis="data",
@@ -80,9 +78,9 @@ def chunked_sigmoid_loss(z_speech, z_image, *, temperature, bias, mesh, axis="da
     Returns:
       float32 scalar (replicated).
     """
-    batch = _check_pair(z_speech, z_image)
-    _check_scalar("temperature", temperature)
-    _check_scalar("bias", bias)
+    batch = check_pair(z_speech, z_image)
+    check_scalar("temperature", temperature)
+    check_scalar("bias", bias)
     if axis not in mesh.shape:
         raise ValueError(f"mesh has no axis {axis!r}; its axes are {tuple(mesh.shape)}.")
     ndev = mesh.shape[axis]
@@ -90,17 +88,17 @@ def chunked_sigmoid_loss(z_speech, z_image, *, temperature, bias, mesh, axis="da
         raise ValueError(
             f"batch size {batch} is not divisible by the {ndev} devices of mesh axis "
             f"{axis!r}; pad the batch (and mark padding in `mask`).")
-    valid = _valid_mask(batch, mask)
+    valid = valid_mask(batch, mask)
     if image_ids is None:   # unique ids: no pair is excluded
         ids = jnp.arange(batch, dtype=jnp.int32)
     else:
-        _check_ids(batch, image_ids)
+        check_ids(batch, image_ids)
         ids = jnp.asarray(image_ids).astype(jnp.int32)
     ring = [(d, (d + 1) % ndev) for d in range(ndev)]
     spec, rep = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
 
     def local(zs, zi, ids_s, val_s, t, b):
-        zs, zi = _l2_normalize(zs), _l2_normalize(zi)
+        zs, zi = l2_normalize(zs, NORM_EPS), l2_normalize(zi, NORM_EPS)
         n = zs.shape[0]
         pair_ok = val_s[:, None] & val_s[None, :] & (ids_s[:, None] != ids_s[None, :])
         eye = jnp.eye(n, dtype=bool)

@@ -1,6 +1,8 @@
 """Caption x image similarity matrices from the dual encoder's outputs (`model.similarity`).
 
-Rows are captions, columns images, as in `vgs_jax.losses` and `vgs_jax.retrieval`:
+Also the one `l2_normalize` of the package (the towers' unit-norm embeddings, the losses'
+re-normalisation). Rows are captions, columns images, as in `vgs_jax.objectives.losses` and
+`vgs_jax.retrieval`:
 
 * ``cosine``: dot product of the L2-normalised pooled embeddings (platalea, speech2image, RHN,
   Transformer).
@@ -8,7 +10,7 @@ Rows are captions, columns images, as in `vgs_jax.losses` and `vgs_jax.retrieval
   UNnormalised masked-mean image vector and masked-mean audio vector. This is also ResDAVEnet-VQ's
   "pooled dot product" (anchor §3.5), so ``pooled_dot`` is accepted as its name.
 * ``MISA`` / ``SIMA``: matchmap reductions (DAVEnet, anchor §2.4), computed by
-  `vgs_jax.matchmap.matchmap_scores` with padding masks.
+  `vgs_jax.objectives.matchmap.matchmap_scores` with padding masks.
 * ``fragment``: the fragment-alignment score of Harwath & Glass (2015), survey eq. (3): per image
   cell the best non-negative product with an audio frame, summed over cells (matchmap ``FRAGMENT``).
 
@@ -18,10 +20,22 @@ Speech/image outputs are the dicts of `DualEncoder.encode_speech` / `encode_imag
 import jax
 import jax.numpy as jnp
 
-from vgs_jax import matchmap
+from vgs_jax.objectives import matchmap
 
 SIMILARITIES = ("cosine", "SISA", "MISA", "SIMA", "pooled_dot", "fragment")
 MATCHMAP_SIMILARITIES = ("SISA", "MISA", "SIMA", "pooled_dot", "fragment")
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """Rows of x [..., E] scaled to unit L2 norm, as float32 (float64 stays float64).
+
+    A row whose norm is below `eps` is scaled by 1 / eps instead, so an all-zero row stays zero
+    with finite gradients. The towers use the default; the losses re-normalise with
+    `pairs.NORM_EPS` (1e-8).
+    """
+    x = jnp.asarray(x, jnp.promote_types(jnp.asarray(x).dtype, jnp.float32))
+    sq = jnp.sum(x * x, axis=-1, keepdims=True)
+    return x * jax.lax.rsqrt(jnp.maximum(sq, eps * eps))
 
 
 def check_similarity(name: str, *, speech_has_map: bool, image_has_map: bool) -> None:
