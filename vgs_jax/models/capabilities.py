@@ -2,7 +2,7 @@
 
 Every encoder in `registry.SPEECH_ENCODERS` / `registry.IMAGE_ENCODERS` has
 
-    capabilities: Capabilities      (a property: what the built module outputs, see below)
+    capabilities: Capabilities      (a property, or a class attribute when fixed: what the module outputs)
     out_features: int               (embedding / map channel width)
     from_config(sub_config, size, *, dtype, rngs)   (classmethod: `config.model.speech` or
                                     `config.model.image`; size = input features per frame for
