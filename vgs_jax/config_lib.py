@@ -58,8 +58,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.features.bucket_boundaries = (256, 512, 768, 1024, 1536, 2048)  # padded lengths in frames
 
     c.model = ml_collections.ConfigDict()
-    c.model.speech_encoder = "platalea_gru"  # key of models.dual_encoder.SPEECH_ENCODERS
-    c.model.image_encoder = "linear"  # key of models.image_encoders.IMAGE_ENCODERS
+    c.model.speech_encoder = "platalea_gru"  # key of models.registry.SPEECH_ENCODERS
+    c.model.image_encoder = "linear"  # key of models.registry.IMAGE_ENCODERS
     # The chosen encoder's keyword arguments; configs of other encoders replace the whole dict.
     c.model.speech = ml_collections.ConfigDict(
         dict(
