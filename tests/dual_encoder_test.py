@@ -12,7 +12,7 @@ from flax import nnx
 from vgs_jax.models.capabilities import FrameClock
 from vgs_jax.models.dual_encoder import DualEncoder, Template, build_dual_encoder, l2_normalize
 from vgs_jax.models.image_encoders import LinearImageEncoder
-from vgs_jax.models.speech_encoders import PlataleaSpeechEncoder
+from vgs_jax.models.conv_rnn_encoders import PlataleaSpeechEncoder
 
 
 @pytest.fixture(autouse=True)

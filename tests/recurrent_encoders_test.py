@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from vgs_jax.models.recurrent_encoders import (
-    BiLSTM, LSTMLayer, RHNLayer, RHNSpeechEncoder, ScalarAttentionPooling, Speech2ImageEncoder)
+from vgs_jax.models.conv_rnn_encoders import Speech2ImageEncoder
+from vgs_jax.models.recurrent_encoders import RHNLayer, RHNSpeechEncoder, ScalarAttentionPooling
+from vgs_jax.models.recurrent_layers import BiLSTM, LSTMLayer
 
 
 def _sig(x):

@@ -1,4 +1,4 @@
-"""Recurrent speech encoders: Chrupała et al. (2017) RHN encoder and speech2image (Merkx et al. 2019).
+"""Recurrent highway network speech encoder of Chrupała et al. (2017).
 
 RHN encoder (gchrupala/visually-grounded-speech, PyTorch port `gchrupala/vgs` `onion/rhn.py`,
 `vg/defn/audiovis_rhn.py`, `experiments/flickr8k-speech-rhn/run.py`): Conv1d 64 channels, kernel 6,
@@ -13,28 +13,20 @@ Differences from the reference, by choice: the conv is VALID (reference pads `ke
 sides) with PyTorch default init (reference: Glorot uniform); no variational dropout (reference
 drop_i 0.25 / drop_s 0.1); padding is masked (packed-sequence semantics).
 
-speech2image: Conv1d(39->64, k6, s2) with bias (Interspeech19 branch) -> 4-layer BiGRU (Interspeech19)
-or BiLSTM (master) of 1024 per direction -> vectorial attention -> L2 (done by the dual encoder).
-The LSTM follows PyTorch `nn.LSTM` (gate order i, f, g, o; w_ih [4H, in], w_hh [4H, H], b_ih, b_hh).
 All masks are prefix masks [B, T] (valid frames first); outputs at padded frames are zero.
+The speech2image encoder lives in `conv_rnn_encoders`.
 """
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vgs_jax.models.pooling import VectorialAttentionPooling, _check_h_mask, torch_uniform_init
 from vgs_jax.models import capabilities as caps
-from vgs_jax.models.speech_encoders import (BiGRU, Conv1dFrontEnd, _check_x_mask, conv_front_end_capabilities,
-                                            reverse_within_length)
+from vgs_jax.models.conv_rnn_encoders import Conv1dFrontEnd, conv_front_end_capabilities
+from vgs_jax.models.pooling import _check_h_mask, torch_uniform_init
+from vgs_jax.models.recurrent_layers import _check_x_mask, _uniform
 
 RHN_INIT_SCALE = 0.04
 RHN_T_BIAS = -2.0
-
-
-def _uniform(scale: float):
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, minval=-scale, maxval=scale)
-    return init
 
 
 class RHNLayer(nnx.Module):
@@ -172,137 +164,4 @@ class RHNSpeechEncoder(nnx.Module):
 
     def __call__(self, features: jax.Array, mask: jax.Array) -> jax.Array:
         """features [B, T, in] float32, prefix mask [B, T] bool -> [B, hidden] float32."""
-        return self.frame_outputs(features, mask)["pooled"]
-
-
-def lstm_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
-              dtype=jnp.float32) -> jax.Array:
-    """LSTM recurrence for D stacked directions given input projections (PyTorch gate order i, f, g, o).
-
-    Args:
-      xi: [D, T, B, 4H] float32, W_ih x_t + b_ih for every frame.
-      w_hh: [D, 4H, H]; b_hh: [D, 4H]; mask: [T, B] bool (state frozen at invalid frames).
-    Returns:
-      [D, T, B, H] float32 hidden states h_t, zero at invalid frames; h0 = c0 = 0.
-    """
-    num_dirs, _, batch, four_h = xi.shape
-    hd = four_h // 4
-    w = w_hh.astype(dtype)
-    b = b_hh[:, None, :].astype(jnp.float32)
-
-    def step(carry, inputs):
-        h, c = carry
-        xi_t, m_t = inputs
-        g = xi_t + jnp.einsum("dbh,dgh->dbg", h.astype(dtype), w, preferred_element_type=jnp.float32) + b
-        i = jax.nn.sigmoid(g[..., :hd])
-        f = jax.nn.sigmoid(g[..., hd:2 * hd])
-        cand = jnp.tanh(g[..., 2 * hd:3 * hd])
-        o = jax.nn.sigmoid(g[..., 3 * hd:])
-        c_new = f * c + i * cand
-        h_new = o * jnp.tanh(c_new)
-        m = m_t[None, :, None]
-        return (jnp.where(m, h_new, h), jnp.where(m, c_new, c)), jnp.where(m, h_new, 0.0)
-
-    zeros = jnp.zeros((num_dirs, batch, hd), jnp.float32)
-    _, out = jax.lax.scan(step, (zeros, zeros), (jnp.moveaxis(xi, 1, 0), mask))
-    return jnp.moveaxis(out, 0, 1)
-
-
-class LSTMLayer(nnx.Module):
-    """One direction of a PyTorch-compatible LSTM layer (PyTorch layout and init U(+-1/sqrt(H)))."""
-
-    def __init__(self, in_features: int, hidden: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-        if in_features <= 0 or hidden <= 0:
-            raise ValueError(f"LSTMLayer: in_features ({in_features}) and hidden ({hidden}) must be positive.")
-        self.in_features, self.hidden, self.dtype = in_features, hidden, dtype
-        init = torch_uniform_init(hidden)
-        self.w_ih = nnx.Param(init(rngs.params(), (4 * hidden, in_features)))
-        self.w_hh = nnx.Param(init(rngs.params(), (4 * hidden, hidden)))
-        self.b_ih = nnx.Param(init(rngs.params(), (4 * hidden,)))
-        self.b_hh = nnx.Param(init(rngs.params(), (4 * hidden,)))
-
-    def project(self, x: jax.Array) -> jax.Array:
-        """x [B, T, in] -> [B, T, 4H] float32 = x W_ih^T + b_ih."""
-        return jnp.einsum("btd,gd->btg", x.astype(self.dtype), self.w_ih[...].astype(self.dtype),
-                          preferred_element_type=jnp.float32) + self.b_ih[...]
-
-    def __call__(self, x: jax.Array, mask: jax.Array, *, reverse: bool = False) -> jax.Array:
-        """x [B, T, in], prefix mask [B, T] -> [B, T, H] float32 (zero at padding); `reverse` reads
-        each sequence from its own last valid frame, outputs in original time order."""
-        _check_x_mask(x, mask, "LSTMLayer", self.in_features)
-        lengths = jnp.sum(mask, axis=1)
-        if reverse:
-            x = reverse_within_length(x, lengths)
-        xi = jnp.moveaxis(self.project(x), 1, 0)[None]
-        out = jnp.moveaxis(lstm_scan(xi, self.w_hh[...][None], self.b_hh[...][None], mask.T,
-                                     self.dtype)[0], 0, 1)
-        return reverse_within_length(out, lengths) if reverse else out
-
-
-class BiLSTM(nnx.Module):
-    """Bidirectional LSTM layer: [B, T, in] -> [B, T, 2H] = concat(forward, backward), one fused scan."""
-
-    def __init__(self, in_features: int, hidden: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-        self.in_features, self.hidden, self.dtype = in_features, hidden, dtype
-        self.forward = LSTMLayer(in_features, hidden, dtype=dtype, rngs=rngs)
-        self.backward = LSTMLayer(in_features, hidden, dtype=dtype, rngs=rngs)
-
-    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-        """x [B, T, in] float, prefix mask [B, T] bool -> [B, T, 2H] float32, zero at padded frames."""
-        _check_x_mask(x, mask, "BiLSTM", self.in_features)
-        lengths = jnp.sum(mask, axis=1)
-        xi_f = self.forward.project(x)
-        xi_b = self.backward.project(reverse_within_length(x, lengths))
-        xi = jnp.moveaxis(jnp.stack([xi_f, xi_b]), 2, 1)
-        w_hh = jnp.stack([self.forward.w_hh[...], self.backward.w_hh[...]])
-        b_hh = jnp.stack([self.forward.b_hh[...], self.backward.b_hh[...]])
-        out = jnp.moveaxis(lstm_scan(xi, w_hh, b_hh, mask.T, self.dtype), 2, 1)
-        return jnp.concatenate([out[0], reverse_within_length(out[1], lengths)], axis=-1)
-
-
-class Speech2ImageEncoder(nnx.Module):
-    """speech2image: Conv1d (bias) -> stacked BiGRU ("gru", Interspeech19) or BiLSTM ("lstm", master)
-    -> vectorial attention -> [B, 2*hidden] (not normalised)."""
-
-    def __init__(self, in_features: int, *, rnn: str = "gru", conv_bias: bool = True,
-                 conv_channels: int = 64, conv_kernel: int = 6, conv_stride: int = 2, hidden: int = 1024,
-                 num_layers: int = 4, attention_hidden: int = 128, mask_padding: bool = True,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
-        layer_types = {"gru": BiGRU, "lstm": BiLSTM}
-        if rnn not in layer_types:
-            raise ValueError(f"Speech2ImageEncoder: rnn={rnn!r}; use 'gru' (Interspeech19) or 'lstm' (master).")
-        if num_layers < 1 or hidden <= 0:
-            raise ValueError(f"Speech2ImageEncoder: num_layers ({num_layers}) and hidden ({hidden}) must be >= 1.")
-        self.in_features = in_features
-        self.out_features = 2 * hidden
-        self.rnn_type = rnn
-        self.conv = Conv1dFrontEnd(in_features, conv_channels, conv_kernel, conv_stride, use_bias=conv_bias,
-                                   dtype=dtype, rngs=rngs)
-        self.rnns = nnx.List([
-            layer_types[rnn](conv_channels if i == 0 else 2 * hidden, hidden, dtype=dtype, rngs=rngs)
-            for i in range(num_layers)])
-        self.pool = VectorialAttentionPooling(2 * hidden, attention_hidden, mask_padding=mask_padding,
-                                              dtype=dtype, rngs=rngs)
-
-    from_config = classmethod(caps.speech_from_config)
-
-    @property
-    def capabilities(self) -> caps.Capabilities:
-        """Pooled, vectorial attention; frame outputs "conv", "rnn_0".. on the conv's clock."""
-        return conv_front_end_capabilities(self.conv, [f"rnn_{i}" for i in range(len(self.rnns))], "vectorial")
-
-    def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
-        """features [B, T, in] float32, mask [B, T] bool -> dict with "conv" [B, T', C],
-        "rnn_0".."rnn_{L-1}" [B, T', 2*hidden], "pooled" [B, 2*hidden], "mask" [B, T'] bool."""
-        h, m = self.conv(features, mask)
-        out = {"conv": h}
-        for i, layer in enumerate(self.rnns):
-            h = layer(h, m)
-            out[f"rnn_{i}"] = h
-        out["pooled"] = self.pool(h, m)
-        out["mask"] = m
-        return out
-
-    def __call__(self, features: jax.Array, mask: jax.Array) -> jax.Array:
-        """features [B, T, in] float32, prefix mask [B, T] bool -> [B, 2*hidden] float32."""
         return self.frame_outputs(features, mask)["pooled"]

@@ -12,8 +12,8 @@ from flax import nnx
 from vgs_jax.models import image_trunks
 from vgs_jax.models.davenet import Davenet, ResDavenet
 from vgs_jax.models.image_encoders import ConvImageEncoder, ConvMapImageEncoder, LinearImageEncoder
-from vgs_jax.models.recurrent_encoders import RHNSpeechEncoder, Speech2ImageEncoder
-from vgs_jax.models.speech_encoders import PlataleaSpeechEncoder
+from vgs_jax.models.conv_rnn_encoders import PlataleaSpeechEncoder, Speech2ImageEncoder
+from vgs_jax.models.recurrent_encoders import RHNSpeechEncoder
 from vgs_jax.models.transformer_encoder import TransformerSpeechEncoder
 
 SPEECH_ENCODERS = {

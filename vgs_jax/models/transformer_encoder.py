@@ -22,8 +22,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models import capabilities as caps
+from vgs_jax.models.conv_rnn_encoders import Conv1dFrontEnd, conv_front_end_capabilities
 from vgs_jax.models.pooling import VectorialAttentionPooling, torch_uniform_init
-from vgs_jax.models.speech_encoders import Conv1dFrontEnd, _check_x_mask, conv_front_end_capabilities
+from vgs_jax.models.recurrent_layers import _check_x_mask
 
 
 def sinusoidal_positions(length: int, d_model: int) -> jax.Array:
@@ -170,7 +171,4 @@ class TransformerSpeechEncoder(nnx.Module):
 
     def __call__(self, features: jax.Array, mask: jax.Array) -> jax.Array:
         """features [B, T, in] float32, prefix mask [B, T] bool -> [B, d_model] float32."""
-        _, h, m = self._embed(features, mask)
-        for layer in self.layers:
-            h = layer(h, m)
-        return self.pool(h, m)
+        return self.frame_outputs(features, mask)["pooled"]

@@ -1,13 +1,12 @@
-"""Tests for vgs_jax.models.speech_encoders: GRU vs a NumPy loop, packing semantics, conv, param counts."""
+"""Tests for vgs_jax.models.conv_rnn_encoders and recurrent_layers: GRU vs a NumPy loop, packing semantics, conv, param counts."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from vgs_jax.models.speech_encoders import (
-    BiGRU, Conv1dFrontEnd, GRULayer, PlataleaSpeechEncoder, conv_output_lengths,
-    reverse_within_length)
+from vgs_jax.models.conv_rnn_encoders import Conv1dFrontEnd, PlataleaSpeechEncoder
+from vgs_jax.models.recurrent_layers import BiGRU, GRULayer, conv_output_lengths, reverse_within_length
 
 
 @pytest.fixture(autouse=True)

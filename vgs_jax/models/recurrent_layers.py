@@ -1,0 +1,219 @@
+"""PyTorch-compatible recurrent layers shared by the speech encoders: GRU and LSTM.
+
+Both follow PyTorch exactly and store their weights in PyTorch's layout, so a torch state dict
+converts by copying: `nn.GRU` (gate order r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
+h' = (1 - z) * n + z * h) with w_ih [3H, in], w_hh [3H, H], b_ih, b_hh [3H] per direction, and
+`nn.LSTM` (gate order i, f, g, o) with w_ih [4H, in], w_hh [4H, H], b_ih, b_hh [4H]. For speed the
+input projection of all frames is one matmul before the `lax.scan`; only h @ w_hh runs inside the
+loop, and both directions of a bidirectional layer share one scan.
+
+Sequences follow packed-sequence semantics: `mask` [B, T] must be a prefix mask (valid frames
+first, then padding; length = mask.sum(1)). Padding never enters the recurrence, the backward
+direction starts at each sequence's own last valid frame, and outputs at padded frames are zero.
+"""
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from vgs_jax.models.pooling import torch_uniform_init
+
+
+def _uniform(scale: float):
+    """Initialiser drawing U(-scale, scale)."""
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, minval=-scale, maxval=scale)
+    return init
+
+
+def _check_x_mask(x: jax.Array, mask: jax.Array, where: str, in_features: int) -> None:
+    if x.ndim != 3:
+        raise ValueError(f"{where}: input must be [batch, time, features], got shape {x.shape}.")
+    if x.shape[-1] != in_features:
+        raise ValueError(
+            f"{where}: input has {x.shape[-1]} features per frame, the module was built for {in_features}.")
+    if mask.shape != x.shape[:2]:
+        raise ValueError(
+            f"{where}: mask shape {mask.shape} must equal the input's [batch, time] = {x.shape[:2]}.")
+
+
+def reverse_within_length(x: jax.Array, lengths: jax.Array) -> jax.Array:
+    """Reverse each sequence's first `lengths[b]` frames, leaving padded frames in place.
+
+    Args:
+      x: [B, T, ...] array.
+      lengths: [B] int, 0 <= lengths[b] <= T.
+    Returns:
+      [B, T, ...] array; the map is its own inverse.
+    """
+    t = jnp.arange(x.shape[1])[None, :]
+    idx = jnp.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+    idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
+    return jnp.take_along_axis(x, idx, axis=1)
+
+
+def gru_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
+             dtype=jnp.float32) -> jax.Array:
+    """Run the GRU recurrence for D stacked directions given precomputed input projections.
+
+    Args:
+      xi: [D, T, B, 3H] float32, W_ih x_t + b_ih for every frame (gate order r, z, n).
+      w_hh: [D, 3H, H] float32 recurrent weights (PyTorch layout).
+      b_hh: [D, 3H] float32 recurrent biases.
+      mask: [T, B] bool, True at valid frames; the state is frozen at invalid frames.
+      dtype: dtype of the recurrent matmul inputs (accumulation is float32).
+    Returns:
+      [D, T, B, H] float32 hidden states, zero at invalid frames. The initial state is zero.
+    """
+    num_dirs, _, batch, three_h = xi.shape
+    hidden = three_h // 3
+    w = w_hh.astype(dtype)
+    b = b_hh[:, None, :].astype(jnp.float32)
+
+    def step(h, inputs):
+        xi_t, m_t = inputs
+        hh = jnp.einsum("dbh,dgh->dbg", h.astype(dtype), w, preferred_element_type=jnp.float32) + b
+        r = jax.nn.sigmoid(xi_t[..., :hidden] + hh[..., :hidden])
+        z = jax.nn.sigmoid(xi_t[..., hidden:2 * hidden] + hh[..., hidden:2 * hidden])
+        n = jnp.tanh(xi_t[..., 2 * hidden:] + r * hh[..., 2 * hidden:])
+        h_new = (1.0 - z) * n + z * h
+        m = m_t[None, :, None]
+        return jnp.where(m, h_new, h), jnp.where(m, h_new, 0.0)
+
+    h0 = jnp.zeros((num_dirs, batch, hidden), jnp.float32)
+    _, out = jax.lax.scan(step, h0, (jnp.moveaxis(xi, 1, 0), mask))
+    return jnp.moveaxis(out, 0, 1)
+
+
+def lstm_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
+              dtype=jnp.float32) -> jax.Array:
+    """LSTM recurrence for D stacked directions given input projections (PyTorch gate order i, f, g, o).
+
+    Args:
+      xi: [D, T, B, 4H] float32, W_ih x_t + b_ih for every frame.
+      w_hh: [D, 4H, H]; b_hh: [D, 4H]; mask: [T, B] bool (state frozen at invalid frames).
+    Returns:
+      [D, T, B, H] float32 hidden states h_t, zero at invalid frames; h0 = c0 = 0.
+    """
+    num_dirs, _, batch, four_h = xi.shape
+    hd = four_h // 4
+    w = w_hh.astype(dtype)
+    b = b_hh[:, None, :].astype(jnp.float32)
+
+    def step(carry, inputs):
+        h, c = carry
+        xi_t, m_t = inputs
+        g = xi_t + jnp.einsum("dbh,dgh->dbg", h.astype(dtype), w, preferred_element_type=jnp.float32) + b
+        i = jax.nn.sigmoid(g[..., :hd])
+        f = jax.nn.sigmoid(g[..., hd:2 * hd])
+        cand = jnp.tanh(g[..., 2 * hd:3 * hd])
+        o = jax.nn.sigmoid(g[..., 3 * hd:])
+        c_new = f * c + i * cand
+        h_new = o * jnp.tanh(c_new)
+        m = m_t[None, :, None]
+        return (jnp.where(m, h_new, h), jnp.where(m, c_new, c)), jnp.where(m, h_new, 0.0)
+
+    zeros = jnp.zeros((num_dirs, batch, hd), jnp.float32)
+    _, out = jax.lax.scan(step, (zeros, zeros), (jnp.moveaxis(xi, 1, 0), mask))
+    return jnp.moveaxis(out, 0, 1)
+
+
+
+def conv_output_lengths(lengths: jax.Array, kernel: int, stride: int) -> jax.Array:
+    """Valid frames after a VALID strided conv: floor((L - kernel) / stride) + 1, clamped at >= 0."""
+    return jnp.maximum((lengths - kernel) // stride + 1, 0)
+
+
+
+
+class _RNNLayer(nnx.Module):
+    """One direction of a PyTorch-compatible recurrent layer with `_GATES` gates (PyTorch layout, and
+    PyTorch's init U(+-1/sqrt(H)) for every tensor). Subclasses set `_GATES` and `_scan`."""
+
+    _GATES: int
+    _scan = None
+
+    def __init__(self, in_features: int, hidden: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+        if in_features <= 0 or hidden <= 0:
+            raise ValueError(f"{type(self).__name__}: in_features ({in_features}) and hidden ({hidden}) "
+                             "must be positive.")
+        self.in_features = in_features
+        self.hidden = hidden
+        self.dtype = dtype
+        init = torch_uniform_init(hidden)
+        g = self._GATES * hidden
+        self.w_ih = nnx.Param(init(rngs.params(), (g, in_features)))
+        self.w_hh = nnx.Param(init(rngs.params(), (g, hidden)))
+        self.b_ih = nnx.Param(init(rngs.params(), (g,)))
+        self.b_hh = nnx.Param(init(rngs.params(), (g,)))
+
+    def project(self, x: jax.Array) -> jax.Array:
+        """Input projection of all frames: x [B, T, in] -> [B, T, gates*H] float32 (includes b_ih)."""
+        return jnp.einsum("btd,gd->btg", x.astype(self.dtype), self.w_ih[...].astype(self.dtype),
+                          preferred_element_type=jnp.float32) + self.b_ih[...]
+
+    def __call__(self, x: jax.Array, mask: jax.Array, *, reverse: bool = False) -> jax.Array:
+        """Run over x [B, T, in] with prefix mask [B, T] -> [B, T, H] float32 (zero at padding).
+
+        With `reverse=True` each sequence is read from its own last valid frame backwards; outputs
+        are returned in the original time order.
+        """
+        _check_x_mask(x, mask, type(self).__name__, self.in_features)
+        lengths = jnp.sum(mask, axis=1)
+        if reverse:
+            x = reverse_within_length(x, lengths)
+        xi = jnp.moveaxis(self.project(x), 1, 0)[None]
+        out = self._scan(xi, self.w_hh[...][None], self.b_hh[...][None], mask.T, self.dtype)[0]
+        out = jnp.moveaxis(out, 0, 1)
+        return reverse_within_length(out, lengths) if reverse else out
+
+
+class GRULayer(_RNNLayer):
+    """One direction of a PyTorch-compatible GRU layer (weights in PyTorch layout, PyTorch init)."""
+
+    _GATES = 3
+    _scan = staticmethod(gru_scan)
+
+
+class LSTMLayer(_RNNLayer):
+    """One direction of a PyTorch-compatible LSTM layer (PyTorch layout and init U(+-1/sqrt(H)))."""
+
+    _GATES = 4
+    _scan = staticmethod(lstm_scan)
+
+
+class _BiRNN(nnx.Module):
+    """Bidirectional layer of `_LAYER`: [B, T, in] -> [B, T, 2H] = concat(forward, backward), one fused
+    scan for both directions."""
+
+    _LAYER: type[_RNNLayer]
+
+    def __init__(self, in_features: int, hidden: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.in_features = in_features
+        self.hidden = hidden
+        self.dtype = dtype
+        self.forward = self._LAYER(in_features, hidden, dtype=dtype, rngs=rngs)
+        self.backward = self._LAYER(in_features, hidden, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        """x [B, T, in] float, prefix mask [B, T] bool -> [B, T, 2H] float32, zero at padded frames."""
+        _check_x_mask(x, mask, type(self).__name__, self.in_features)
+        lengths = jnp.sum(mask, axis=1)
+        xi_f = self.forward.project(x)
+        xi_b = self.backward.project(reverse_within_length(x, lengths))
+        xi = jnp.moveaxis(jnp.stack([xi_f, xi_b]), 2, 1)  # [2, T, B, gates*H]
+        w_hh = jnp.stack([self.forward.w_hh[...], self.backward.w_hh[...]])
+        b_hh = jnp.stack([self.forward.b_hh[...], self.backward.b_hh[...]])
+        out = jnp.moveaxis(self._LAYER._scan(xi, w_hh, b_hh, mask.T, self.dtype), 2, 1)  # [2, B, T, H]
+        return jnp.concatenate([out[0], reverse_within_length(out[1], lengths)], axis=-1)
+
+
+class BiGRU(_BiRNN):
+    """Bidirectional GRU layer: [B, T, in] -> [B, T, 2H] = concat(forward, backward), one fused scan."""
+
+    _LAYER = GRULayer
+
+
+class BiLSTM(_BiRNN):
+    """Bidirectional LSTM layer: [B, T, in] -> [B, T, 2H] = concat(forward, backward), one fused scan."""
+
+    _LAYER = LSTMLayer
