@@ -19,6 +19,8 @@ from vgs_jax.analysis import activations
 from vgs_jax.analysis import attention_words
 from vgs_jax.analysis import boundaries
 from vgs_jax.analysis import data_fields
+from vgs_jax.analysis import layer_metrics
+from vgs_jax.analysis import reporting
 from vgs_jax.analysis import suite
 
 SMALL = suite.SuiteSettings(max_probe_frames=500, probe_max_iter=100, max_abx_items=150, max_rsa_utterances=20,
@@ -53,21 +55,21 @@ def test_frame_times_hand_case():
 def test_labels_items_and_boundaries_hand_case():
     # Frames centred at 0.03, 0.06, ..., 0.21 s.
     acts = _acts([("a", 0.0, 0.1), ("b", 0.1, 0.2), ("a", 0.2, 0.215)], 7)
-    labels = suite.phone_frame_labels(acts)[0]
+    labels = layer_metrics.phone_frame_labels(acts)[0]
     centres = acts.frame_times(0)
     slow = [next((p for p, s, e in acts.meta[0]["phones"] if s <= c < e), None) for c in centres]
     assert list(labels) == slow == ["a", "a", "a", "b", "b", "b", "a"]
-    items = suite.abx_items(acts, suite.SuiteSettings())
+    items = layer_metrics.abx_items(acts, suite.SuiteSettings())
     spans = [(it[1].start, it[1].stop, it[2], it[3]) for it in items]
     # Each context holds one phone only, so no token can form a triplet: none kept.
     assert spans == []
     acts = _acts([("a", 0.0, 0.1), ("b", 0.1, 0.2)], 7)
     acts.meta.append({**acts.meta[0], "phones": [("c", 0.0, 0.1), ("b", 0.1, 0.2)]})
     acts.frames["conv"].append(acts.frames["conv"][0])
-    items = suite.abx_items(acts, suite.SuiteSettings())
+    items = layer_metrics.abx_items(acts, suite.SuiteSettings())
     got = sorted((it[0], it[1].start, it[1].stop, it[2], it[3]) for it in items)
     assert got == [(0, 0, 3, "a", ("#", "b")), (1, 0, 3, "c", ("#", "b"))]
-    np.testing.assert_allclose(suite.reference_boundaries(
+    np.testing.assert_allclose(layer_metrics.reference_boundaries(
         {"phones": [("a", 0.0, 0.1), ("b", 0.1, 0.2), ("c", 0.25, 0.3)]}), [0.1, 0.2, 0.25])
 
 
@@ -89,7 +91,7 @@ def _boundary_acts(num_utts=8, num_frames=40, seed=0):
 
 
 def slow_boundary_scores(acts, method, quantiles, tolerance):
-    """suite.boundary_scores by plain loops: signal, local maxima >= threshold, frame times."""
+    """layer_metrics.boundary_scores by plain loops: signal, local maxima >= threshold, frame times."""
     def signal(f):
         x = f.astype(np.float64).tolist()
         norm = [math.sqrt(sum(v * v for v in row)) for row in x]
@@ -104,7 +106,7 @@ def slow_boundary_scores(acts, method, quantiles, tolerance):
                 if v[t - 1] < v[t] > v[t + 1] and v[t] >= threshold]
 
     frames = acts.frames["conv"]
-    refs = [suite.reference_boundaries(m) for m in acts.meta]
+    refs = [layer_metrics.reference_boundaries(m) for m in acts.meta]
     half = len(frames) // 2
     candidates = np.quantile([v for f in frames[:half] for v in signal(f)[0]], quantiles)
     r_values = [boundaries.evaluate_boundaries([times(f, c) for f in frames[:half]], refs[:half],
@@ -117,7 +119,7 @@ def slow_boundary_scores(acts, method, quantiles, tolerance):
 def test_boundary_scores_vs_slow_loops(method):
     acts = _boundary_acts()
     settings = suite.SuiteSettings(boundary_method=method)
-    got = suite.boundary_scores(acts, "conv", settings)
+    got = layer_metrics.boundary_scores(acts, "conv", settings)
     best, want = slow_boundary_scores(acts, method, settings.threshold_quantiles, settings.tolerance)
     assert got["method"] == method and got["threshold"] == pytest.approx(best)
     assert {k: got[k] for k in want} == pytest.approx(want)
@@ -223,7 +225,7 @@ def test_analyze_library_then_binary(trained_workdir):
     report = suite.analyze_workdir(trained_workdir, max_utterances=24, settings=SMALL)
     assert report["cache_reused"] == {"trained": False, "random": False}
     _check_report(report, trained_workdir)
-    table = suite.format_table(report)
+    table = reporting.format_table(report)
     assert table.splitlines()[0].startswith("layer") and len(table.splitlines()) == 4
     cache = activations.cache_path(trained_workdir, "trained", "validation")
     mtime = os.path.getmtime(cache)
@@ -258,7 +260,7 @@ def test_subset_of_analyses_and_bad_names(trained_workdir, tmp_path):
     assert report["analyses"] == ["rsa", "attention"] and "gating" not in report
     assert set(report["plots"]) == {"rsa", "attention"} and "local_probe" not in report["trained"]["conv"]
     assert sorted(os.listdir(out)) == ["attention_words.png", "report.json", "rsa.png"]
-    assert "-/-" in suite.format_table(report)
+    assert "-/-" in reporting.format_table(report)
     with pytest.raises(ValueError, match="Unknown analyses.*'abxx'"):
         suite.check_analyses(["abxx", "rsa"])
 

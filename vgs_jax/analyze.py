@@ -27,6 +27,7 @@ from vgs_jax.analysis import activations
 from vgs_jax.analysis import boundaries
 from vgs_jax.analysis import data_fields
 from vgs_jax.analysis import map_analyses
+from vgs_jax.analysis import reporting
 from vgs_jax.analysis import suite
 
 FLAGS = flags.FLAGS
@@ -89,10 +90,10 @@ def main(argv):
     print(f"{report['dataset']} {report['split']}, first {report['num_utterances']} captions, checkpoint step "
           f"{report['step']} (trained/random init, percent):")
     if report["layers"]:
-        print(suite.format_table(report))
+        print(reporting.format_table(report))
     elif "layer_analyses" in report:
         print(f"layer analyses: not applicable ({report['layer_analyses']['not_applicable']})")
-    words = suite.format_word_analyses(report)
+    words = reporting.format_word_analyses(report)
     if words:
         print(words)
     for name, reason in report["not_applicable"].items():

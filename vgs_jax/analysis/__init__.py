@@ -21,5 +21,7 @@ Model glue and reporting:
 * ``map_analyses``: the callables the matchmap/VQ/semantic analyses need, built from a checkpoint.
 * ``data_fields``: the example fields (alignments, object labels) each analysis reads.
 * ``suite``: every analysis, trained vs random init; `analyze_workdir` behind `python -m vgs_jax.analyze`.
+* ``layer_metrics``: the per-layer adapters (activations -> probe/ABX/boundary/word-presence/attention scores).
+* ``reporting``: the report's text tables and strict JSON.
 * ``plots``: the report's PNGs.
 """

@@ -3,33 +3,14 @@
 For each layer ("conv", "gru_0", ...; global analyses also "pooled", the attention output) of
 the trained model and of the same model at random initialisation (sota-and-metrics.md D):
 
-* ``local_probe``: frame-level phone classification (`probes.frame_labels` on the layer's frame
-  times; frames outside every phone, i.e. pauses, dropped); trained on the frames of the first
-  ``train_fraction`` of utterances (subsampled to ``max_probe_frames``), tested on the rest;
-  accuracy, majority baseline and RER.
-* ``global_probe``: phoneme presence from mean-pooled activations (`probes.presence_probe`), same
-  utterance split.
-* ``abx_within`` / ``abx_across``: ABX error in [0, 1] over phone tokens cut from the alignments
-  (`abx.frames_for_interval` on the layer's frame times), context = (previous, next) phone with
-  "#" at the utterance edges; at most ``max_abx_items`` tokens (seeded sample).
-* ``rsa``: Pearson and Spearman RSA between cosine distances of mean-pooled activations and the
-  normalised phone edit distance, over the first ``max_rsa_utterances`` utterances.
-* ``boundaries``: phone boundaries as peaks of a frame signal (`boundaries.METHODS`, chosen by
-  ``boundary_method``): the cosine distance between consecutive frames, placed midway between
-  them (default), or the L2 norm of each frame, placed at its centre (after Harwath & Glass
-  2019); the peak threshold (a quantile of the signal) is tuned for R-value on the first half of
-  the utterances and scored on the second half (one-to-one matching, ``tolerance`` seconds).
-  References are the internal phone boundaries of each utterance. Each row records its "method".
-
-* ``word_presence``: per word type of the vocabulary (content words with >= ``word_min_count``
-  occurrences; `attention_words.FUNCTION_WORDS` excluded), a binary presence probe from the
-  mean-pooled layer (`word_presence`); macro and per-word accuracy/F1 vs the majority baseline.
+* ``probes`` (``local_probe``, ``global_probe``), ``abx`` (``abx_within``, ``abx_across``), ``rsa``,
+  ``boundaries`` and ``word_presence``: one row per layer, computed by `layer_metrics` (see its
+  docstring for what each metric measures).
 
 Word-level analyses outside the layer table (`report["attention_words"]`, `report["gating"]`):
 
-* ``attention``: the pooling's frame attention summed per word and averaged per word class, vs
-  the share duration alone predicts (`attention_words`). Encoders without attention pooling
-  (DAVEnet, ResDAVEnet: mean pooling) get ``{"not_applicable": reason}``.
+* ``attention``: the pooling's frame attention per word class (`layer_metrics.attention_scores`).
+  Encoders without attention pooling (DAVEnet, ResDAVEnet: mean pooling) get ``{"not_applicable": reason}``.
 * ``gating``: image retrieval rank of a shape/colour word's concept when the caption is cut at
   ``gating_fractions`` of the word (`gating`); needs the model, so only `analyze_workdir` runs it,
   and only on corpora with object labels (spoken_shapes; otherwise it is in ``report["not_applicable"]``).
@@ -46,10 +27,11 @@ global phone probes. Each analysis reads example fields (`data_fields.FIELDS`: p
 alignments, object labels) that only some corpora have; `analyze_workdir` reports the ones the
 corpus cannot feed as not applicable, or refuses them when asked for by name. A metric that cannot
 be computed on the data (e.g. no across-speaker ABX groups, no word frequent enough) is None.
+
+`reporting` formats the report as text tables and writes it as JSON.
 """
 
 import dataclasses
-import json
 import os
 import time
 import warnings
@@ -58,14 +40,14 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from vgs_jax import input_pipeline
-from vgs_jax.analysis import abx
 from vgs_jax.analysis import activations as activations_lib
 from vgs_jax.analysis import attention_words
 from vgs_jax.analysis import boundaries
 from vgs_jax.analysis import data_fields
 from vgs_jax.analysis import gating
+from vgs_jax.analysis import layer_metrics
 from vgs_jax.analysis import map_analyses
-from vgs_jax.analysis import probes
+from vgs_jax.analysis import reporting
 from vgs_jax.analysis import rsa
 from vgs_jax.analysis import word_presence
 
@@ -111,115 +93,6 @@ class SuiteSettings:
             raise ValueError(f"max_rsa_utterances must be >= 3, got {self.max_rsa_utterances}.")
 
 
-def _shift(acts: activations_lib.Activations) -> float:
-    """Offset that maps frame centres ``frame_start + j step`` onto the ``(j + 0.5) step`` convention."""
-    return acts.frame_start - 0.5 * acts.frame_step
-
-
-def phone_frame_labels(acts: activations_lib.Activations) -> list[np.ndarray]:
-    """Per utterance, the phone at each frame's centre (object ``[T_i]``, None in pauses)."""
-    delta = _shift(acts)
-    out = []
-    for i, meta in enumerate(acts.meta):
-        intervals = [(p, s - delta, e - delta) for p, s, e in meta["phones"] if e > s]
-        out.append(probes.frame_labels(intervals, len(acts.frame_times(i)), 1.0 / acts.frame_step))
-    return out
-
-
-def local_probe(acts, layer: str, labels: list[np.ndarray], n_train: int,
-                settings: SuiteSettings) -> dict:
-    """Frame-level phone probe of `layer`: {"accuracy", "baseline_accuracy", "rer", "train_frames", "test_frames"}."""
-    def stack(rows):
-        x = np.concatenate([acts.frames[layer][i][labels[i] != None] for i in rows])  # noqa: E711
-        y = np.concatenate([labels[i][labels[i] != None] for i in rows]).astype(str)  # noqa: E711
-        return x, y
-
-    x_train, y_train = stack(range(n_train))
-    x_test, y_test = stack(range(n_train, len(labels)))
-    if len(y_train) > settings.max_probe_frames:
-        keep = np.sort(np.random.default_rng(settings.seed).choice(
-            len(y_train), settings.max_probe_frames, replace=False))
-        x_train, y_train = x_train[keep], y_train[keep]
-    out = probes.train_probe(x_train, y_train, x_test, y_test, c=settings.probe_c,
-                             max_iter=settings.probe_max_iter, seed=settings.seed)
-    return {**out, "train_frames": int(len(y_train)), "test_frames": int(len(y_test))}
-
-
-def global_probe(acts, layer: str, n_train: int, settings: SuiteSettings) -> dict:
-    """Phoneme-presence probe on mean-pooled `layer` (see `probes.presence_probe`)."""
-    targets, _ = probes.presence_labels([[p for p, _, _ in m["phones"]] for m in acts.meta])
-    x = acts.mean_pooled(layer)
-    return probes.presence_probe(x[:n_train], targets[:n_train], x[n_train:], targets[n_train:],
-                                 c=settings.probe_c, max_iter=settings.probe_max_iter, seed=settings.seed)
-
-
-def abx_items(acts, settings: SuiteSettings) -> list[tuple[int, slice, str, tuple, int]]:
-    """Phone tokens (utterance, frame slice, phone, (prev, next) context, speaker), capped and seeded.
-
-    Only tokens whose context holds at least two phone categories (so can form ABX triplets) are kept.
-    """
-    delta = _shift(acts)
-    items = []
-    for i, meta in enumerate(acts.meta):
-        phones, num_frames = meta["phones"], len(acts.frame_times(i))
-        for k, (phone, start, end) in enumerate(phones):
-            try:
-                span = abx.frames_for_interval(max(start - delta, 0.0), max(end - delta, 0.0), acts.frame_step)
-            except ValueError:  # shorter than a frame step: no frame centre falls inside
-                continue
-            if span.stop > num_frames:
-                continue
-            context = (phones[k - 1][0] if k else "#", phones[k + 1][0] if k + 1 < len(phones) else "#")
-            items.append((i, span, phone, context, meta["speaker_id"]))
-    phones_in = {}
-    for _, _, phone, context, _ in items:
-        phones_in.setdefault(context, set()).add(phone)
-    items = [it for it in items if len(phones_in[it[3]]) >= 2]
-    if len(items) > settings.max_abx_items:
-        keep = np.random.default_rng(settings.seed).choice(len(items), settings.max_abx_items, replace=False)
-        items = [items[k] for k in sorted(keep)]
-    return items
-
-
-def abx_scores(acts, layer: str, items, settings: SuiteSettings) -> dict[str, float | None]:
-    """{"within", "across"} ABX error rates in [0, 1] of `layer` (None where no triplet exists)."""
-    tokens = [abx.AbxItem(acts.frames[layer][i][span], phone, context, speaker)
-              for i, span, phone, context, speaker in items]
-    out = {}
-    for mode in abx.MODES:
-        groups = abx.abx_group_errors(tokens, mode=mode, max_size_group=settings.abx_max_size_group,
-                                      max_x_across=settings.abx_max_x_across, seed=settings.seed) if tokens else {}
-        out[mode] = abx.aggregate_group_errors(groups) if groups else None
-    return out
-
-
-def reference_boundaries(meta: dict) -> np.ndarray:
-    """Internal phone boundaries in seconds ``[K]``: every phone start after the first and every phone
-    end before the last (an end that another phone starts at counts once)."""
-    phones = meta["phones"]
-    times = [s for _, s, _ in phones[1:]] + [e for _, _, e in phones[:-1]]
-    times = np.unique(np.round(np.asarray(times, np.float64), 4))
-    return times
-
-
-def boundary_scores(acts, layer: str, settings: SuiteSettings) -> dict:
-    """Threshold tuned on the first half of utterances, scores on the second half (see module doc)."""
-    method, frames = settings.boundary_method, acts.frames[layer]
-    refs = [reference_boundaries(m) for m in acts.meta]
-    half = len(frames) // 2
-    signals = [boundaries.boundary_signal(f, method) for f in frames[:half]]
-    pooled = np.concatenate(signals)
-    thresholds = np.quantile(pooled, settings.threshold_quantiles) if pooled.size else np.zeros(1)
-    best, _ = boundaries.tune_threshold(
-        signals, refs[:half], list(thresholds), criterion="r_value", tolerance=settings.tolerance,
-        frame_shift=acts.frame_step, time_offset=acts.frame_start + boundaries.SIGNAL_LAG[method] * acts.frame_step)
-    predicted = [boundaries.frame_boundaries(f, method=method, frame_step=acts.frame_step,
-                                             frame_start=acts.frame_start, threshold=best) for f in frames[half:]]
-    scores = boundaries.evaluate_boundaries(predicted, refs[half:], settings.tolerance)
-    quantile = settings.threshold_quantiles[list(thresholds).index(best)]
-    return {**scores, "method": method, "threshold": best, "threshold_quantile": quantile}
-
-
 def check_analyses(analyses) -> tuple[str, ...]:
     """`analyses` as a tuple in `ANALYSES` order; unknown names raise ValueError listing the valid ones."""
     analyses = tuple(analyses)
@@ -227,27 +100,6 @@ def check_analyses(analyses) -> tuple[str, ...]:
     if unknown or not analyses:
         raise ValueError(f"Unknown analyses {unknown or analyses}; choose from {list(ANALYSES)}.")
     return tuple(a for a in ANALYSES if a in analyses)
-
-
-def word_presence_scores(acts, layer: str, vocab: list[str], n_train: int, settings: SuiteSettings) -> dict | None:
-    """Word-presence probe of mean-pooled `layer` (None if the vocabulary is empty)."""
-    if not vocab:
-        return None
-    y = word_presence.presence_targets([[w for w, _, _ in m["words"]] for m in acts.meta], vocab)
-    x = acts.mean_pooled(layer)
-    return word_presence.word_presence_probe(x[:n_train], y[:n_train], x[n_train:], y[n_train:], vocab,
-                                             c=settings.probe_c, max_iter=settings.probe_max_iter,
-                                             seed=settings.seed)
-
-
-def attention_scores(acts) -> dict | None:
-    """`attention_words.attention_by_class` of the pooling attention (None if not extracted)."""
-    if acts.attention is None:
-        return None
-    classes = attention_words.word_classes()
-    return attention_words.attention_by_class(
-        acts.attention, [acts.frame_times(i) for i in range(len(acts.meta))], [m["words"] for m in acts.meta],
-        lambda w: attention_words.classify(w, classes))
 
 
 def run_suite(acts: dict[str, activations_lib.Activations], settings: SuiteSettings = SuiteSettings(),
@@ -277,8 +129,8 @@ def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict
         if n < 4:
             raise ValueError(f"{which}: {n} utterances are too few to analyse; use max_utterances >= 4.")
         n_train = min(max(int(round(settings.train_fraction * n)), 1), n - 1)
-        labels = phone_frame_labels(a) if "probes" in analyses else None
-        items = abx_items(a, settings) if "abx" in analyses else None
+        labels = layer_metrics.phone_frame_labels(a) if "probes" in analyses else None
+        items = layer_metrics.abx_items(a, settings) if "abx" in analyses else None
         m_rsa = min(n, settings.max_rsa_utterances)
         if "rsa" in analyses:
             edit = rsa.edit_distance_matrix([[p for p, _, _ in m["phones"]] for m in a.meta[:m_rsa]])
@@ -301,20 +153,22 @@ def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict
             row, frame_layer = {}, layer != "pooled"
             if "probes" in analyses:
                 if frame_layer:
-                    row["local_probe"] = timed("local_probe", lambda: local_probe(a, layer, labels, n_train, settings))
-                row["global_probe"] = timed("global_probe", lambda: global_probe(a, layer, n_train, settings))
+                    row["local_probe"] = timed("local_probe", lambda: layer_metrics.local_probe(
+                        a, layer, labels, n_train, settings))
+                row["global_probe"] = timed("global_probe", lambda: layer_metrics.global_probe(
+                    a, layer, n_train, settings))
             if "abx" in analyses and frame_layer:
-                scores = timed("abx", lambda: abx_scores(a, layer, items, settings))
+                scores = timed("abx", lambda: layer_metrics.abx_scores(a, layer, items, settings))
                 row.update({f"abx_{k}": v for k, v in scores.items()})
                 row["abx_items"] = len(items)
             if "rsa" in analyses:
                 row["rsa"] = timed("rsa", lambda: rsa.rsa_scores(
                     rsa.cosine_distance_matrix(a.mean_pooled(layer)[:m_rsa]), edit))
             if "boundaries" in analyses and frame_layer:
-                row["boundaries"] = timed("boundaries", lambda: boundary_scores(a, layer, settings))
+                row["boundaries"] = timed("boundaries", lambda: layer_metrics.boundary_scores(a, layer, settings))
             if "word_presence" in analyses:
-                row["word_presence"] = timed("word_presence",
-                                             lambda: word_presence_scores(a, layer, vocab, n_train, settings))
+                row["word_presence"] = timed("word_presence", lambda: layer_metrics.word_presence_scores(
+                    a, layer, vocab, n_train, settings))
             report[which][layer] = row
         if "word_presence" in analyses:
             report["word_vocabulary"] = vocab
@@ -323,57 +177,10 @@ def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict
                                                            "(e.g. DAVEnet/ResDAVEnet mean-pool their frames)"}
         elif "attention" in analyses:
             clock = time.perf_counter()
-            report.setdefault("attention_words", {})[which] = attention_scores(a)
+            report.setdefault("attention_words", {})[which] = layer_metrics.attention_scores(a)
             timing["attention"] += time.perf_counter() - clock
         report["seconds"][which] = {k: round(v, 2) for k, v in timing.items()}
     return report
-
-
-def _fmt(value, scale: float = 100.0) -> str:
-    return "-" if value is None or not np.isfinite(value) else f"{scale * value:.1f}"
-
-
-def _get(row, *keys):
-    for key in keys:
-        row = row.get(key) if isinstance(row, dict) else None
-    return row
-
-
-def format_table(report: dict) -> str:
-    """Layer-by-layer table, "trained/random" in each cell (percent, RSA x100); "-" where not run."""
-    cols = {"phone acc": ("local_probe", "accuracy"), "phone RER": ("local_probe", "rer"),
-            "presence acc": ("global_probe", "accuracy"), "ABX within": ("abx_within",),
-            "ABX across": ("abx_across",), "RSA r": ("rsa", "pearson"), "bound F1": ("boundaries", "f1"),
-            "R-value": ("boundaries", "r_value"), "word F1": ("word_presence", "macro", "f1")}
-    lines = [f"{'layer':<8}" + "".join(f"{c:>14}" for c in cols)]
-    for layer in report["layers"]:
-        cells = [_fmt(_get(report["trained"][layer], *k)) + "/" + _fmt(_get(report["random"][layer], *k))
-                 for k in cols.values()]
-        lines.append(f"{layer:<8}" + "".join(f"{c:>14}" for c in cells))
-    return "\n".join(lines)
-
-
-def format_word_analyses(report: dict) -> str:
-    """Gating (mean rank and R@10 per gate) and attention share per word class, trained/random."""
-    lines = []
-    gate = report.get("gating")
-    if gate:
-        t, r = gate["trained"], gate["random"]
-        lines.append(f"gating ({t['num_trials']} words, {t['num_images']} images, context {t['context']}; "
-                     f"chance R@10 {100 * t['chance_r10']:.1f}):")
-        lines.append(f"{'gate':<8}{'mean rank':>16}{'R@10':>14}")
-        for g, f in enumerate(t["fractions"]):
-            lines.append(f"{f:<8.2f}{t['mean_rank'][g]:>8.1f}/{r['mean_rank'][g]:<7.1f}"
-                         f"{_fmt(t['r10'][g]) + '/' + _fmt(r['r10'][g]):>14}")
-    att = report.get("attention_words")
-    if att and "not_applicable" in att:
-        lines.append(f"attention: not applicable ({att['not_applicable']})")
-    elif att and att.get("trained"):
-        lines.append("attention share per word class (trained/random, expected from duration):")
-        for cls, row in att["trained"]["classes"].items():
-            other = _get(att, "random", "classes", cls, "share")
-            lines.append(f"{cls:<10}{_fmt(row['share']) + '/' + _fmt(other):>14}{_fmt(row['expected_share']):>8}")
-    return "\n".join(lines)
 
 
 def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str = "validation",
@@ -436,19 +243,5 @@ def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str 
         report.update(map_analyses.run_map_analyses(fns, config, examples, analyses, output_dir, map_settings))
     report["plots"] = plots.write_plots(report, output_dir)
     report["report_path"] = os.path.join(output_dir, "report.json")
-    with open(report["report_path"], "w") as f:
-        json.dump(_jsonable(report), f, indent=2)
+    reporting.write_json(report, report["report_path"])
     return report
-
-
-def _jsonable(value):
-    """NaN/inf -> None and NumPy scalars -> Python, so the report is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
