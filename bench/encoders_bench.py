@@ -24,7 +24,6 @@ Usage: python bench/encoders_bench.py [--encoders davenet,resdavenet] [--dtype f
        [--batch_scale 1.0] [--steps 3]
 """
 import argparse
-import functools
 import os
 import resource
 import statistics

@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from vgs_jax import data_sources  # noqa: E402
 from vgs_jax import input_pipeline  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def main() -> None:
         source, what = synthetic_source(args.num_synthetic), f"synthetic x{args.num_synthetic}"
     else:
         t0 = time.perf_counter()
-        source = input_pipeline.open_split(args.dataset, args.split, data_dir=args.data_dir,
+        source = data_sources.open_split(args.dataset, args.split, data_dir=args.data_dir,
                                            build_if_missing=args.build)
         what = f"{args.dataset}:{args.split} x{len(source)} (open {time.perf_counter() - t0:.2f}s)"
     buckets = [int(x) for x in args.buckets.split(",") if x] or None
@@ -66,7 +67,7 @@ def main() -> None:
 
     featurize(source[0]["audio"])  # first call may pay numba/JIT start-up
     t0 = time.perf_counter()
-    lengths = input_pipeline.example_lengths(source)
+    lengths = data_sources.example_lengths(source)
     t_len = time.perf_counter() - t0
     t0 = time.perf_counter()
     k = min(64, len(source))
@@ -91,9 +92,8 @@ def main() -> None:
     runs = [(buckets, t) for t in threads_list] + [(None, threads_list[-1])]
     for bounds, threads in runs:
         it = input_pipeline.make_train_iterator(
-            source, global_batch_size=args.batch, featurize=featurize, seed=0,
-            max_frames=args.max_frames, bucket_boundaries=bounds,
-            pad_value=featurize.pad_value, num_threads=threads,
+            source, global_batch_size=args.batch, featurizer=featurize, seed=0,
+            max_frames=args.max_frames, bucket_boundaries=bounds, num_threads=threads,
             prefetch_batches=2 * max(threads, 1), lengths=lengths)
         # Throughput counts from iterator creation, so a filled prefetch buffer cannot inflate it.
         t0 = time.perf_counter()

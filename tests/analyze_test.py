@@ -6,14 +6,13 @@ import os
 import subprocess
 import sys
 
-from flax import nnx
 import numpy as np
 import pytest
 
 from vgs_jax import audio_features
 from vgs_jax import checkpointing
 from vgs_jax import config_lib
-from vgs_jax import input_pipeline
+from vgs_jax import data_sources
 from vgs_jax import train
 from vgs_jax.analysis import activations
 from vgs_jax.analysis import attention_words
@@ -151,7 +150,7 @@ def test_extraction_matches_direct_model(trained_workdir):
                                key={})
     assert len(acts.meta) == 5 and acts.layers == ["conv", "gru_0"]
     assert acts.frame_step == pytest.approx(0.03) and acts.frame_start == pytest.approx(0.03)
-    source = input_pipeline.open_split(config.dataset.name, "validation", data_dir=config.dataset.data_dir)
+    source = data_sources.open_split(config.dataset.name, "validation", data_dir=config.dataset.data_dir)
     model = template.merge(params["trained"])
     for i in (0, 4):
         ex = source[i]
@@ -310,8 +309,8 @@ def test_corpus_without_alignments(trained_workdir, tmp_path, monkeypatch):
     from absl import app
     from vgs_jax import analyze
 
-    real = input_pipeline.open_config_split
-    monkeypatch.setattr(input_pipeline, "open_config_split",
+    real = data_sources.open_config_split
+    monkeypatch.setattr(data_sources, "open_config_split",
                         lambda data, split: _WithoutFields(real(data, split), ("phones", "words")))
     out = str(tmp_path / "no_alignments")
     # Asked for by name: a clear error before anything is extracted or written.

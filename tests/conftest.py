@@ -6,20 +6,20 @@ import pytest
 @pytest.fixture(scope="session")
 def shapes_data_dir(tmp_path_factory):
     """A TFDS data_dir holding spoken_shapes/tiny (built once per session, in seconds)."""
-    from vgs_jax import input_pipeline
+    from vgs_jax import data_sources
 
     data_dir = str(tmp_path_factory.mktemp("tfds"))
-    input_pipeline.open_split("spoken_shapes/tiny", "train", data_dir=data_dir, build_if_missing=True)
+    data_sources.open_split("spoken_shapes/tiny", "train", data_dir=data_dir, build_if_missing=True)
     return data_dir
 
 
 @pytest.fixture(scope="session")
 def quick_shapes_data_dir(tmp_path_factory):
     """A TFDS data_dir holding spoken_shapes/quick (100 test images; built once per session, ~32 s)."""
-    from vgs_jax import input_pipeline
+    from vgs_jax import data_sources
 
     data_dir = str(tmp_path_factory.mktemp("tfds_quick"))
-    input_pipeline.open_split("spoken_shapes/quick", "train", data_dir=data_dir, build_if_missing=True)
+    data_sources.open_split("spoken_shapes/quick", "train", data_dir=data_dir, build_if_missing=True)
     return data_dir
 
 

@@ -40,10 +40,11 @@ def _toy_featurizer(num_features: int):
 
 def _padded_and_plain_batch(config) -> tuple[dict, dict]:
     """The pipeline's batch of 100 examples on 8 devices (104 rows) and its 100 real rows."""
-    featurize = _toy_featurizer(audio_features.num_features(config.features.recipe))
+    num_features = audio_features.num_features(config.features.recipe)
+    featurizer = audio_features.Featurizer(_toy_featurizer(num_features), pad_value=0.0, num_features=num_features)
     batch = next(input_pipeline.make_train_iterator(
-        _source(BATCH), global_batch_size=BATCH, featurize=featurize, seed=0, max_frames=None,
-        bucket_boundaries=None, pad_value=0.0, num_threads=0, prefetch_batches=0))
+        _source(BATCH), global_batch_size=BATCH, featurizer=featurizer, seed=0, max_frames=None,
+        bucket_boundaries=None, num_threads=0, prefetch_batches=0))
     assert batch["example_mask"].tolist() == [True] * BATCH + [False] * 4
     return batch, {k: v[:BATCH] for k, v in batch.items()}
 

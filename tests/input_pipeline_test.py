@@ -13,6 +13,8 @@ import pytest
 import tensorflow_datasets as tfds
 from jax.sharding import PartitionSpec as P
 
+from vgs_jax import audio_features
+from vgs_jax import data_sources
 from vgs_jax import dataset_files
 from vgs_jax import input_pipeline as ip
 
@@ -27,6 +29,11 @@ def toy_featurize(waveform):
     for t in range(frames):
         out[t] = (w[t * HOP:(t + 1) * HOP].sum(), t, w[0])
     return out
+
+
+def toy_featurizer(pad_value: float, num_features: int = 3) -> audio_features.Featurizer:
+    """`toy_featurize` as the pipeline's featurizer object, padding with `pad_value`."""
+    return audio_features.Featurizer(toy_featurize, pad_value=pad_value, num_features=num_features)
 
 
 def make_source(n=40, seed=0, min_frames=5, max_frames=60, image_key="image"):
@@ -77,8 +84,8 @@ def assert_batches_equal(a, b):
 
 
 def train_iter(src, **kw):
-    args = dict(global_batch_size=8, featurize=toy_featurize, seed=0, max_frames=None,
-                bucket_boundaries=None, pad_value=-1.5)
+    args = dict(global_batch_size=8, featurizer=toy_featurizer(-1.5), seed=0, max_frames=None,
+                bucket_boundaries=None)
     args.update(kw)
     return ip.make_train_iterator(src, **args)
 
@@ -115,7 +122,7 @@ def test_each_epoch_is_a_permutation_with_remainder_dropped(buckets):
 
 def test_padding_and_masks_match_loop_reference():
     src = make_source()
-    for batch in take(train_iter(src, pad_value=-7.0), 8):
+    for batch in take(train_iter(src, featurizer=toy_featurizer(-7.0)), 8):
         rows = batch["caption_id"].tolist()
         longest = max(len(src[i]["audio"]) // HOP for i in rows)
         t = ip.PAD_MULTIPLE * -(-longest // ip.PAD_MULTIPLE)
@@ -134,7 +141,7 @@ def test_truncation_to_max_frames():
 
 
 def test_padded_length_rules():
-    mk = lambda mf, bb: ip._BatchMaker([], toy_featurize, mf, bb, 0.0, "image")
+    mk = lambda mf, bb: ip._BatchMaker([], toy_featurizer(0.0), mf, bb, "image")
     assert [mk(None, (10, 20)).padded_length(x) for x in (1, 10, 11, 20, 21, 45)] == \
         [10, 10, 20, 20, 40, 60]
     assert [mk(25, (10, 20, 30)).padded_length(x) for x in (5, 15, 21, 25)] == [10, 20, 25, 25]
@@ -180,9 +187,8 @@ def test_resume_from_saved_state(buckets):
 
 def test_eval_covers_every_example_once_in_order():
     src = make_source(n=37)
-    batches = list(ip.make_eval_batches(src, batch_size=8, featurize=toy_featurize,
-                                        max_frames=None, bucket_boundaries=(32, 64),
-                                        pad_value=0.25))
+    batches = list(ip.make_eval_batches(src, batch_size=8, featurizer=toy_featurizer(0.25),
+                                        max_frames=None, bucket_boundaries=(32, 64)))
     assert len(batches) == 5
     ids = np.concatenate([b["caption_id"][b["example_mask"]] for b in batches])
     np.testing.assert_array_equal(ids, np.arange(37))
@@ -190,8 +196,8 @@ def test_eval_covers_every_example_once_in_order():
     for k, batch in enumerate(batches):
         rows = [i if i < 37 else -1 for i in range(8 * k, 8 * k + 8)]
         assert_batches_equal(batch, reference_batch(src, rows, batch["audio"].shape[1], 0.25))
-    small = list(ip.make_eval_batches(src[:3], batch_size=16, featurize=toy_featurize,
-                                      max_frames=12, bucket_boundaries=None, pad_value=0.0))
+    small = list(ip.make_eval_batches(src[:3], batch_size=16, featurizer=toy_featurizer(0.0),
+                                      max_frames=12, bucket_boundaries=None))
     assert len(small) == 1 and small[0]["example_mask"].sum() == 3
 
 
@@ -214,9 +220,8 @@ def test_host_shards_concatenate_to_the_global_batch():
                   for key in full[k]}
         assert_batches_equal(full[k], joined)
     # Eval: host 1's share of the last batch is all padding but keeps the global shapes.
-    ev = [list(ip.make_eval_batches(src[:20], batch_size=16, featurize=toy_featurize,
-                                    max_frames=None, bucket_boundaries=(16, 32, 48, 64),
-                                    pad_value=0.0, shard_index=h, shard_count=2))
+    ev = [list(ip.make_eval_batches(src[:20], batch_size=16, featurizer=toy_featurizer(0.0),
+                                    max_frames=None, bucket_boundaries=(16, 32, 48, 64), shard_index=h, shard_count=2))
           for h in (0, 1)]
     assert ev[0][1]["example_mask"].sum() == 4 and ev[1][1]["example_mask"].sum() == 0
     assert ev[0][1]["audio"].shape == ev[1][1]["audio"].shape
@@ -244,8 +249,8 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="source is empty"):
         train_iter([])
     with pytest.raises(ValueError, match="source is empty"):
-        ip.make_eval_batches([], batch_size=8, featurize=toy_featurize, max_frames=None,
-                             bucket_boundaries=None, pad_value=0.0)
+        ip.make_eval_batches([], batch_size=8, featurizer=toy_featurizer(0.0), max_frames=None,
+                             bucket_boundaries=None)
     no_image = [{k: v for k, v in ex.items() if k != "image"} for ex in src]
     with pytest.raises(KeyError, match=r"no key 'image'.*keys present: \['audio', 'caption_id'"):
         train_iter(no_image)
@@ -261,8 +266,11 @@ def test_bad_inputs_raise_clear_errors():
         train_iter(src, global_batch_size=0)
     with pytest.raises(ValueError, match="strictly increasing"):
         train_iter(src, bucket_boundaries=(32, 16))
-    with pytest.raises(ValueError, match="expected \\[frames>0, D\\]"):
-        next(train_iter(src, featurize=lambda w: np.zeros(3, np.float32)))
+    flat = audio_features.Featurizer(lambda w: np.zeros(3, np.float32), pad_value=0.0, num_features=3)
+    with pytest.raises(ValueError, match="expected \\[frames>0, 3\\]"):
+        next(train_iter(src, featurizer=flat))
+    with pytest.raises(ValueError, match=r"shape \(\d+, 3\).*expected \[frames>0, 4\] \(its num_features\)"):
+        next(train_iter(src, featurizer=toy_featurizer(0.0, num_features=4)))
 
 
 class InputPipelineToyCaptions(tfds.core.GeneratorBasedBuilder):
@@ -288,37 +296,34 @@ class InputPipelineToyCaptions(tfds.core.GeneratorBasedBuilder):
 def test_open_split_tfds(tmp_path):
     name = InputPipelineToyCaptions.name
     with pytest.raises(FileNotFoundError, match=f"{name}.*{tmp_path}.*build_if_missing"):
-        ip.open_split(name, "train", data_dir=str(tmp_path))
-    src = ip.open_split(name, "train", data_dir=str(tmp_path), build_if_missing=True)
+        data_sources.open_split(name, "train", data_dir=str(tmp_path))
+    src = data_sources.open_split(name, "train", data_dir=str(tmp_path), build_if_missing=True)
     assert len(src) == 20
     with pytest.raises(ValueError, match=r"Unknown split 'valid'.*\['test', 'train'\]"):
-        ip.open_split(name, "valid", data_dir=str(tmp_path))
-    test = ip.open_split(name, "test", data_dir=str(tmp_path))
+        data_sources.open_split(name, "valid", data_dir=str(tmp_path))
+    test = data_sources.open_split(name, "test", data_dir=str(tmp_path))
     assert len(test) == 7
     made = make_source(n=7, seed=7)  # TFDS stores examples in its own (hashed-key) order
     expect = [made[test[i]["caption_id"]] for i in range(7)]
-    fast = ip.example_lengths(test)  # decodes audio only
+    fast = data_sources.example_lengths(test)  # decodes audio only
     np.testing.assert_array_equal(fast, [len(ex["audio"]) for ex in expect])
-    np.testing.assert_array_equal(fast, ip.example_lengths([test[i] for i in range(7)]))
-    got = list(ip.make_eval_batches(test, batch_size=8, featurize=toy_featurize, max_frames=None,
-                                    bucket_boundaries=(32, 64), pad_value=0.0))
+    np.testing.assert_array_equal(fast, data_sources.example_lengths([test[i] for i in range(7)]))
+    got = list(ip.make_eval_batches(test, batch_size=8, featurizer=toy_featurizer(0.0), max_frames=None,
+                                    bucket_boundaries=(32, 64)))
     assert len(got) == 1
     rows = list(range(7)) + [-1]
     assert_batches_equal(got[0], reference_batch(expect, rows, got[0]["audio"].shape[1], 0.0))
-    batch = next(ip.make_train_iterator(src, global_batch_size=8, featurize=toy_featurize,
-                                        seed=3, max_frames=40, bucket_boundaries=(20, 40),
-                                        pad_value=0.0))
+    batch = next(ip.make_train_iterator(src, global_batch_size=8, featurizer=toy_featurizer(0.0),
+                                        seed=3, max_frames=40, bucket_boundaries=(20, 40)))
     assert batch["audio"].shape[1] in (20, 40) and batch["image"].dtype == np.uint8
 
 
 def test_real_platalea_mfcc_features():
-    from vgs_jax import audio_features
-
     src = make_source(n=16)
     featurizer = audio_features.Featurizer.from_recipe("platalea_mfcc")
     batch = next(ip.make_train_iterator(
-        src, global_batch_size=8, featurize=featurizer, seed=0, max_frames=None,
-        bucket_boundaries=(64, 128), pad_value=featurizer.pad_value))
+        src, global_batch_size=8, featurizer=featurizer, seed=0, max_frames=None,
+        bucket_boundaries=(64, 128)))
     d = audio_features.num_features("platalea_mfcc")
     assert batch["audio"].shape[0] == 8 and batch["audio"].shape[2] == d
     for r, i in enumerate(batch["caption_id"]):
@@ -364,8 +369,8 @@ def test_train_batch_not_divisible_by_the_devices_is_padded_with_masked_rows():
 
 def test_eval_batches_hold_batch_size_examples_plus_padding():
     src = make_source(n=30)
-    batches = list(ip.make_eval_batches(src, batch_size=12, featurize=toy_featurize, max_frames=None,
-                                        bucket_boundaries=None, pad_value=0.0))
+    batches = list(ip.make_eval_batches(src, batch_size=12, featurizer=toy_featurizer(0.0), max_frames=None,
+                                        bucket_boundaries=None))
     assert [b["example_mask"].tolist() for b in batches] == [
         [True] * 12 + [False] * 4, [True] * 12 + [False] * 4, [True] * 6 + [False] * 10]
     ids = np.concatenate([b["caption_id"][b["example_mask"]] for b in batches])
@@ -396,14 +401,13 @@ def _damaged_copy(shapes_data_dir, tmp_path, damage):
 def test_damaged_dataset_file_is_named_with_how_to_rebuild(shapes_data_dir, tmp_path, damage):
     data_dir, version_dir, shard = _damaged_copy(shapes_data_dir, tmp_path, damage)
     message = re.escape(shard) + r".*truncated, corrupt or missing.*Riegeli.*delete " + re.escape(version_dir)
-    opened = lambda: ip.open_split("spoken_shapes/tiny", "validation", data_dir=data_dir)
+    opened = lambda: data_sources.open_split("spoken_shapes/tiny", "validation", data_dir=data_dir)
     readers = {
         "items": lambda src: [src[i] for i in range(len(src))],
         "getitems": lambda src: src.__getitems__(list(range(len(src)))),
-        "lengths": ip.example_lengths,
+        "lengths": data_sources.example_lengths,
         "eval batches": lambda src: list(ip.make_eval_batches(
-            src, batch_size=16, featurize=toy_featurize, max_frames=None, bucket_boundaries=None,
-            pad_value=0.0)),
+            src, batch_size=16, featurizer=toy_featurizer(0.0), max_frames=None, bucket_boundaries=None)),
     }
     for name, read in readers.items():
         with pytest.raises(dataset_files.CorruptDatasetError, match=message) as info:
@@ -411,15 +415,15 @@ def test_damaged_dataset_file_is_named_with_how_to_rebuild(shapes_data_dir, tmp_
         assert "\n" not in str(info.value), name
     assert issubclass(dataset_files.CorruptDatasetError, RuntimeError)
     assert len(opened()) == 40  # the intact copy next to it still reads: only reads are checked
-    intact = ip.open_split("spoken_shapes/tiny", "validation", data_dir=shapes_data_dir)
-    assert len(ip.example_lengths(intact)) == 40
+    intact = data_sources.open_split("spoken_shapes/tiny", "validation", data_dir=shapes_data_dir)
+    assert len(data_sources.example_lengths(intact)) == 40
 
 
 def test_first_build_and_image_read_log_no_tfds_noise_but_real_warnings(tmp_path, caplog, monkeypatch):
     monkeypatch.setattr(absl.logging, "_log_counter_per_token", {})  # TFDS warns about OpenCV once
     name = InputPipelineToyCaptions.name
     with caplog.at_level(logging.INFO):
-        src = ip.open_split(name, "train", data_dir=str(tmp_path), build_if_missing=True)
+        src = data_sources.open_split(name, "train", data_dir=str(tmp_path), build_if_missing=True)
         assert src[0]["image"].shape == (4, 4, 3)
         logging.getLogger("absl").warning("Variant folder %s has no %s", "elsewhere", "features.json")
     messages = [r.getMessage() for r in caplog.records]

@@ -20,6 +20,7 @@ import jax
 import pytest
 
 from tfds_builders import spoken_shapes
+from vgs_jax import data_sources
 from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 
@@ -67,7 +68,7 @@ def _random_init_results(workdir: str) -> dict:
     return evaluation.evaluate_split(
         template.with_model_state(template.initial_model_state),
         jax.device_get(template.initial_params),  # host arrays, placed like the batches
-        input_pipeline.open_config_split(config.dataset, "test"),
+        data_sources.open_config_split(config.dataset, "test"),
         batch_size=config.eval_batch_size,
         features_config=config.features,
         image_key=config.dataset.image_key,

@@ -10,6 +10,7 @@ import pytest
 
 from vgs_jax import checkpointing
 from vgs_jax import config_lib
+from vgs_jax import data_sources
 from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 from vgs_jax import optimizers
@@ -108,7 +109,7 @@ def test_train_and_evaluate_end_to_end(tiny_config, tmp_path):
         step, config, results = evaluation.evaluate_checkpoint(workdir, checkpoint=which, split="test")
         assert config.dataset.name == "spoken_shapes/tiny"
         assert results["speech_to_image"]["n"] == len(
-            input_pipeline.open_split("spoken_shapes/tiny", "test", data_dir=tiny_config.dataset.data_dir)
+            data_sources.open_split("spoken_shapes/tiny", "test", data_dir=tiny_config.dataset.data_dir)
         )
     with pytest.raises(checkpointing.CheckpointError, match="No checkpoint for step 4"):
         evaluation.evaluate_checkpoint(workdir, checkpoint=4)

@@ -1,7 +1,7 @@
 """The files of a prepared TFDS dataset: clear errors when a shard is corrupt, quiet TFDS start-up.
 
 `check_reads(source, builder, split)` makes every read of a TFDS data source (``source[i]``,
-``source.__getitems__``, and reads through its raw ``data_source``, e.g. `input_pipeline.example_lengths`)
+``source.__getitems__``, and reads through its raw ``data_source``, e.g. `data_sources.example_lengths`)
 turn the array_record reader's errors (``RuntimeError: Corrupted Riegeli/records file: chunk data hash
 mismatch ...`` for a garbled file, ``Invalid Riegeli/records file ...`` for a truncated one) into a
 `CorruptDatasetError` that names the shard file and says how to rebuild the dataset.

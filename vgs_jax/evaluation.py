@@ -7,12 +7,12 @@ embeddings come from `inference.embed_split`; the similarity is the model's (`te
 """
 
 from flax import nnx
-import jax
 import ml_collections
 import numpy as np
 
 from vgs_jax import audio_features
 from vgs_jax import checkpointing
+from vgs_jax import data_sources
 from vgs_jax import inference
 from vgs_jax import input_pipeline
 from vgs_jax import retrieval
@@ -99,7 +99,7 @@ def evaluate_checkpoint(
     """
     step, config, template, params = restore_model(workdir, checkpoint)
     data = config.dataset
-    source = input_pipeline.open_config_split(data, split)
+    source = data_sources.open_config_split(data, split)
     results = evaluate_split(
         template,
         params,

@@ -224,7 +224,7 @@ def _open_builder(dataset: str, data_dir: str):
     builder = tfds.builder(dataset, data_dir=data_dir, file_format="array_record")
     if not builder.is_prepared():
         raise FileNotFoundError(f"Dataset {dataset!r} is not prepared in --data_dir={data_dir!r}; build it first "
-                                "(vgs_jax.input_pipeline.open_split(..., build_if_missing=True)).")
+                                "(vgs_jax.data_sources.open_split(..., build_if_missing=True)).")
     return builder
 
 

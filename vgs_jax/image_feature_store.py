@@ -24,7 +24,7 @@ bits of a vector.
 
 `FEATURE_MODELS` names the models whose vectors a store may hold (the extractor's `--model`), with
 the torchvision weights file each needs. `JoinedSource` wraps a data source so each example gains `image_features` (float32 [D]) from the
-store by its `image_id`; `join_source` is what `input_pipeline.open_split` calls.
+store by its `image_id`; `join_source` is what `data_sources.open_split` calls.
 """
 from __future__ import annotations
 

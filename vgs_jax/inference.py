@@ -245,9 +245,8 @@ def embed_split(template, params, source: Sequence[dict], *, batch_size: int,
     keys = MAPS if with_maps else EMBEDDING
     speech, image, image_ids, caption_ids = [], [], [], []
     for batch in input_pipeline.make_eval_batches(
-            source, batch_size=batch_size, featurize=featurizer, max_frames=features_config.max_frames,
-            bucket_boundaries=features_config.bucket_boundaries, pad_value=featurizer.pad_value,
-            image_key=image_key):
+            source, batch_size=batch_size, featurizer=featurizer, max_frames=features_config.max_frames,
+            bucket_boundaries=features_config.bucket_boundaries, image_key=image_key):
         sharded = input_pipeline.shard_batch(batch, mesh)
         out_speech, out_image = encode_pair(template, params, sharded["audio"], sharded["audio_mask"],
                                             sharded[image_key], keys=keys)

@@ -1,14 +1,14 @@
 """TFDS data source -> grain -> padded, length-bucketed, device-sharded batches.
 
 A *source* is any random-access sequence of example dicts (``len`` + ``[i]``), e.g. what
-``open_split`` returns (``tfds.data_source``, array_record, no TensorFlow) or a plain list.
+``data_sources.open_split`` returns or a plain list.
 Each example needs ``audio`` (int16 waveform ``[num_samples]``, 16 kHz), the image key
 (``image`` uint8 ``[H, W, 3]`` or ``image_features`` float ``[D_img]``), ``image_id`` and
 ``caption_id``. Other keys are ignored.
 
 Batches are dicts of host-local NumPy arrays (``B`` = this host's share of the padded batch)::
 
-    audio         float32 [B, T, D]  features; ``pad_value`` beyond each length
+    audio         float32 [B, T, D]  features; the featurizer's ``pad_value`` beyond each length
     audio_mask    bool    [B, T]     True on valid frames
     audio_len     int32   [B]        valid frames per row (0 for padding rows)
     <image_key>   uint8 [B, H, W, 3] or float32 [B, D_img] (zeros in padding rows)
@@ -36,129 +36,27 @@ Training order: per epoch a permutation drawn from ``(seed, epoch)``; with bucke
 into batches, and the batch order is shuffled. The incomplete last batch is dropped. The plan
 is a pure function of ``(seed, epoch)``, so the grain iterator state (``{"next_index": k}``)
 resumes the exact sequence. Lengths for bucketing are read once per call (see
-``example_lengths``). ``T`` is computed from the global batch, so all hosts agree; this
+``data_sources.example_lengths``). ``T`` is computed from the global batch, so all hosts agree; this
 assumes the number of feature frames never decreases as the number of samples grows.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import sys
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import grain
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vgs_jax import dataset_files
+from vgs_jax import data_sources
+from vgs_jax.audio_features import Featurizer
 
 PAD_MULTIPLE = 64  # frames; padding unit when neither buckets nor max_frames are given
 _REQUIRED = ("audio", "image_id", "caption_id")
 _INT32_MAX = np.iinfo(np.int32).max
-
-Featurize = Callable[[np.ndarray], np.ndarray]
-
-
-def open_split(name: str, split: str, *, data_dir: str,
-               build_if_missing: bool = False, image_key: str = "image",
-               image_features_model: str | None = None) -> Sequence[dict]:
-    """Opens a prepared TFDS split (array_record) as a random-access source; no TensorFlow.
-
-    ``name`` is e.g. ``"spoken_shapes/tiny"``. Importing ``tfds_builders.<base name>`` (when it
-    exists) registers the builder. Raises FileNotFoundError when the dataset is not prepared in
-    ``data_dir`` (unless ``build_if_missing``), ValueError for an unknown split. Reading an
-    example from a damaged shard raises ``dataset_files.CorruptDatasetError`` naming the file and
-    how to rebuild. With ``image_key="image_features"`` on a dataset that stores no such field,
-    examples get their vectors from the image feature store beside the dataset (see
-    ``_join_image_features``). TFDS start-up warnings that ask nothing of the user are silenced
-    (``dataset_files.quiet_tfds_logs``).
-    """
-    import tensorflow_datasets as tfds  # deferred: costs ~0.4 s to import
-
-    dataset_files.quiet_tfds_logs()
-
-    base = name.split("/")[0].split(":")[0]
-    module = f"tfds_builders.{base}"
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name not in (module, "tfds_builders"):
-            raise
-    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-    if not builder.is_prepared():
-        if not build_if_missing:
-            raise FileNotFoundError(
-                f"Dataset {name!r} is not prepared in data_dir={data_dir!r}. Build it with "
-                f"open_split(..., build_if_missing=True) (config: build_if_missing) or "
-                f"`{dataset_files.build_command(name, data_dir)}`, or point data_dir at a prepared copy.")
-        builder.download_and_prepare()
-    available = sorted(builder.info.splits.keys())
-    if split not in available:
-        raise ValueError(f"Unknown split {split!r} for dataset {name!r}; available splits: "
-                         f"{available}.")
-    source = dataset_files.check_reads(builder.as_data_source(split=split), builder, split, name=name,
-                                       data_dir=data_dir)
-    if image_key == "image_features" and "image_features" not in builder.info.features:
-        source = _join_image_features(source, builder.data_dir, name, data_dir,
-                                      image_features_model)
-    return source
-
-
-def open_config_split(data_config, split: str, *, build_if_missing: bool = False) -> Sequence[dict]:
-    """`open_split` for a config's `dataset` fields (name, data_dir, image_key, image_features_model)."""
-    return open_split(data_config.name, split, data_dir=data_config.data_dir, build_if_missing=build_if_missing,
-                      image_key=data_config.image_key,
-                      image_features_model=data_config.get("image_features_model"))
-
-
-# ---- Precomputed image vectors (see vgs_jax/image_feature_store.py) -------------------
-
-def _join_image_features(source, dataset_dir: str, name: str, data_dir: str,
-                         model: str | None) -> Sequence[dict]:
-    """Wraps ``source`` so each example gains ``image_features`` (float32 [D]) by ``image_id``
-    from ``<dataset_dir>/image_features/<model>.npy`` (the only store there when ``model`` is
-    None). FileNotFoundError with the exact ``python -m vgs_jax.extract_image_features ...``
-    command when there is no store."""
-    from vgs_jax import image_feature_store
-
-    return image_feature_store.join_source(source, dataset_dir, dataset=name, data_dir=data_dir,
-                                           model=model)
-
-
-# ---- Batching -------------------------------------------------------------------------------
-
-
-
-def example_lengths(source: Sequence[dict]) -> np.ndarray:
-    """Waveform length in samples of every example: int64 ``[len(source)]``.
-
-    For TFDS data sources only the audio is decoded (images are skipped), which keeps this one
-    pass cheap; other sources are read example by example. Empty audio raises ValueError.
-    """
-    n = _check_source(source)
-    info = getattr(source, "dataset_info", None)
-    raw = getattr(source, "data_source", None)
-    out = np.zeros(n, np.int64)
-    if info is not None and raw is not None and hasattr(raw, "__getitems__"):
-        import tensorflow_datasets as tfds
-
-        features = info.features
-        if "audio" not in features:
-            raise KeyError(f"Dataset {info.name!r} has no feature 'audio'; features present: "
-                           f"{sorted(features.keys())}.")
-        skip = {k: tfds.decode.SkipDecoding() for k, f in features.items()
-                if isinstance(f, tfds.features.Image)}
-        for start in range(0, n, 1024):
-            keys = list(range(start, min(start + 1024, n)))
-            for i, rec in zip(keys, raw.__getitems__(keys)):
-                ex = features.deserialize_example_np(rec, decoders=skip)
-                out[i] = _audio(ex, i).shape[0]
-    else:
-        for i in range(n):
-            out[i] = _audio(source[i], i).shape[0]
-    return out
 
 
 def data_mesh() -> jax.sharding.Mesh:
@@ -187,20 +85,19 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[s
     return out
 
 
-def make_train_iterator(source: Sequence[dict], *, global_batch_size: int, featurize: Featurize,
+def make_train_iterator(source: Sequence[dict], *, global_batch_size: int, featurizer: Featurizer,
                         seed: int, max_frames: int | None,
-                        bucket_boundaries: Sequence[int] | None, pad_value: float,
-                        image_key: str = "image", num_epochs: int | None = None,
+                        bucket_boundaries: Sequence[int] | None, image_key: str = "image", num_epochs: int | None = None,
                         shard_index: int | None = None, shard_count: int | None = None,
                         bucket_window: int = 8, num_threads: int = 4,
                         prefetch_batches: int = 8,
                         lengths: np.ndarray | None = None) -> grain.DatasetIterator:
     """Checkpointable iterator of this host's share of each training batch (see module doc).
 
-    ``num_epochs=None`` repeats forever. ``lengths`` (from ``example_lengths``) may be passed to
+    ``num_epochs=None`` repeats forever. ``lengths`` (from ``data_sources.example_lengths``) may be passed to
     skip the length pass. The iterator supports ``get_state()`` / ``set_state(state)``.
     """
-    n = _check_source(source)
+    n = data_sources.check_source(source)
     padded, local_b, shard_index, shard_count = _shards(global_batch_size, shard_index, shard_count)
     if global_batch_size > n:
         raise ValueError(f"global_batch_size={global_batch_size} is larger than the split "
@@ -211,10 +108,10 @@ def make_train_iterator(source: Sequence[dict], *, global_batch_size: int, featu
         raise ValueError(f"bucket_window must be >= 1, got {bucket_window}.")
     if num_epochs is not None and num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1 or None (forever), got {num_epochs}.")
-    maker = _BatchMaker(source, featurize, max_frames, bucket_boundaries, pad_value, image_key)
+    maker = _BatchMaker(source, featurizer, max_frames, bucket_boundaries, image_key)
     _check_example(source[0], 0, image_key)
     if lengths is None and (maker.boundaries is not None or (shard_count > 1 and maker.dynamic)):
-        lengths = example_lengths(source)
+        lengths = data_sources.example_lengths(source)
     maker.lengths = None if lengths is None else _check_lengths(lengths, n)
     steps = n // global_batch_size
     plans = _EpochPlans(n, global_batch_size, int(seed), maker.boundaries is not None,
@@ -231,9 +128,9 @@ def make_train_iterator(source: Sequence[dict], *, global_batch_size: int, featu
     return iter(ds.to_iter_dataset(_read_options(num_threads, prefetch_batches)))
 
 
-def make_eval_batches(source: Sequence[dict], *, batch_size: int, featurize: Featurize,
+def make_eval_batches(source: Sequence[dict], *, batch_size: int, featurizer: Featurizer,
                       max_frames: int | None, bucket_boundaries: Sequence[int] | None,
-                      pad_value: float, image_key: str = "image",
+                      image_key: str = "image",
                       shard_index: int | None = None, shard_count: int | None = None,
                       num_threads: int = 4, prefetch_batches: int = 8,
                       lengths: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray]]:
@@ -243,12 +140,12 @@ def make_eval_batches(source: Sequence[dict], *, batch_size: int, featurize: Fea
     (``example_mask`` False) up to ``padded_batch_size(batch_size)`` rows. A split smaller than
     ``batch_size`` gives one padded batch.
     """
-    n = _check_source(source)
+    n = data_sources.check_source(source)
     padded, local_b, shard_index, shard_count = _shards(batch_size, shard_index, shard_count)
-    maker = _BatchMaker(source, featurize, max_frames, bucket_boundaries, pad_value, image_key)
+    maker = _BatchMaker(source, featurizer, max_frames, bucket_boundaries, image_key)
     _check_example(source[0], 0, image_key)
     if lengths is None and shard_count > 1 and maker.dynamic:
-        lengths = example_lengths(source)
+        lengths = data_sources.example_lengths(source)
     maker.lengths = None if lengths is None else _check_lengths(lengths, n)
     steps = -(-n // batch_size)
     order = np.full(steps * batch_size, -1, np.int64)
@@ -293,7 +190,7 @@ class _EpochPlans:
 class _BatchMaker:
     """Reads, featurises, truncates, pads and collates rows ``[lo, hi)`` of a global batch."""
 
-    def __init__(self, source, featurize, max_frames, boundaries, pad_value, image_key):
+    def __init__(self, source, featurizer, max_frames, boundaries, image_key):
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be a positive int or None, got {max_frames}.")
         if boundaries is not None:
@@ -304,8 +201,8 @@ class _BatchMaker:
             if max_frames is not None:
                 b = [x for x in b if x < max_frames] + [max_frames]
             boundaries = b
-        self.source, self.featurize, self.max_frames = source, featurize, max_frames
-        self.boundaries, self.pad_value, self.image_key = boundaries, float(pad_value), image_key
+        self.source, self.featurizer, self.max_frames = source, featurizer, max_frames
+        self.boundaries, self.pad_value, self.image_key = boundaries, float(featurizer.pad_value), image_key
         self.dynamic = boundaries is not None or max_frames is None  # T depends on the data
         self.lengths: np.ndarray | None = None
 
@@ -322,10 +219,12 @@ class _BatchMaker:
         return last * -(-longest // last)
 
     def features(self, ex: dict, index: int) -> np.ndarray:
-        feats = np.asarray(self.featurize(_audio(ex, index)), np.float32)
-        if feats.ndim != 2 or feats.shape[0] == 0:
-            raise ValueError(f"featurize returned shape {feats.shape} for caption_id="
-                             f"{ex['caption_id']} (example {index}); expected [frames>0, D].")
+        feats = np.asarray(self.featurizer(data_sources.waveform(ex, index)), np.float32)
+        d = self.featurizer.num_features
+        if feats.ndim != 2 or feats.shape[0] == 0 or feats.shape[1] != d:
+            raise ValueError(f"the featurizer returned shape {feats.shape} for caption_id="
+                             f"{ex['caption_id']} (example {index}); expected [frames>0, {d}] "
+                             f"(its num_features).")
         return feats if self.max_frames is None else feats[:self.max_frames]
 
     def __call__(self, indices: np.ndarray, lo: int, hi: int) -> dict[str, np.ndarray]:
@@ -342,17 +241,14 @@ class _BatchMaker:
             top = int(valid[np.argmax(self.lengths[valid])])
             if top not in real:
                 longest = max(longest, self.features(_read(self.source, [top])[0], top).shape[0])
-        if real:
-            template, d = exs[0], feats[0].shape[1]
-        else:  # a host's share of the last eval batch may be all padding
-            template = self.source[0]
-            d = self.features(template, 0).shape[1]
-        return self._collate(rows, exs, feats, self.padded_length(longest), d,
+        # A host's share of the last eval batch may be all padding: its image shape from example 0.
+        template = exs[0] if real else self.source[0]
+        return self._collate(rows, exs, feats, self.padded_length(longest),
                              _image(template, self.image_key))
 
-    def _collate(self, rows, exs, feats, t, d, first):
+    def _collate(self, rows, exs, feats, t, first):
         b = len(rows)
-        audio = np.full((b, t, d), self.pad_value, np.float32)
+        audio = np.full((b, t, self.featurizer.num_features), self.pad_value, np.float32)
         lens = np.zeros(b, np.int32)
         ids = np.full((2, b), -1, np.int64)
         images = np.zeros((b,) + first.shape, first.dtype)
@@ -361,9 +257,6 @@ class _BatchMaker:
             if i < 0:
                 continue
             f, ex = feats[j], exs[j]
-            if f.shape[1] != d:
-                raise ValueError(f"featurize returned {f.shape[1]} features for example {i} "
-                                 f"but {d} for another; the feature size must be fixed.")
             audio[r, :f.shape[0]] = f
             lens[r] = f.shape[0]
             img = _image(ex, self.image_key)
@@ -381,23 +274,11 @@ class _BatchMaker:
                 "example_mask": np.asarray(rows) >= 0}
 
 
-def _check_source(source) -> int:
-    try:
-        n = len(source)
-    except TypeError as e:
-        raise ValueError(f"source must be a random-access sequence of example dicts, got "
-                         f"{type(source).__name__}.") from e
-    if n == 0:
-        raise ValueError("source is empty (0 examples); check the dataset name, split and "
-                         "data_dir.")
-    return n
-
-
 def _check_lengths(lengths, n: int) -> np.ndarray:
     lengths = np.asarray(lengths, np.int64)
     if lengths.shape != (n,):
         raise ValueError(f"lengths has shape {lengths.shape}; expected ({n},), one per example "
-                         f"(use example_lengths(source)).")
+                         f"(use data_sources.example_lengths(source)).")
     return lengths
 
 
@@ -429,16 +310,6 @@ def _check_example(ex: Any, index: int, image_key: str) -> None:
         if key not in ex:
             raise KeyError(f"example {index} has no key {key!r}; keys present: {sorted(ex)}. "
                            f"(image_key selects the image field.)")
-
-
-def _audio(ex: dict, index: int) -> np.ndarray:
-    if "audio" not in ex:
-        raise KeyError(f"example {index} has no key 'audio'; keys present: {sorted(ex)}.")
-    audio = np.asarray(ex["audio"])
-    if audio.ndim != 1 or audio.shape[0] == 0:
-        raise ValueError(f"audio of caption_id={ex.get('caption_id')} (example {index}) has "
-                         f"shape {audio.shape}; expected a non-empty mono waveform [num_samples].")
-    return audio
 
 
 def _image(ex: dict, key: str) -> np.ndarray:

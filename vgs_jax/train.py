@@ -25,6 +25,7 @@ import optax
 from vgs_jax import audio_features
 from vgs_jax import checkpointing
 from vgs_jax import config_checks
+from vgs_jax import data_sources
 from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 from vgs_jax import metric_logging
@@ -132,9 +133,9 @@ class Trainer:
         self.config = config
         self.mesh = input_pipeline.data_mesh()
         data = config.dataset
-        self.train_source = input_pipeline.open_config_split(
+        self.train_source = data_sources.open_config_split(
             data, data.train_split, build_if_missing=data.build_if_missing)
-        self.eval_source = input_pipeline.open_config_split(data, data.eval_split)
+        self.eval_source = data_sources.open_config_split(data, data.eval_split)
         self.steps_per_epoch = len(self.train_source) // config.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(
@@ -146,7 +147,7 @@ class Trainer:
             if config.num_train_steps > 0
             else config.num_epochs * self.steps_per_epoch
         )
-        self.featurize = functools.partial(audio_features.compute, recipe=config.features.recipe)
+        self.featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
         self.learning_rate_fn = optimizers.create_learning_rate_fn(
             config.optimizer, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
@@ -177,11 +178,10 @@ class Trainer:
         return input_pipeline.make_train_iterator(
             self.train_source,
             global_batch_size=c.batch_size,
-            featurize=self.featurize,
+            featurizer=self.featurizer,
             seed=c.seed,
             max_frames=c.features.max_frames,
             bucket_boundaries=c.features.bucket_boundaries,
-            pad_value=audio_features.pad_value(c.features.recipe),
             image_key=c.dataset.image_key,
         )
 

@@ -48,6 +48,7 @@ import ml_collections
 import numpy as np
 
 from vgs_jax import audio_features
+from vgs_jax import data_sources
 from vgs_jax import evaluation
 from vgs_jax import inference
 from vgs_jax import input_pipeline
@@ -188,7 +189,7 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
     if max_utterances < 2:
         raise ValueError(f"max_utterances must be >= 2, got {max_utterances}.")
     data = config.dataset
-    source = input_pipeline.open_config_split(data, split)
+    source = data_sources.open_config_split(data, split)
     n = min(max_utterances, len(source))
     head = _Head(source, n)
     mesh = input_pipeline.data_mesh()
@@ -197,9 +198,8 @@ def extract(template, params: dict, config: ml_collections.ConfigDict, *, split:
     featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
     collected = _Collected()
     for batch in input_pipeline.make_eval_batches(
-            head, batch_size=batch_size, featurize=featurizer, max_frames=config.features.max_frames,
-            bucket_boundaries=config.features.bucket_boundaries, pad_value=featurizer.pad_value,
-            image_key=data.image_key):
+            head, batch_size=batch_size, featurizer=featurizer, max_frames=config.features.max_frames,
+            bucket_boundaries=config.features.bucket_boundaries, image_key=data.image_key):
         sharded = input_pipeline.shard_batch(
             {k: batch[k] for k in ("audio", "audio_mask")}, mesh)
         out = inference.frame_outputs(template, params, sharded["audio"], sharded["audio_mask"],

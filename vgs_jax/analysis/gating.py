@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from vgs_jax import audio_features
+from vgs_jax import data_sources
 from vgs_jax import inference
-from vgs_jax import input_pipeline
 from vgs_jax.analysis import data_fields
 
 CONTEXTS = ("utterance", "word")
@@ -213,7 +213,7 @@ def gating_for_models(models, meta: list[dict], split: str, *, fractions: Sequen
     """
     _, config, template, params = models
     data = config.dataset
-    source = input_pipeline.open_config_split(data, split)
+    source = data_sources.open_config_split(data, split)
     lacks = data_fields.missing_fields("gating", source[0])
     if lacks:
         raise data_fields.MissingFieldsError(data_fields.missing_fields_message(

@@ -42,8 +42,8 @@ from typing import Sequence
 import numpy as np
 
 from vgs_jax import audio_features
+from vgs_jax import data_sources
 from vgs_jax import inference
-from vgs_jax import input_pipeline
 from vgs_jax.analysis import activations as activations_lib
 from vgs_jax.analysis import data_fields
 from vgs_jax.analysis import heatmaps
@@ -141,7 +141,7 @@ def model_fns(template, trained_params, config, settings: MapSettings) -> dict[s
 def load_examples(config, split: str, max_utterances: int) -> list[dict]:
     """The first `max_utterances` examples of `split` of the run's dataset (all fields)."""
     data = config.dataset
-    source = input_pipeline.open_config_split(data, split)
+    source = data_sources.open_config_split(data, split)
     return [source[i] for i in range(min(max_utterances, len(source)))]
 
 
@@ -191,7 +191,7 @@ def _run_one(name, fns: ModelFns, config, examples, settings: MapSettings, outpu
         return out
     sick = None
     if settings.sick_data_dir:
-        source = input_pipeline.open_split("spoken_sick", settings.sick_split, data_dir=settings.sick_data_dir)
+        source = data_sources.open_split("spoken_sick", settings.sick_split, data_dir=settings.sick_data_dir)
         sick = [source[i] for i in range(min(settings.max_sick_pairs, len(source)))]
     return semantics.run_semantics(fns.embed, sick_examples=sick, caption_examples=examples,
                                    word_vectors_path=settings.word_vectors,

@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from vgs_jax import input_pipeline
+from vgs_jax import data_sources
 from vgs_jax.analysis import activations as activations_lib
 from vgs_jax.analysis import attention_words
 from vgs_jax.analysis import boundaries
@@ -205,7 +205,7 @@ def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str 
     analyses = check_analyses(analyses if explicit else ANALYSES)
     models = activations_lib.load_models(workdir, checkpoint, require_frame_outputs=False)
     step, config, template, params = models
-    first = input_pipeline.open_config_split(config.dataset, split)[0]
+    first = data_sources.open_config_split(config.dataset, split)[0]
     analyses, missing = data_fields.split_by_fields(analyses, first)
     where = f"dataset {config.dataset.name!r} split {split!r}"
     if missing and explicit:
