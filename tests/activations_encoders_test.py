@@ -10,6 +10,7 @@ from vgs_jax import inference
 from vgs_jax import train
 from vgs_jax.analysis import activations
 from vgs_jax.models import capabilities
+from vgs_jax.models import conv_map_layers
 from vgs_jax.models import davenet
 from vgs_jax.models import dual_encoder
 
@@ -66,7 +67,7 @@ def _slow_stages(encoder, x):
         h = jax.nn.relu(encoder.convs[0](h))
         stages = [h]
         for conv in encoder.convs[1:]:
-            h = davenet.max_pool_time(jax.nn.relu(conv(h)))
+            h = conv_map_layers.max_pool_time(jax.nn.relu(conv(h)))
             stages.append(h)
         return [np.asarray(s[0]) for s in stages]
     h = jax.nn.relu(encoder.bn1(encoder.conv1(x)))
@@ -125,7 +126,7 @@ def test_conv_frame_outputs_repeat_each_stage_slow(spec, keys):
 def test_repeat_to_input_hand_values_and_bad_input():
     h = np.arange(6, dtype=np.float32).reshape(1, 3, 2)  # frames [0,1], [2,3], [4,5] at stride 2
     mask = np.array([[True] * 5 + [False]])
-    got = np.asarray(davenet._repeat_to_input(h, 2, mask))
+    got = np.asarray(conv_map_layers.repeat_to_input(h, 2, mask))
     np.testing.assert_array_equal(got[0, :, 0], [0, 0, 2, 2, 4, 0])
     with pytest.raises(ValueError, match="cover fewer"):
-        davenet._repeat_to_input(h, 1, mask)
+        conv_map_layers.repeat_to_input(h, 1, mask)

@@ -1,4 +1,4 @@
-"""Tests for vgs_jax.models.davenet: NumPy reference forwards, padding invariance, lengths, jitter, counts."""
+"""Tests for vgs_jax.models.davenet, resdavenet and conv_map_layers: NumPy reference forwards, padding invariance, lengths, jitter, counts."""
 import math
 
 import jax
@@ -8,7 +8,9 @@ import pytest
 from flax import nnx
 
 from vgs_jax.models import registry
-from vgs_jax.models.davenet import Davenet, ResDavenet, downsampled_lengths, max_pool_time, temporal_jitter
+from vgs_jax.models.conv_map_layers import downsampled_lengths, max_pool_time, temporal_jitter
+from vgs_jax.models.davenet import Davenet
+from vgs_jax.models.resdavenet import ResDavenet
 
 EPS = 1e-5
 
@@ -273,7 +275,6 @@ def test_bad_inputs_raise():
 
 
 def test_max_pool_time_differentiates_under_jit():
-    from vgs_jax.models.davenet import max_pool_time
 
     h = jnp.arange(2 * 7 * 3, dtype=jnp.float32).reshape(2, 7, 3)
     grad = jax.jit(jax.grad(lambda x: jnp.sum(max_pool_time(x))))(h)

@@ -85,7 +85,7 @@ def vq_workdir(shapes_data_dir, tmp_path_factory):
 
 def test_model_fns_match_the_model_run_directly(vq_workdir):
     from vgs_jax import evaluation
-    from vgs_jax.models.davenet import downsampled_lengths
+    from vgs_jax.models.conv_map_layers import downsampled_lengths
 
     _, config, template, params = evaluation.restore_model(vq_workdir, "best")
     settings = map_analyses.MapSettings(batch_size=4, pad_frames=64)

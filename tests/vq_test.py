@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from vgs_jax.checkpointing import fit_tree
-from vgs_jax.models.davenet import ResDavenet
+from vgs_jax.models.resdavenet import ResDavenet
 from vgs_jax.models.vq import (EMAState, VectorQuantizer, VQState, code_statistics, nearest_codes, quantize,
                                update_ema)
 

@@ -52,7 +52,7 @@ from vgs_jax.analysis import localization
 from vgs_jax.analysis import semantics
 from vgs_jax.analysis import vq_units
 from vgs_jax.models.capabilities import FrameClock
-from vgs_jax.models.davenet import downsampled_lengths
+from vgs_jax.models.conv_map_layers import downsampled_lengths
 
 MAP_ANALYSES = ("localization", "lexicon", "vq_units", "heatmaps", "semantics")
 WHICH = ("trained", "random")

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vgs_jax.models.davenet import he_normal_fan_out
+from vgs_jax.models.conv_map_layers import he_normal_fan_out
 from vgs_jax.models.image_encoders import MAP_IMAGE
 from vgs_jax.models.pooling import torch_uniform_init
 

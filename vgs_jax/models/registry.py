@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models import image_trunks
-from vgs_jax.models.davenet import Davenet, ResDavenet
+from vgs_jax.models.davenet import Davenet
+from vgs_jax.models.resdavenet import ResDavenet
 from vgs_jax.models.image_encoders import ConvImageEncoder, ConvMapImageEncoder, LinearImageEncoder
 from vgs_jax.models.conv_rnn_encoders import PlataleaSpeechEncoder, Speech2ImageEncoder
 from vgs_jax.models.recurrent_encoders import RHNSpeechEncoder
