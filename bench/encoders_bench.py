@@ -15,8 +15,8 @@ reference configs:
   resdavenet_vq   configs/places_resdavenet_vq.py    batch 64 x 2048, quantisers {2, 3}
 
 Lengths are uniform in [frames / 2, frames]. Columns: s/step (median of the timed steps after a
-warm-up), utt/s, GF/step (XLA's cost analysis for the conv and Transformer encoders; an analytic
-matmul count x 3 for the recurrent ones, whose scan bodies XLA counts once), GF/s, and memory:
+warm-up), utt/s, GF/step (the step's matmul/conv flops, forward and backward, counted by
+`vgs_jax.flop_count` from its jaxpr: XLA's cost analysis counts a scan body once), GF/s, and memory:
 XLA's temp + argument bytes of the compiled step, and this process's peak RSS.
 `--batch_scale 0.125` runs 1/8 of the reference batch (the CPU numbers in the README).
 
@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from vgs_jax import audio_features  # noqa: E402
 from vgs_jax import config_lib  # noqa: E402
+from vgs_jax import flop_count  # noqa: E402
 from vgs_jax.objectives import losses  # noqa: E402
 from vgs_jax.models import dual_encoder  # noqa: E402
 from vgs_jax.models import registry  # noqa: E402
@@ -53,24 +54,6 @@ ENCODERS = {
     "resdavenet": ("configs/places_resdavenet.py", 64, 2048),
     "resdavenet_vq": ("configs/places_resdavenet_vq.py", 64, 2048),
 }
-
-
-def recurrent_flops(name: str, speech: dict, in_features: int, batch: int, frames: int) -> float:
-    """Matmul flops of one train step (3 x forward) of a recurrent encoder over padded frames."""
-    t = (frames - speech["conv_kernel"]) // speech["conv_stride"] + 1
-    c, h, layers = speech["conv_channels"], speech["hidden"], speech["num_layers"]
-    fwd = 2 * t * c * in_features * speech["conv_kernel"]
-    width = c
-    for _ in range(layers):
-        if name == "rhn":
-            fwd += 2 * t * (2 * h * width + speech["depth"] * 2 * h * h)
-            width = h
-        else:
-            gates = 4 if speech.get("rnn") == "lstm" else 3
-            fwd += 2 * 2 * t * gates * h * (width + h)  # two directions
-            width = 2 * h
-    fwd += 2 * t * 2 * width * speech["attention_hidden"]
-    return 3.0 * fwd * batch
 
 
 def build(config, dtype: str):
@@ -122,10 +105,7 @@ def run(name: str, dtype: str, batch_scale: float, steps: int) -> dict:
     t0 = time.perf_counter()
     compiled = step.lower(params, state, opt_state, *args(0)).compile()
     compile_s = time.perf_counter() - t0
-    if has_map or name == "transformer":
-        flops = float((compiled.cost_analysis() or {}).get("flops", float("nan")))
-    else:
-        flops = recurrent_flops(name, dict(config.model.speech), num_features, batch, frames)
+    flops = flop_count.matmul_flops(step, params, state, opt_state, *args(0))
     mem = compiled.memory_analysis()
     mem_gb = (mem.temp_size_in_bytes + mem.argument_size_in_bytes) / 1e9 if mem is not None else float("nan")
     times = []

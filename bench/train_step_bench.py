@@ -10,10 +10,10 @@ through the linear image encoder, as in platalea. Sizes:
             environment.md section 10's CPU probe, for comparison with its PyTorch numbers
 
 Columns: compile_s (lower + compile), s/step (median of the timed steps after one warm-up
-step), steps/s, utt/s, GF/step xla (flops from `compiled.cost_analysis()`), GF/step est (an
-analytic count of the matmul/conv flops, 3x the forward), GF/s est = est / (s/step). XLA's
-cost analysis counts a `while` loop body once, not once per iteration, so for the scanned GRU
-it undercounts badly; use the estimate for achieved FLOP/s.
+step), steps/s, utt/s, GF/step xla (flops from `compiled.cost_analysis()`), GF/step jaxpr (the
+step's matmul/conv flops counted by `vgs_jax.flop_count`, forward and backward, every padded
+frame), GF/s = jaxpr / (s/step). XLA's cost analysis counts a scan body once, not once per time
+step, so for the scanned GRU it undercounts badly; use the jaxpr count for achieved FLOP/s.
 
 Usage: python bench/train_step_bench.py [--sizes platalea,small] [--steps 3]
        [--dtype float32|bfloat16] [--seed 0]
@@ -32,6 +32,7 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from vgs_jax import flop_count  # noqa: E402
 from vgs_jax.objectives import losses  # noqa: E402
 from vgs_jax.models.dual_encoder import build_dual_encoder  # noqa: E402
 
@@ -54,18 +55,6 @@ def model_config(hidden: int, num_layers: int, dtype: str) -> dict:
                     num_layers=num_layers, attention_hidden=128, mask_padding=True),
         image=dict(input_dim=IMAGE_DIM, channels=(32, 64, 128, 128)),
         temperature_init=0.07, dtype=dtype)
-
-
-def estimated_flops(hidden: int, num_layers: int, batch: int, frames: int) -> float:
-    """Matmul/conv flops of one train step (forward x 3), counting every padded frame."""
-    t = (frames - 6) // 2 + 1
-    fwd = 2 * batch * t * 64 * NUM_FEATURES * 6
-    for layer in range(num_layers):
-        inp = 64 if layer == 0 else 2 * hidden
-        fwd += 2 * (2 * batch * t * inp * 3 * hidden + 2 * batch * t * hidden * 3 * hidden)
-    fwd += 2 * batch * t * (2 * hidden * 128 * 2)
-    fwd += 2 * batch * IMAGE_DIM * 2 * hidden
-    return 3.0 * fwd
 
 
 def xla_flops(compiled) -> float:
@@ -102,6 +91,7 @@ def bench_size(name: str, steps: int, dtype: str, seed: int) -> dict:
         return optax.apply_updates(params, updates), opt_state, loss
 
     batch = make_batch(np.random.default_rng(seed), s["batch"], s["frames"], s["min_frames"])
+    flops = flop_count.matmul_flops(train_step, params, opt_state, batch)
     t0 = time.perf_counter()
     compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(params, opt_state, batch).compile()
     compile_s = time.perf_counter() - t0
@@ -116,11 +106,10 @@ def bench_size(name: str, steps: int, dtype: str, seed: int) -> dict:
     if not np.isfinite(loss):
         raise FloatingPointError(f"{name}: loss became {loss}")
     step_s = statistics.median(times)
-    est = estimated_flops(s["hidden"], s["num_layers"], s["batch"], s["frames"])
     return dict(size=name, H=s["hidden"], L=s["num_layers"], B=s["batch"], T=s["frames"],
                 params_M=num_params / 1e6, compile_s=compile_s, step_s=step_s, steps_s=1.0 / step_s,
-                utt_s=s["batch"] / step_s, gf_xla=xla_flops(compiled) / 1e9, gf_est=est / 1e9,
-                gfs_est=est / 1e9 / step_s, timed=len(times))
+                utt_s=s["batch"] / step_s, gf_xla=xla_flops(compiled) / 1e9, gf_jaxpr=flops / 1e9,
+                gfs_jaxpr=flops / 1e9 / step_s, timed=len(times))
 
 
 def main():
@@ -138,7 +127,7 @@ def main():
         parser.error("--steps must be >= 1")
     print(f"backend={jax.default_backend()} devices={jax.device_count()} dtype={args.dtype}")
     cols = ["size", "H", "L", "B", "T", "params_M", "compile_s", "step_s", "steps_s", "utt_s", "gf_xla",
-            "gf_est", "gfs_est", "timed"]
+            "gf_jaxpr", "gfs_jaxpr", "timed"]
     print(" | ".join(f"{c:>9}" for c in cols))
     for name in names:
         row = bench_size(name, args.steps, args.dtype, args.seed)
