@@ -399,8 +399,19 @@ def image_caption_examples(image_path: str, captions: list[dict], *, image_id: i
         yield f"{image_id:012d}_{cap['caption_id']:012d}", example
 
 
+IMAGE_FILE_RELEASE_NOTES = {
+    "1.0.0": "Initial release.",
+    "1.1.0": "New feature image_file: the image's path relative to the corpus folder of the manual "
+             "directory, so vgs_jax.extract_image_features can ten-crop the original image (platalea's recipe)."}
+"""RELEASE_NOTES of the builders whose version 1.1.0 added `image_file`."""
+
+
 class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base of manual-corpus builders: array_record, `skip_corrupt`, build summary.
+
+    Build with `Builder(config=..., skip_corrupt=True)` (or `tfds.builder(name,
+    skip_corrupt=True)`) to skip missing, corrupt or unpaired files and count them in
+    `self.build_summary` (printed at the end); by default the first one is an error naming it.
 
     Subclasses set `README` (where the download steps are) and may read
     `self.skip_corrupt` (builder kwarg, else the config's `skip_corrupt` field, else

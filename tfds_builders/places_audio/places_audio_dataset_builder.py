@@ -155,9 +155,7 @@ def _words_value(words) -> dict:
 class Builder(manual_corpus.ManualCorpusBuilder):
     """places_audio: one example = one spoken caption of a Places205 image (see module doc).
 
-    Build with `Builder(config=..., skip_corrupt=True)` (or `tfds.builder(name,
-    skip_corrupt=True)`) to skip missing, corrupt or unpaired files and count them in
-    `self.build_summary` (printed at the end); by default the first one is an error naming it.
+    Missing or corrupt files: `skip_corrupt`, see `manual_corpus.ManualCorpusBuilder`.
     """
 
     VERSION = tfds.core.Version("1.1.0")

@@ -121,16 +121,11 @@ def _parse_stem(stem: str, path: str) -> tuple[int, int]:
 class Builder(manual_corpus.ManualCorpusBuilder):
     """speech_coco: one example = one synthesised spoken caption of an MSCOCO image.
 
-    Build with `Builder(config=..., skip_corrupt=True)` (or `tfds.builder(name,
-    skip_corrupt=True)`) to skip missing, corrupt or unpaired files and count them in
-    `self.build_summary` (printed at the end); by default the first one is an error naming it.
+    Missing or corrupt files: `skip_corrupt`, see `manual_corpus.ManualCorpusBuilder`.
     """
 
     VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release.",
-                     "1.1.0": "New feature image_file: the image's path relative to the corpus "
-                              "folder of the manual directory, so vgs_jax.extract_image_features "
-                              "can ten-crop the original image (platalea's recipe)."}
+    RELEASE_NOTES = manual_corpus.IMAGE_FILE_RELEASE_NOTES
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     README = "tfds_builders/speech_coco/README.md"
     BUILDER_CONFIGS = [

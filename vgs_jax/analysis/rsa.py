@@ -9,7 +9,7 @@ the symbolic reference is the normalised phoneme edit distance
 ``Levenshtein(a, b) / max(|a|, |b|)`` (similarity = 1 - that, ursa ``stringsim``).
 """
 
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -38,14 +38,7 @@ def cosine_distance_matrix(x) -> np.ndarray:
 
 def dtw_distance_matrix(sequences: Sequence, metric: str = "angular") -> np.ndarray:
     """Symmetric DTW distances ``[n, n]`` between frame sequences (each ``[T_i, D]``), zero diagonal."""
-    n = len(sequences)
-    if n < 2:
-        raise ValueError(f"need at least 2 sequences for a distance matrix, got {n}")
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[i, j] = out[j, i] = abx.dtw_distance(sequences[i], sequences[j], metric)
-    return out
+    return _pairwise(sequences, lambda x, y: abx.dtw_distance(x, y, metric))
 
 
 def edit_distance(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
@@ -76,14 +69,7 @@ def normalized_edit_distance(a: Sequence[Hashable], b: Sequence[Hashable]) -> fl
 
 def edit_distance_matrix(sequences: Sequence[Sequence[Hashable]]) -> np.ndarray:
     """Normalised edit distances ``[n, n]`` between phoneme (or word) sequences; zero diagonal."""
-    n = len(sequences)
-    if n < 2:
-        raise ValueError(f"need at least 2 sequences for a distance matrix, got {n}")
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[i, j] = out[j, i] = normalized_edit_distance(sequences[i], sequences[j])
-    return out
+    return _pairwise(sequences, normalized_edit_distance)
 
 
 def upper_triangle(m) -> np.ndarray:
@@ -115,3 +101,15 @@ def rsa(m1, m2, method: str = "pearson") -> float:
 def rsa_scores(m1, m2) -> dict[str, float]:
     """Both RSA variants: ``{"pearson": r, "spearman": rho}``."""
     return {method: rsa(m1, m2, method) for method in METHODS}
+
+
+def _pairwise(items: Sequence, distance: Callable) -> np.ndarray:
+    """Symmetric ``[n, n]`` matrix of ``distance(items[i], items[j])``, zero diagonal (n >= 2)."""
+    n = len(items)
+    if n < 2:
+        raise ValueError(f"need at least 2 sequences for a distance matrix, got {n}")
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[i, j] = out[j, i] = distance(items[i], items[j])
+    return out
