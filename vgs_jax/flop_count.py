@@ -10,8 +10,10 @@ multiplying a scan body's count by its ``length`` and recursing into every neste
 custom_jvp/vjp, remat; a ``cond`` counts its costliest branch). Elementwise work is not counted,
 the usual convention for FLOP/s and MFU. Every padded frame counts: this is the work the device
 does, not the work the valid frames need. A ``while_loop`` with matmuls inside raises: its trip
-count is unknown when tracing.
+count is unknown when tracing. ``matmul_flops_by_dtype`` splits the count by operand dtype (what
+a mixed-precision policy really multiplies in).
 """
+import collections
 import math
 from typing import Any, Callable
 
@@ -21,30 +23,41 @@ from jax.extend import core as jax_core
 
 def matmul_flops(fn: Callable, *args: Any, **kwargs: Any) -> float:
     """FLOPs of the matmuls and convolutions of one call ``fn(*args, **kwargs)`` (traced, not run)."""
-    return jaxpr_flops(jax.make_jaxpr(fn)(*args, **kwargs).jaxpr)
+    return float(sum(matmul_flops_by_dtype(fn, *args, **kwargs).values()))
 
 
-def jaxpr_flops(jaxpr: jax_core.Jaxpr) -> float:
-    """FLOPs of the matmuls and convolutions of one evaluation of ``jaxpr`` (see module doc)."""
-    return float(sum(_equation_flops(eqn) for eqn in jaxpr.eqns))
+def matmul_flops_by_dtype(fn: Callable, *args: Any, **kwargs: Any) -> dict[str, float]:
+    """``matmul_flops`` split by the dtype of each product's left operand, e.g. {"bfloat16": ...}."""
+    return dict(jaxpr_flops(jax.make_jaxpr(fn)(*args, **kwargs).jaxpr))
 
 
-def _equation_flops(eqn: jax_core.JaxprEqn) -> float:
+def jaxpr_flops(jaxpr: jax_core.Jaxpr) -> collections.Counter:
+    """FLOPs of the matmuls and convolutions of one evaluation of ``jaxpr``, by operand dtype."""
+    total = collections.Counter()
+    for eqn in jaxpr.eqns:
+        total.update(_equation_flops(eqn))
+    return total
+
+
+def _equation_flops(eqn: jax_core.JaxprEqn) -> collections.Counter:
     name = eqn.primitive.name
     out_elements = math.prod(eqn.outvars[0].aval.shape) if eqn.outvars else 0
-    if name == "dot_general":
-        (lhs_contracting, _), _ = eqn.params["dimension_numbers"]
-        lhs_shape = eqn.invars[0].aval.shape
-        return 2.0 * out_elements * math.prod(lhs_shape[d] for d in lhs_contracting)
-    if name == "conv_general_dilated":
-        rhs_shape = eqn.invars[1].aval.shape
-        out_channels = rhs_shape[eqn.params["dimension_numbers"].rhs_spec[0]]
-        return 2.0 * out_elements * math.prod(rhs_shape) / out_channels
+    if name in ("dot_general", "conv_general_dilated"):
+        lhs, rhs = (v.aval for v in eqn.invars[:2])
+        if name == "dot_general":
+            (lhs_contracting, _), _ = eqn.params["dimension_numbers"]
+            per_output = math.prod(lhs.shape[d] for d in lhs_contracting)
+        else:
+            per_output = math.prod(rhs.shape) / rhs.shape[eqn.params["dimension_numbers"].rhs_spec[0]]
+        return collections.Counter({lhs.dtype.name: 2.0 * out_elements * per_output})
     if name == "cond":
-        return max(jaxpr_flops(branch.jaxpr) for branch in eqn.params["branches"])
-    inner = sum(jaxpr_flops(_open(sub)) for sub in jax_core.jaxprs_in_params(eqn.params))
+        return max((jaxpr_flops(branch.jaxpr) for branch in eqn.params["branches"]),
+                   key=lambda c: sum(c.values()))
+    inner = collections.Counter()
+    for sub in jax_core.jaxprs_in_params(eqn.params):
+        inner.update(jaxpr_flops(_open(sub)))
     if name == "scan":
-        return inner * eqn.params["length"]
+        return collections.Counter({k: v * eqn.params["length"] for k, v in inner.items()})
     if name == "while" and inner:
         raise ValueError("matmul_flops: a while_loop with matmuls inside has no static trip count; "
                          "use lax.scan (or fori_loop with static bounds) to count it.")

@@ -15,7 +15,7 @@ from flax import nnx
 
 from vgs_jax.models import capabilities as caps
 from vgs_jax.models.pooling import VectorialAttentionPooling, torch_uniform_init
-from vgs_jax.models.recurrent_layers import BiGRU, BiLSTM, _check_x_mask, conv_output_lengths
+from vgs_jax.models.recurrent_layers import BiGRU, BiLSTM, check_x_mask, conv_output_lengths
 
 
 class Conv1dFrontEnd(nnx.Module):
@@ -42,7 +42,7 @@ class Conv1dFrontEnd(nnx.Module):
 
         T' = floor((T - kernel) / stride) + 1. A valid output frame only sees valid input frames.
         """
-        _check_x_mask(x, mask, "Conv1dFrontEnd", self.in_features)
+        check_x_mask(x, mask, "Conv1dFrontEnd", self.in_features)
         if x.shape[1] < self.kernel:
             raise ValueError(
                 f"Conv1dFrontEnd: the batch has {x.shape[1]} frames, fewer than the conv kernel "

@@ -27,7 +27,7 @@ def torch_uniform_init(fan_in: int) -> nnx.initializers.Initializer:
     return init
 
 
-def _check_h_mask(h: jax.Array, mask: jax.Array, where: str) -> None:
+def check_h_mask(h: jax.Array, mask: jax.Array, where: str) -> None:
     if h.ndim != 3:
         raise ValueError(f"{where}: h must be [batch, time, features], got shape {h.shape}.")
     if mask.shape != h.shape[:2]:
@@ -45,7 +45,7 @@ def mean_pool(h: jax.Array, mask: jax.Array) -> jax.Array:
     Returns:
       [B, D] float32; a sequence with no valid frame gives zeros.
     """
-    _check_h_mask(h, mask, "mean_pool")
+    check_h_mask(h, mask, "mean_pool")
     m = mask.astype(jnp.float32)[..., None]
     total = jnp.sum(h.astype(jnp.float32) * m, axis=1)
     count = jnp.sum(m, axis=1)
@@ -83,7 +83,7 @@ class VectorialAttentionPooling(nnx.Module):
 
     def weights(self, h: jax.Array, mask: jax.Array) -> jax.Array:
         """Attention weights alpha, [B, T, D] float32, summing to 1 over time (0 for all-padding rows)."""
-        _check_h_mask(h, mask, "VectorialAttentionPooling")
+        check_h_mask(h, mask, "VectorialAttentionPooling")
         if h.shape[-1] != self.in_features:
             raise ValueError(
                 f"VectorialAttentionPooling: h has {h.shape[-1]} features, the module was built for "

@@ -22,8 +22,9 @@ from flax import nnx
 
 from vgs_jax.models import capabilities as caps
 from vgs_jax.models.conv_rnn_encoders import Conv1dFrontEnd, conv_front_end_capabilities
-from vgs_jax.models.pooling import _check_h_mask, torch_uniform_init
-from vgs_jax.models.recurrent_layers import _check_x_mask, _uniform
+from vgs_jax.models.pooling import check_h_mask, torch_uniform_init
+from vgs_jax.models.precision import mixed_einsum
+from vgs_jax.models.recurrent_layers import check_x_mask, uniform_init
 
 RHN_INIT_SCALE = 0.04
 RHN_T_BIAS = -2.0
@@ -42,7 +43,7 @@ class RHNLayer(nnx.Module):
             raise ValueError(f"RHNLayer: in_features ({in_features}) and hidden ({hidden}) must be positive "
                              f"and depth ({depth}) >= 1.")
         self.in_features, self.hidden, self.depth, self.dtype = in_features, hidden, depth, dtype
-        u = _uniform(RHN_INIT_SCALE)
+        u = uniform_init(RHN_INIT_SCALE)
         self.w_h = nnx.Param(u(rngs.params(), (in_features, hidden)))
         self.w_t = nnx.Param(u(rngs.params(), (in_features, hidden)))
         self.b_h = nnx.Param(u(rngs.params(), (hidden,)))
@@ -57,10 +58,10 @@ class RHNLayer(nnx.Module):
 
         The state starts at zero and is frozen at padded frames.
         """
-        _check_x_mask(x, mask, "RHNLayer", self.in_features)
+        check_x_mask(x, mask, "RHNLayer", self.in_features)
         dt = self.dtype
         w = jnp.concatenate([self.w_h[...], self.w_t[...]], axis=1).astype(dt)
-        xi = jnp.einsum("btd,dg->tbg", x.astype(dt), w, preferred_element_type=jnp.float32)
+        xi = mixed_einsum("btd,dg->tbg", x.astype(dt), w)
         xi = xi + jnp.concatenate([self.b_h[...], self.b_t[...]])
         u = jnp.concatenate([self.u_h[...], self.u_t[...]], axis=2).astype(dt)  # [depth, H, 2H]
         c = jnp.concatenate([self.c_h[...], self.c_t[...]], axis=1)  # [depth-1, 2H]
@@ -70,7 +71,7 @@ class RHNLayer(nnx.Module):
             xi_t, m_t = inputs
             s_new = s
             for l in range(self.depth):
-                pre = jnp.dot(s_new.astype(dt), u[l], preferred_element_type=jnp.float32)
+                pre = mixed_einsum("bh,hg->bg", s_new.astype(dt), u[l])
                 pre = pre + (xi_t if l == 0 else c[l - 1])
                 h = jnp.tanh(pre[:, :hid])
                 t = jax.nn.sigmoid(pre[:, hid:])
@@ -104,7 +105,7 @@ class ScalarAttentionPooling(nnx.Module):
 
     def weights(self, h: jax.Array, mask: jax.Array) -> jax.Array:
         """Attention weights [B, T] float32 summing to 1 over time (all zero for an all-padding row)."""
-        _check_h_mask(h, mask, "ScalarAttentionPooling")
+        check_h_mask(h, mask, "ScalarAttentionPooling")
         if h.shape[-1] != self.in_features:
             raise ValueError(f"ScalarAttentionPooling: h has {h.shape[-1]} features, the module was built "
                              f"for {self.in_features}.")

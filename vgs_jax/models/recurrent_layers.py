@@ -16,16 +16,17 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models.pooling import torch_uniform_init
+from vgs_jax.models.precision import mixed_einsum
 
 
-def _uniform(scale: float):
+def uniform_init(scale: float):
     """Initialiser drawing U(-scale, scale)."""
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, minval=-scale, maxval=scale)
     return init
 
 
-def _check_x_mask(x: jax.Array, mask: jax.Array, where: str, in_features: int) -> None:
+def check_x_mask(x: jax.Array, mask: jax.Array, where: str, in_features: int) -> None:
     if x.ndim != 3:
         raise ValueError(f"{where}: input must be [batch, time, features], got shape {x.shape}.")
     if x.shape[-1] != in_features:
@@ -71,7 +72,7 @@ def gru_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
 
     def step(h, inputs):
         xi_t, m_t = inputs
-        hh = jnp.einsum("dbh,dgh->dbg", h.astype(dtype), w, preferred_element_type=jnp.float32) + b
+        hh = mixed_einsum("dbh,dgh->dbg", h.astype(dtype), w) + b
         r = jax.nn.sigmoid(xi_t[..., :hidden] + hh[..., :hidden])
         z = jax.nn.sigmoid(xi_t[..., hidden:2 * hidden] + hh[..., hidden:2 * hidden])
         n = jnp.tanh(xi_t[..., 2 * hidden:] + r * hh[..., 2 * hidden:])
@@ -102,7 +103,7 @@ def lstm_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
     def step(carry, inputs):
         h, c = carry
         xi_t, m_t = inputs
-        g = xi_t + jnp.einsum("dbh,dgh->dbg", h.astype(dtype), w, preferred_element_type=jnp.float32) + b
+        g = xi_t + mixed_einsum("dbh,dgh->dbg", h.astype(dtype), w) + b
         i = jax.nn.sigmoid(g[..., :hd])
         f = jax.nn.sigmoid(g[..., hd:2 * hd])
         cand = jnp.tanh(g[..., 2 * hd:3 * hd])
@@ -117,12 +118,9 @@ def lstm_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
     return jnp.moveaxis(out, 0, 1)
 
 
-
 def conv_output_lengths(lengths: jax.Array, kernel: int, stride: int) -> jax.Array:
     """Valid frames after a VALID strided conv: floor((L - kernel) / stride) + 1, clamped at >= 0."""
     return jnp.maximum((lengths - kernel) // stride + 1, 0)
-
-
 
 
 class _RNNLayer(nnx.Module):
@@ -148,8 +146,7 @@ class _RNNLayer(nnx.Module):
 
     def project(self, x: jax.Array) -> jax.Array:
         """Input projection of all frames: x [B, T, in] -> [B, T, gates*H] float32 (includes b_ih)."""
-        return jnp.einsum("btd,gd->btg", x.astype(self.dtype), self.w_ih[...].astype(self.dtype),
-                          preferred_element_type=jnp.float32) + self.b_ih[...]
+        return mixed_einsum("btd,gd->btg", x.astype(self.dtype), self.w_ih[...].astype(self.dtype)) + self.b_ih[...]
 
     def __call__(self, x: jax.Array, mask: jax.Array, *, reverse: bool = False) -> jax.Array:
         """Run over x [B, T, in] with prefix mask [B, T] -> [B, T, H] float32 (zero at padding).
@@ -157,7 +154,7 @@ class _RNNLayer(nnx.Module):
         With `reverse=True` each sequence is read from its own last valid frame backwards; outputs
         are returned in the original time order.
         """
-        _check_x_mask(x, mask, type(self).__name__, self.in_features)
+        check_x_mask(x, mask, type(self).__name__, self.in_features)
         lengths = jnp.sum(mask, axis=1)
         if reverse:
             x = reverse_within_length(x, lengths)
@@ -196,7 +193,7 @@ class _BiRNN(nnx.Module):
 
     def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
         """x [B, T, in] float, prefix mask [B, T] bool -> [B, T, 2H] float32, zero at padded frames."""
-        _check_x_mask(x, mask, type(self).__name__, self.in_features)
+        check_x_mask(x, mask, type(self).__name__, self.in_features)
         lengths = jnp.sum(mask, axis=1)
         xi_f = self.forward.project(x)
         xi_b = self.backward.project(reverse_within_length(x, lengths))

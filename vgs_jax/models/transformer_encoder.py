@@ -24,7 +24,8 @@ from flax import nnx
 from vgs_jax.models import capabilities as caps
 from vgs_jax.models.conv_rnn_encoders import Conv1dFrontEnd, conv_front_end_capabilities
 from vgs_jax.models.pooling import VectorialAttentionPooling, torch_uniform_init
-from vgs_jax.models.recurrent_layers import _check_x_mask
+from vgs_jax.models.precision import mixed_einsum
+from vgs_jax.models.recurrent_layers import check_x_mask
 
 
 def sinusoidal_positions(length: int, d_model: int) -> jax.Array:
@@ -59,18 +60,14 @@ class MultiHeadSelfAttention(nnx.Module):
         """x [B, T, d] float, mask [B, T] bool (False = padded key) -> [B, T, d] float32."""
         b, t, d = x.shape
         nh, hd, dt = self.num_heads, d // self.num_heads, self.dtype
-        qkv = jnp.einsum("btd,gd->btg", x.astype(dt), self.in_proj_weight[...].astype(dt),
-                         preferred_element_type=jnp.float32) + self.in_proj_bias[...]
+        qkv = mixed_einsum("btd,gd->btg", x.astype(dt), self.in_proj_weight[...].astype(dt)) + self.in_proj_bias[...]
         q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(b, t, nh, hd) for i in range(3))
-        logits = jnp.einsum("bqhc,bkhc->bhqk", (q / math.sqrt(hd)).astype(dt), k.astype(dt),
-                            preferred_element_type=jnp.float32)
+        logits = mixed_einsum("bqhc,bkhc->bhqk", (q / math.sqrt(hd)).astype(dt), k.astype(dt))
         # A fully padded row would give NaN in PyTorch; finfo.min keeps it finite (uniform weights).
         logits = jnp.where(mask[:, None, None, :], logits, jnp.finfo(jnp.float32).min)
         w = self.dropout(jax.nn.softmax(logits, axis=-1))
-        ctx = jnp.einsum("bhqk,bkhc->bqhc", w.astype(dt), v.astype(dt),
-                         preferred_element_type=jnp.float32).reshape(b, t, d)
-        return jnp.einsum("btd,gd->btg", ctx.astype(dt), self.out_proj_weight[...].astype(dt),
-                          preferred_element_type=jnp.float32) + self.out_proj_bias[...]
+        ctx = mixed_einsum("bhqk,bkhc->bqhc", w.astype(dt), v.astype(dt)).reshape(b, t, d)
+        return mixed_einsum("btd,gd->btg", ctx.astype(dt), self.out_proj_weight[...].astype(dt)) + self.out_proj_bias[...]
 
 
 class TransformerEncoderLayer(nnx.Module):
@@ -143,7 +140,7 @@ class TransformerSpeechEncoder(nnx.Module):
             self.conv, ["input", *(f"layer_{i}" for i in range(len(self.layers)))], "vectorial")
 
     def _embed(self, features: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        _check_x_mask(features, mask, "TransformerSpeechEncoder", self.in_features)
+        check_x_mask(features, mask, "TransformerSpeechEncoder", self.in_features)
         c, m = self.conv(features, mask)
         h = c if self.proj is None else self.proj(c)
         t = h.shape[1]

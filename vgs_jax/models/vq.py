@@ -42,7 +42,7 @@ class EMAState(NamedTuple):
     sums: jax.Array
 
 
-def _check_x_mask(x: jax.Array, mask: jax.Array, dim: int, where: str) -> None:
+def check_x_mask(x: jax.Array, mask: jax.Array, dim: int, where: str) -> None:
     if x.ndim < 2 or x.shape[-1] != dim:
         raise ValueError(f"{where}: x must be [..., {dim}] (frames of the codebook's dimension), got {x.shape}.")
     if mask.shape != x.shape[:-1]:
@@ -95,7 +95,7 @@ def quantize(x: jax.Array, mask: jax.Array, codebook: jax.Array, commitment_cost
       aux has "codes" [...] int32, "commitment_loss" (beta * mean over valid frames and dims of
       (x - sg(code))^2, 0 without valid frames), "perplexity" and "usage" (see `code_statistics`).
     """
-    _check_x_mask(x, mask, codebook.shape[-1], "quantize")
+    check_x_mask(x, mask, codebook.shape[-1], "quantize")
     x = x.astype(jnp.float32)
     codes = nearest_codes(x, codebook)
     code_vectors = jnp.take(codebook.astype(jnp.float32), codes, axis=0)
@@ -122,7 +122,7 @@ def update_ema(state: EMAState, x: jax.Array, mask: jax.Array, *, decay: float =
       new EMAState (float32). Gradients do not flow through it.
     """
     codebook, counts, sums = (jnp.asarray(a, jnp.float32) for a in state)
-    _check_x_mask(x, mask, codebook.shape[-1], "update_ema")
+    check_x_mask(x, mask, codebook.shape[-1], "update_ema")
     x = jax.lax.stop_gradient(x.astype(jnp.float32))
     k = codebook.shape[0]
     onehot = jax.nn.one_hot(nearest_codes(x, codebook), k, dtype=jnp.float32) * mask[..., None]
