@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models import capabilities as caps
+from vgs_jax.models import remat as remat_lib
 from vgs_jax.models.pooling import VectorialAttentionPooling, torch_uniform_init
 from vgs_jax.models.recurrent_layers import BiGRU, BiLSTM, check_x_mask, conv_output_lengths
 
@@ -80,7 +81,7 @@ class ConvRNNSpeechEncoder(nnx.Module):
     def __init__(self, in_features: int, *, rnn: str = "gru", conv_bias: bool = True,
                  conv_channels: int = 64, conv_kernel: int = 6, conv_stride: int = 2, hidden: int = 1024,
                  num_layers: int = 4, attention_hidden: int = 128, mask_padding: bool = True,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         name = type(self).__name__
         layer_types = {"gru": BiGRU, "lstm": BiLSTM}
         if rnn not in layer_types:
@@ -91,6 +92,7 @@ class ConvRNNSpeechEncoder(nnx.Module):
         self.in_features = in_features
         self.out_features = 2 * hidden
         self.rnn_type = rnn
+        self.remat = remat
         self.conv = Conv1dFrontEnd(in_features, conv_channels, conv_kernel, conv_stride, use_bias=conv_bias,
                                    dtype=dtype, rngs=rngs)
         setattr(self, self._STACK, nnx.List([
@@ -124,7 +126,7 @@ class ConvRNNSpeechEncoder(nnx.Module):
         h, m = self.conv(features, mask)
         out = {"conv": h}
         for i, layer in enumerate(self._layers):
-            h = layer(h, m)
+            h = remat_lib.call(layer, h, m, enabled=self.remat)
             out[f"{self._PREFIX}_{i}"] = h
         out["pooled"] = self.pool(h, m)
         out["mask"] = m
@@ -145,12 +147,12 @@ class PlataleaSpeechEncoder(ConvRNNSpeechEncoder):
 
     def __init__(self, in_features: int, *, conv_channels: int = 64, conv_kernel: int = 6,
                  conv_stride: int = 2, conv_bias: bool = False, hidden: int = 1024, num_layers: int = 4,
-                 attention_hidden: int = 128, mask_padding: bool = True, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+                 attention_hidden: int = 128, mask_padding: bool = True, remat: bool = False,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
         super().__init__(in_features, rnn="gru", conv_bias=conv_bias, conv_channels=conv_channels,
                          conv_kernel=conv_kernel, conv_stride=conv_stride, hidden=hidden,
                          num_layers=num_layers, attention_hidden=attention_hidden,
-                         mask_padding=mask_padding, dtype=dtype, rngs=rngs)
+                         mask_padding=mask_padding, remat=remat, dtype=dtype, rngs=rngs)
 
 
 class Speech2ImageEncoder(ConvRNNSpeechEncoder):

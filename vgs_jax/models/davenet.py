@@ -12,6 +12,7 @@ from flax import nnx
 
 from vgs_jax.models import capabilities as caps
 from vgs_jax.models import conv_map_layers as layers
+from vgs_jax.models import remat as remat_lib
 from vgs_jax.models.pooling import mean_pool, torch_uniform_init
 from vgs_jax.objectives.similarity import l2_normalize
 
@@ -30,7 +31,7 @@ class Davenet(nnx.Module):
     """
 
     def __init__(self, in_features: int = 40, *, widths: Sequence[int] = DAVENET_WIDTHS,
-                 length_rounding: str = "ceil", dtype=jnp.float32, rngs: nnx.Rngs):
+                 length_rounding: str = "ceil", remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         widths = tuple(int(w) for w in widths)
         if in_features < 1:
             raise ValueError(f"Davenet: in_features must be >= 1, got {in_features}.")
@@ -41,6 +42,7 @@ class Davenet(nnx.Module):
         self.in_features = in_features
         self.out_features = widths[-1]
         self.length_rounding = length_rounding
+        self.remat = remat
         self.input_norm = layers.batch_norm(1, rngs)
         specs = list(zip((in_features,) + widths[:-1], widths, DAVENET_KERNELS))
         self.convs = nnx.List([
@@ -67,11 +69,7 @@ class Davenet(nnx.Module):
         lengths0 = jnp.sum(mask, axis=1).astype(jnp.int32)
         lengths = lengths0
         for k, conv in enumerate(self.convs[1:], start=2):
-            h = layers.zero_padding(jax.nn.relu(conv(h)), mask)
-            h = layers.max_pool_time(h)
-            lengths = layers.downsampled_lengths(lengths, 1)
-            mask = layers.lengths_to_mask(lengths, h.shape[1])
-            h = layers.zero_padding(h, mask)
+            h, lengths, mask = remat_lib.apply(_conv_pool_stage, conv, h, lengths, mask, enabled=self.remat)
             yield f"conv{k}", h, 2 ** (k - 1)
         yield ("final",) + layers.final_map(h, lengths0, self.length_rounding)
 
@@ -105,3 +103,12 @@ class Davenet(nnx.Module):
     def update_codebooks(self, aux: dict) -> None:
         """No quantisers: nothing to update (kept so trainers treat both encoders alike)."""
         del aux
+
+
+def _conv_pool_stage(conv: nnx.Conv, h: jax.Array, lengths: jax.Array, mask: jax.Array):
+    """conv -> ReLU -> max-pool (a halving) on zero-padded frames h [B, T, C] with prefix mask [B, T]:
+    (frames [B, ceil(T/2), C'], their lengths [B], their mask)."""
+    h = layers.max_pool_time(layers.zero_padding(jax.nn.relu(conv(h)), mask))
+    lengths = layers.downsampled_lengths(lengths, 1)
+    mask = layers.lengths_to_mask(lengths, h.shape[1])
+    return layers.zero_padding(h, mask), lengths, mask

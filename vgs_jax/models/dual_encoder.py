@@ -218,7 +218,7 @@ def build_dual_encoder(model_config, *, num_features: int, rngs: nnx.Rngs) -> Du
     similarity = optional("similarity", "cosine")
 
     speech = registry.build_speech_encoder(speech_name, _field(model_config, "speech", ""), num_features,
-                                           dtype=dtype, rngs=rngs)
+                                           dtype=dtype, rngs=rngs, remat=bool(optional("remat", False)))
     image_cfg = _field(model_config, "image", "")
     image = registry.build_image_encoder(image_name, image_cfg, speech.out_features, dtype=dtype, rngs=rngs)
     weights = image_cfg.get("weights", "") if hasattr(image_cfg, "get") else ""

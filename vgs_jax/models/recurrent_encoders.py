@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models import capabilities as caps
+from vgs_jax.models import remat as remat_lib
 from vgs_jax.models.conv_rnn_encoders import Conv1dFrontEnd, conv_front_end_capabilities
 from vgs_jax.models.pooling import check_h_mask, torch_uniform_init
 from vgs_jax.models.precision import mixed_einsum
@@ -129,12 +130,13 @@ class RHNSpeechEncoder(nnx.Module):
     def __init__(self, in_features: int, *, conv_channels: int = 64, conv_kernel: int = 6,
                  conv_stride: int = 2, hidden: int = 1024, num_layers: int = 4, depth: int = 2,
                  attention_hidden: int = 128, residual: bool = True, mask_padding: bool = True,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         if num_layers < 1:
             raise ValueError(f"RHNSpeechEncoder: num_layers must be >= 1, got {num_layers}.")
         self.in_features = in_features
         self.out_features = hidden
         self.residual = residual
+        self.remat = remat
         self.conv = Conv1dFrontEnd(in_features, conv_channels, conv_kernel, conv_stride, use_bias=False,
                                    dtype=dtype, rngs=rngs)
         self.layers = nnx.List([
@@ -156,7 +158,7 @@ class RHNSpeechEncoder(nnx.Module):
         h, m = self.conv(features, mask)
         out = {"conv": h}
         for i, layer in enumerate(self.layers):
-            y = layer(h, m)
+            y = remat_lib.call(layer, h, m, enabled=self.remat)
             h = h + y if (self.residual and i > 0) else y
             out[f"rhn_{i}"] = h
         out["pooled"] = self.pool(h, m)

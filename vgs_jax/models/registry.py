@@ -43,8 +43,11 @@ def lookup(table: dict, name: str, what: str):
 
 
 def build_speech_encoder(name: str, speech_config, num_features: int, *, dtype=jnp.float32,
-                         rngs: nnx.Rngs) -> nnx.Module:
-    """SPEECH_ENCODERS[name] built from `config.model.speech` for `num_features` features per frame."""
+                         rngs: nnx.Rngs, remat: bool = False) -> nnx.Module:
+    """SPEECH_ENCODERS[name] built from `config.model.speech` for `num_features` features per frame;
+    `remat` (config.model.remat) adds the field remat=True, which the encoder must take."""
+    if remat:
+        speech_config = {**dict(speech_config or {}), "remat": True}
     return lookup(SPEECH_ENCODERS, name, "speech_encoder").from_config(speech_config, num_features, dtype=dtype,
                                                                        rngs=rngs)
 

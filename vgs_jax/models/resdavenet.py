@@ -11,6 +11,7 @@ from flax import nnx
 
 from vgs_jax.models import capabilities as caps
 from vgs_jax.models import conv_map_layers as layers
+from vgs_jax.models import remat as remat_lib
 from vgs_jax.models.pooling import mean_pool
 from vgs_jax.models.vq import VectorQuantizer
 from vgs_jax.objectives.similarity import l2_normalize
@@ -72,7 +73,7 @@ class ResDavenet(nnx.Module):
                  vq_on: Sequence[bool] = (False,) * 5, codebook_size: int | Sequence[int] = 1024,
                  vq_decay: float = 0.99, vq_epsilon: float = 1e-5, commitment_cost: float = 1.0,
                  vq_init: str = "normal", jitter: float = 0.12, jitter_mode: str = "centred",
-                 length_rounding: str = "ceil", dtype=jnp.float32, rngs: nnx.Rngs):
+                 length_rounding: str = "ceil", remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         widths, depths, vq_on = tuple(widths), tuple(depths), tuple(bool(v) for v in vq_on)
         if len(widths) != 5 or min(widths) < 1:
             raise ValueError(f"ResDavenet: widths must be 5 positive ints (conv1, layer1..4), got {widths}.")
@@ -97,6 +98,7 @@ class ResDavenet(nnx.Module):
         self.jitter = jitter
         self.jitter_mode = jitter_mode
         self.length_rounding = length_rounding
+        self.remat = remat
         self.deterministic = False
         self.conv1 = nnx.Conv(in_features, widths[0], kernel_size=(1,), padding="VALID", use_bias=False,
                               kernel_init=layers.he_normal_fan_out(in_features * widths[0]), dtype=dtype, rngs=rngs)
@@ -150,7 +152,7 @@ class ResDavenet(nnx.Module):
         yield "conv1", h, 1
         for i, stage in enumerate(self.layers):
             for block in stage:
-                h, lengths, mask = block(h, lengths)
+                h, lengths, mask = remat_lib.call(block, h, lengths, enabled=self.remat)
             h = self._position(i + 1, h, mask, lengths, key, aux)
             yield f"layer{i + 1}", h, 2 ** (i + 1)
         yield ("final",) + layers.final_map(h, lengths0, self.length_rounding)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models import capabilities as caps
+from vgs_jax.models import remat as remat_lib
 from vgs_jax.models.conv_rnn_encoders import Conv1dFrontEnd, conv_front_end_capabilities
 from vgs_jax.models.pooling import VectorialAttentionPooling, torch_uniform_init
 from vgs_jax.models.precision import mixed_einsum
@@ -107,7 +108,7 @@ class TransformerSpeechEncoder(nnx.Module):
                  conv_stride: int = 2, conv_bias: bool = False, d_model: int = 512, num_heads: int = 8,
                  num_layers: int = 4, ff_dim: int = 1024, dropout: float = 0.0,
                  attention_hidden: int = 128, positions: str = "none", max_len: int = 2048,
-                 mask_padding: bool = True, dtype=jnp.float32, rngs: nnx.Rngs):
+                 mask_padding: bool = True, remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         if positions not in ("none", "sinusoidal", "learned"):
             raise ValueError(f"TransformerSpeechEncoder: positions={positions!r}; use 'none' (platalea), "
                              "'sinusoidal' or 'learned'.")
@@ -118,6 +119,7 @@ class TransformerSpeechEncoder(nnx.Module):
         self.out_features = d_model
         self.positions = positions
         self.max_len = max_len
+        self.remat = remat
         self.conv = Conv1dFrontEnd(in_features, conv_channels, conv_kernel, conv_stride, use_bias=conv_bias,
                                    dtype=dtype, rngs=rngs)
         self.proj = None if d_model == conv_channels else nnx.Linear(
@@ -160,7 +162,7 @@ class TransformerSpeechEncoder(nnx.Module):
         c, h, m = self._embed(features, mask)
         out = {"conv": c, "input": h}
         for i, layer in enumerate(self.layers):
-            h = layer(h, m)
+            h = remat_lib.call(layer, h, m, enabled=self.remat)
             out[f"layer_{i}"] = h
         out["pooled"] = self.pool(h, m)
         out["mask"] = m

@@ -1,0 +1,95 @@
+"""`model.remat=True`: every speech encoder's train step gives the same loss, gradients and model
+state (BatchNorm statistics, codebooks) as without it, and the step really rematerialises."""
+import jax
+import numpy as np
+import pytest
+from jax.extend import core
+
+from vgs_jax import audio_features
+from vgs_jax import config_lib
+from vgs_jax import train
+from vgs_jax.models import capabilities
+from vgs_jax.models import dual_encoder
+from vgs_jax.models import registry
+from vgs_jax.objectives import registry as objectives
+
+# One encoder per way remat is applied: `remat.call` on layers with dropout RNG state (Transformer; the
+# GRU/LSTM/RHN stacks call it the same way), `remat.apply` on a stage function with BatchNorm
+# statistics (DAVEnet), `remat.call` on residual blocks before EMA codebooks (ResDAVEnet-VQ).
+SPECS = ["configs/shapes_transformer.py:tiny", "configs/shapes_davenet.py:tiny",
+         "configs/shapes_resdavenet.py:tiny,vq=23"]
+
+
+def _batch(num_features: int, batch: int = 6, frames: int = 80):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(frames // 2, frames + 1, batch)
+    mask = np.arange(frames)[None, :] < lengths[:, None]
+    return {"audio": np.where(mask[..., None], rng.normal(size=(batch, frames, num_features)), 0.0).astype(np.float32),
+            "audio_mask": mask, "audio_len": lengths.astype(np.int32),
+            "image": rng.integers(0, 256, (batch, 64, 64, 3)).astype(np.uint8),
+            "image_id": np.arange(batch, dtype=np.int32), "caption_id": np.arange(batch, dtype=np.int32),
+            "example_mask": np.ones(batch, bool)}
+
+
+def _loss_grads_state(config, batch):
+    """(loss, gradients, new model state, jaxpr primitive names) of one train-mode forward/backward."""
+    template = dual_encoder.Template(train.create_model(config))
+    loss_fn = objectives.make_loss_fn(config.loss, config.model, None)
+
+    def loss(params):
+        model = template.merge(params, template.initial_model_state, train=True)
+        speech = model.encode_speech(batch["audio"], batch["audio_mask"], key=jax.random.key(1))
+        image = model.encode_image(batch["image"], batch["example_mask"])
+        value, _ = loss_fn(model, speech, image, batch, jax.random.key(2))
+        model.update_codebooks(speech)
+        return value, template.model_state_of(model)
+
+    grad_fn = jax.value_and_grad(loss, has_aux=True)
+    (value, state), grads = jax.jit(grad_fn)(template.initial_params)
+    names = set()
+    _collect(jax.make_jaxpr(grad_fn)(template.initial_params).jaxpr, names)
+    return value, grads, state, names
+
+
+def _collect(jaxpr, names):
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in core.jaxprs_in_params(eqn.params):
+            _collect(getattr(sub, "jaxpr", sub), names)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_remat_changes_memory_not_results(spec):
+    config = config_lib.load_config(spec)
+    config.unlock()
+    batch = _batch(audio_features.num_features(config.features.recipe))
+    plain = _loss_grads_state(config, batch)
+    config.model.remat = True
+    remat = _loss_grads_state(config, batch)
+    assert "remat2" not in plain[3] and "remat2" in remat[3]
+    np.testing.assert_allclose(float(remat[0]), float(plain[0]), rtol=1e-6)
+    for tree_a, tree_b in ((remat[1], plain[1]), (remat[2], plain[2])):
+        for a, b in zip(jax.tree.leaves(tree_a), jax.tree.leaves(tree_b)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_remat_on_an_encoder_without_the_switch_names_the_field(monkeypatch):
+    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config.unlock()
+    config.model.remat = True
+    config.model.speech_encoder = "transformer"
+    config.model.speech = {"conv_channels": 8, "d_model": 8, "num_heads": 2, "num_layers": 1, "ff_dim": 8,
+                           "attention_hidden": 4}
+    assert train.create_model(config).speech_encoder.remat  # a built-in encoder takes it
+
+    class NoSwitch:
+        @classmethod
+        def from_config(cls, speech_config, in_features, *, dtype, rngs):
+            return capabilities.speech_from_config(cls, speech_config, in_features, dtype=dtype, rngs=rngs)
+
+        def __init__(self, in_features, *, dtype, rngs):
+            pass
+
+    monkeypatch.setitem(registry.SPEECH_ENCODERS, "no_switch", NoSwitch)
+    with pytest.raises(ValueError, match=r"fields \['remat'\].*NoSwitch"):
+        registry.build_speech_encoder("no_switch", {}, 13, rngs=None, remat=True)
