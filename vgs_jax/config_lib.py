@@ -89,7 +89,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.name = "platalea_hinge"  # key of objectives.registry.OBJECTIVES
     c.loss.margin = 0.2  # hinge margin (hinge losses)
     c.loss.exclude_same_image = False  # True: captions of the same image are not negatives (embedding losses)
-    c.loss.chunked = False  # sigmoid: ppermute ring over devices, per-device logits stay (B/D)^2
+    c.loss.chunked = False  # True: ppermute ring over devices (every loss), per-device scores stay (B/D)^2, not B^2
     c.loss.reference_quirk = False  # semihard_hinge: ResDAVEnet-VQ's mask-multiply row max (anchor §3.5)
 
     c.optimizer = ml_collections.ConfigDict()
