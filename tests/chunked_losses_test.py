@@ -65,6 +65,14 @@ def test_embedding_losses_chunked_equal_plain(name, case):
     _assert_same(got, want)
 
 
+def test_one_device_ring_is_the_plain_loss():
+    zs, zi, ids, mask = _case("ids_mask", seed=2)
+    one = Mesh(np.array(jax.devices()[:1]), ("data",))
+    got = chunked.chunked_infonce_loss(zs, zi, temperature=0.2, mesh=one, image_ids=ids, mask=mask)
+    want = losses.infonce_loss(zs, zi, temperature=0.2, image_ids=ids, mask=mask)
+    assert float(got) == pytest.approx(float(want), rel=2e-6)
+
+
 _SIMILARITY = {
     "sampled_impostor_hinge": (losses.sampled_impostor_hinge_loss, chunked.chunked_sampled_impostor_hinge_loss,
                                {}),
@@ -130,10 +138,11 @@ def _sample_impostors_quadratic(rng, mask):
 
 def test_sample_impostors_linear_memory_draws_equal_the_quadratic_ones():
     rng = np.random.default_rng(0)
+    linear, quadratic = jax.jit(losses.sample_impostors), jax.jit(_sample_impostors_quadratic)
     for seed, p in enumerate([1.0, 0.7, 0.3, 0.05]):
         mask = jnp.asarray(rng.random(40) < p)
         key = jax.random.key(seed)
-        np.testing.assert_array_equal(losses.sample_impostors(key, mask), _sample_impostors_quadratic(key, mask))
+        np.testing.assert_array_equal(linear(key, mask), quadratic(key, mask))
 
 
 def test_ring_errors_are_clear():
@@ -161,3 +170,22 @@ def test_registry_chunked_flag(monkeypatch):
                         registry.Objective(plain.fn, plain.inputs, config_fields=("margin",), image_ids=True))
     with pytest.raises(ValueError, match="no ring-chunked version; set loss.chunked=False"):
         registry.make_loss_fn(config.loss, config.model, _mesh())
+
+
+def test_registry_loss_fn_chunked_equals_plain():
+    """make_loss_fn passes the towers' output dicts (extra keys such as vq outputs are ignored) to
+    the chunked similarity loss, with the mesh; same loss and gradients as the plain one."""
+    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config.unlock()
+    config.loss.name = "semihard_hinge"
+    zs, zi, _, mask = _case("ids_mask", seed=5)
+    zs, zi = (np.asarray(similarity.l2_normalize(z)) for z in (zs, zi))
+    batch = {"example_mask": mask, "image_id": jnp.arange(_BATCH)}
+    results = []
+    for ring in (False, True):
+        config.loss.chunked = ring
+        loss_fn = registry.make_loss_fn(config.loss, config.model, _mesh())
+        fn = lambda a, b: loss_fn(None, {"embedding": a, "vq_stats": {}}, {"embedding": b}, batch,
+                                  jax.random.key(1))[0]
+        results.append(jax.jit(jax.value_and_grad(fn, argnums=(0, 1)))(zs, zi))
+    _assert_same(results[1], results[0])
