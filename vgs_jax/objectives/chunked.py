@@ -143,13 +143,13 @@ def chunked_infonce_loss(z_speech, z_image, *, temperature, mesh, axis="data", i
 # ------------------------------------------------------------------ similarity-matrix losses
 def _tower_inputs(speech: dict, image: dict, name: str) -> tuple[dict, dict, int]:
     """The per-example leaves of the towers' outputs that `name` scores, and the batch size."""
-    keys = ("embedding",) if name == "cosine" else ("map", "map_mask")
+    keys = ("embedding",) if name == "cosine" else ("embedding", "map", "map_mask")
     for side, out in (("speech", speech), ("image", image)):
-        missing = [k for k in keys + ("embedding",) if k not in out]
+        missing = [k for k in keys if k not in out]
         if missing:
             raise ValueError(f"the {side} outputs lack {missing}, needed by similarity {name!r}.")
     batch = check_pair(speech["embedding"], image["embedding"])
-    pick = lambda out: {k: out[k] for k in ("embedding",) + keys}
+    pick = lambda out: {k: out[k] for k in keys}
     return pick(speech), pick(image), batch
 
 

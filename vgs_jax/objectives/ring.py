@@ -37,11 +37,14 @@ def ring_fold(step: Callable, tile_fn: Callable, rows: Any, cols: Any, block: An
     """
     rows, cols = step(rows, cols, block, tile_fn(block) if own_tile is None else own_tile)
     ring = [(d, (d + 1) % ndev) for d in range(ndev)]
+    # Rematerialised: reverse mode keeps each step's inputs (O(n) rows / cols, the n x E block), not
+    # its n x n tile and masks, so the gradient's memory stays O(n x n) + O(B x E), not O(n x B).
+    remat_step = jax.checkpoint(lambda rows, cols, block: step(rows, cols, block, tile_fn(block)))
 
     def body(_, carry):
         rows, cols, block = carry
         cols, block = jax.tree.map(lambda x: jax.lax.ppermute(x, axis, ring), (cols, block))
-        rows, cols = step(rows, cols, block, tile_fn(block))
+        rows, cols = remat_step(rows, cols, block)
         return rows, cols, block
 
     return jax.lax.fori_loop(0, ndev - 1, body, (rows, cols, block))
