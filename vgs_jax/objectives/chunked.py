@@ -226,7 +226,7 @@ def _similarity_ring(speech, image, rng, *, mesh, axis, similarity_name, chunk_s
             col_cost += jnp.where(block["valid"],
                                   _semihard_costs(cols["best"], cols["has"], block["diag"], m, quirk), 0.0)
         total = jnp.sum(row_cost) + jnp.sum(col_cost)
-        return jax.lax.psum(jnp.sum(total), axis) / _count(me["valid"], axis)
+        return jax.lax.psum(total, axis) / _count(me["valid"], axis)
 
     return ring.ring_call(local, mesh, axis, (speech, image, examples), (jnp.asarray(margin, jnp.float32),))
 
