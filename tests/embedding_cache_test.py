@@ -80,6 +80,8 @@ def test_refusals_are_clear():
                                         batch_size=8)
     with pytest.raises(ValueError, match="batch_size=10 is not divisible"):
         embedding_cache.check_supported(4, model_state={}, batch_size=10)
+    with pytest.raises(ValueError, match="padded to 16 rows"):
+        embedding_cache.check_supported(3, model_state={}, batch_size=12, padded_batch_size=16)
     with pytest.raises(ValueError, match="integer >= 1"):
         embedding_cache.check_supported(0, model_state={}, batch_size=8)
     embedding_cache.check_supported(1, model_state={"anything": {"x": np.zeros(1)}}, batch_size=7)

@@ -31,8 +31,12 @@ TOWER_KEYS = ("embedding", "map", "map_mask")
 """Per-example tower outputs the objectives read (vq_* outputs come with model state: refused)."""
 
 
-def check_supported(chunks, *, model_state: dict, batch_size: int) -> None:
-    """ValueError unless `chunks` sub-batches can reproduce the full-batch gradient."""
+def check_supported(chunks, *, model_state: dict, batch_size: int, padded_batch_size: int | None = None) -> None:
+    """ValueError unless `chunks` sub-batches can reproduce the full-batch gradient.
+
+    `padded_batch_size`: the rows of a step's batch (config.batch_size padded to a multiple of the
+    devices, `input_pipeline.padded_batch_size`); both must be divisible by `chunks`.
+    """
     if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
         raise ValueError(f"config.train.embedding_cache_chunks must be an integer >= 1 (1 = off); got {chunks!r}.")
     if chunks == 1:
@@ -46,6 +50,10 @@ def check_supported(chunks, *, model_state: dict, batch_size: int) -> None:
     if batch_size % chunks:
         raise ValueError(f"config.batch_size={batch_size} is not divisible by "
                          f"config.train.embedding_cache_chunks={chunks}; choose a divisor.")
+    if padded_batch_size is not None and padded_batch_size % chunks:
+        raise ValueError(f"config.batch_size={batch_size} is padded to {padded_batch_size} rows (a multiple of the "
+                         f"device count), which config.train.embedding_cache_chunks={chunks} does not divide; "
+                         "choose a batch size that is a multiple of the device count, or another K.")
 
 
 def _split(x: jax.Array, chunks: int) -> jax.Array:

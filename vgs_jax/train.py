@@ -168,7 +168,8 @@ class Trainer:
         self.template = dual_encoder.Template(create_model(config))
         params, model_state = self.template.initial_params, self.template.initial_model_state
         cache_chunks = config.train.embedding_cache_chunks
-        embedding_cache.check_supported(cache_chunks, model_state=model_state, batch_size=config.batch_size)
+        embedding_cache.check_supported(cache_chunks, model_state=model_state, batch_size=config.batch_size,
+                                        padded_batch_size=input_pipeline.padded_batch_size(config.batch_size))
         if config.init_from:
             params, model_state = warm_start_variables(self.template, config.init_from)
         self.tx = optimizers.create_optimizer(config.optimizer, self.learning_rate_fn,
