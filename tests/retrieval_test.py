@@ -138,6 +138,21 @@ def test_constructed_ties_match_slow(chunk):
                           slow_metrics(zs, zi, caption_image, ks=(1, 3)))
 
 
+def test_many_ties_one_pass_matches_slow():
+    """Quantised embeddings (multiples of 1/2 in [-1, 1], E = 6): exact products, so thousands of
+    ties in both directions, uneven captions per image, including images whose own captions tie
+    with each other; the last block overlaps the previous one (N = 299 is not a multiple of 37)."""
+    rng = np.random.default_rng(0)
+    zi = rng.integers(-2, 3, size=(50, 6)).astype(np.float32) / 2
+    caption_image = np.concatenate([np.arange(50), rng.integers(0, 50, size=249)])
+    zs = rng.integers(-2, 3, size=(len(caption_image), 6)).astype(np.float32) / 2
+    zs[100:110] = zs[90]  # duplicate captions
+    got = retrieval.retrieval_ranks(zs, zi, caption_image, chunk_size=37)
+    want = slow_ranks(zs, zi, caption_image)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_input_types_and_chunk_invariance():
     zs, zi, caption_image = _random(20, 5, seed=3)
     base = retrieval.retrieval_metrics(zs, zi, caption_image, chunk_size=1000)

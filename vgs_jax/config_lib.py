@@ -25,6 +25,7 @@ RESUMABLE_FIELDS = (
     "eval_batch_size",
     "dataset.data_dir",
     "dataset.build_if_missing",
+    "train.embedding_cache_chunks",  # memory only: the gradient is the same
 )
 
 
@@ -90,8 +91,17 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.name = "platalea_hinge"  # key of objectives.registry.OBJECTIVES
     c.loss.margin = 0.2  # hinge margin (hinge losses)
     c.loss.exclude_same_image = False  # True: captions of the same image are not negatives (embedding losses)
-    c.loss.chunked = False  # sigmoid: ppermute ring over devices, per-device logits stay (B/D)^2
+    c.loss.chunked = False  # True: ppermute ring over devices (every loss), per-device scores stay (B/D)^2, not B^2
     c.loss.reference_quirk = False  # semihard_hinge: ResDAVEnet-VQ's mask-multiply row max (anchor §3.5)
+
+    c.train = ml_collections.ConfigDict()
+    # K > 1: embedding cache ("gradient cache", vgs_jax.embedding_cache): embed the global batch in K
+    # sub-batches without keeping activations, take the loss and its gradient w.r.t. all B embeddings,
+    # then back-propagate sub-batch by sub-batch. Same gradient as one pass over B, activation memory of
+    # B / K examples. NOT gradient accumulation: summing K losses on B / K examples would show each anchor
+    # only B / K - 1 negatives (a different, easier contrastive objective). Needs a model without BatchNorm
+    # or VQ state, and batch_size divisible by K. 1 = off.
+    c.train.embedding_cache_chunks = 1
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "adam"  # "adam" or "sgd" (with momentum, PyTorch semantics)

@@ -1,4 +1,4 @@
-"""Cross-modal retrieval metrics (R@K, median and mean rank), computed in chunks.
+"""Cross-modal retrieval metrics (R@K, median and mean rank), in one blocked pass.
 
 Conventions (they change published numbers; see anchor-implementations.md
 sections 1.9, 4.7 and 9 item 6, and sota-and-metrics.md A.0):
@@ -22,13 +22,21 @@ sections 1.9, 4.7 and 9 item 6, and sota-and-metrics.md A.0):
   ``numpy.median`` of the ranks (mean of the two middle ranks for an even
   count: platalea's convention; Merkx et al.'s ``torch.median`` takes the lower
   one). ``meanr`` is the mean rank; ``n`` the number of queries.
-* Memory: queries are processed ``chunk_size`` at a time, so at most a
-  ``chunk_size x max(N, M)`` block of scores exists at once; the N x M matrix
-  is never formed. Rank counting per chunk is exact and runs as one jitted
-  function on the default device (the last chunk is padded, so it compiles
-  once per shape).
+* One pass, bounded memory: the captions are scored ``chunk_size`` at a time
+  against all M images (a ``chunk_size x M`` block; the N x M matrix is never
+  formed), in one jitted ``lax.scan``. Ranks are COUNTS of scores above the
+  positive's (no sort): speech -> image from each block row; image -> speech
+  by adding, block by block, each image's count of captions above its best
+  own caption. That caption (highest score with its image, lowest index on
+  ties) is chosen first from each caption's score with its own image, a row
+  dot product, so the score matrix is computed once, not once per direction.
+  Rounding: the row dot product and the block matmul sum in different orders,
+  so a caption whose score differs from the best own caption's only in the
+  last bit may count on either side; exact ties (e.g. duplicate embeddings)
+  follow the rule above exactly.
 """
 
+import functools
 from typing import Sequence
 
 import jax
@@ -41,37 +49,52 @@ DIRECTIONS = ("speech_to_image", "image_to_speech")
 _PRECISION = jax.lax.Precision.HIGHEST
 
 
-@jax.jit
-def _s2i_chunk_ranks(queries, keys, targets):
-    """Ranks [C] of keys[targets[q]] among all keys for each query row.
+def _block_counts(zs, zi, ci, best, best_score, start, fresh, size):
+    """Captions start .. start + size - 1 against all M images: s2i ranks [size], i2s counts [M].
 
-    queries float32 [C, E], keys float32 [M, E], targets int32 [C].
+    i2s counts: per image, the captions of this block ranked above its best own caption (index
+    `best` [M], score `best_score` [M]). Rows before `fresh` belong to the previous block (the
+    last block overlaps it, so all blocks have one static shape) and are not counted again.
     """
-    scores = jnp.matmul(queries, keys.T, precision=_PRECISION)   # [C, M]
+    queries = jax.lax.dynamic_slice_in_dim(zs, start, size)
+    targets = jax.lax.dynamic_slice_in_dim(ci, start, size)
+    scores = jnp.matmul(queries, zi.T, precision=_PRECISION)                     # [size, M]
     target_scores = jnp.take_along_axis(scores, targets[:, None], axis=1)
-    index = jnp.arange(keys.shape[0], dtype=jnp.int32)[None, :]
-    before = (scores > target_scores) | ((scores == target_scores)
-                                         & (index < targets[:, None]))
-    return 1 + jnp.sum(before, axis=1, dtype=jnp.int32)
+    column = jnp.arange(zi.shape[0], dtype=jnp.int32)[None, :]
+    s2i_before = (scores > target_scores) | ((scores == target_scores) & (column < targets[:, None]))
+    row = start + jnp.arange(size, dtype=jnp.int32)[:, None]
+    i2s_before = ((row >= fresh) & (row != best[None, :])
+                  & ((scores > best_score[None, :]) | ((scores == best_score[None, :]) & (row < best[None, :]))))
+    return 1 + jnp.sum(s2i_before, axis=1, dtype=jnp.int32), jnp.sum(i2s_before, axis=0, dtype=jnp.int32)
 
 
-@jax.jit
-def _i2s_chunk_ranks(images, captions, caption_image, image_index):
-    """Best rank [C] among each image's own captions.
+@functools.partial(jax.jit, static_argnames=("chunk_size",))
+def _ranks_jit(zs, zi, ci, *, chunk_size):
+    """Both directions' 1-based ranks (int32 [N], [M]) in one pass over the score matrix."""
+    n, m = zs.shape[0], zi.shape[0]
+    blocks = -(-n // chunk_size)
+    starts = lambda b: (jnp.minimum(b * chunk_size, n - chunk_size), b * chunk_size)
 
-    images float32 [C, E], captions float32 [N, E], caption_image int32 [N],
-    image_index int32 [C] (global index of each image row).
-    """
-    scores = jnp.matmul(images, captions.T, precision=_PRECISION)  # [C, N]
-    own = caption_image[None, :] == image_index[:, None]         # [C, N]
-    # The best-ranked own caption has the highest score, lowest index on ties;
-    # argmax returns the first maximum, which is exactly that caption.
-    best = jnp.argmax(jnp.where(own, scores, -jnp.inf), axis=1).astype(jnp.int32)
-    best_scores = jnp.take_along_axis(scores, best[:, None], axis=1)
-    index = jnp.arange(captions.shape[0], dtype=jnp.int32)[None, :]
-    before = (scores > best_scores) | ((scores == best_scores)
-                                       & (index < best[:, None]))
-    return 1 + jnp.sum(before, axis=1, dtype=jnp.int32)
+    def own_block(b, own):   # each caption's score with its own image, a row dot product
+        start, _ = starts(b)
+        rows = jax.lax.dynamic_slice_in_dim(zs, start, chunk_size)
+        images = zi[jax.lax.dynamic_slice_in_dim(ci, start, chunk_size)]
+        return jax.lax.dynamic_update_slice_in_dim(own, jnp.sum(rows * images, axis=1), start, 0)
+
+    own = jax.lax.fori_loop(0, blocks, own_block, jnp.zeros((n,), jnp.float32))
+    # Each image's best own caption: highest own score, lowest index on ties.
+    order = jnp.lexsort((jnp.arange(n), -own, ci))
+    best = order[jnp.searchsorted(ci[order], jnp.arange(m, dtype=ci.dtype), side="left")].astype(jnp.int32)
+    best_score = own[best]
+
+    def block(b, carry):
+        s2i, above = carry
+        start, fresh = starts(b)
+        ranks, counts = _block_counts(zs, zi, ci, best, best_score, start, fresh, chunk_size)
+        return jax.lax.dynamic_update_slice_in_dim(s2i, ranks, start, 0), above + counts
+
+    s2i, above = jax.lax.fori_loop(0, blocks, block, (jnp.zeros((n,), jnp.int32), jnp.zeros((m,), jnp.int32)))
+    return s2i, 1 + above
 
 
 def _as_embeddings(x, name):
@@ -129,31 +152,10 @@ def _validate(z_speech, z_image, caption_image, ks, chunk_size):
     return zs, zi, ci.astype(np.int32), ks
 
 
-def _chunked(fn, queries, query_extra, keys, chunk_size):
-    """Applies a jitted chunk function over query rows, padding the last chunk."""
-    total = queries.shape[0]
-    size = min(chunk_size, total)
-    out = np.empty((total,), np.int32)
-    for start in range(0, total, size):
-        stop = min(start + size, total)
-        q, extra = queries[start:stop], query_extra[start:stop]
-        if stop - start < size:  # pad to one static shape: no recompilation
-            pad = size - (stop - start)
-            q = jnp.pad(q, ((0, pad), (0, 0)))
-            extra = np.pad(extra, (0, pad))
-        ranks = fn(q, keys, extra)
-        out[start:stop] = np.asarray(ranks)[: stop - start]
-    return out
-
-
 def _ranks(zs, zi, ci, chunk_size):
-    """Both directions' ranks from validated float32 jax embeddings and int32 ids."""
-    s2i = _chunked(lambda q, keys, t: _s2i_chunk_ranks(q, keys, jnp.asarray(t)),
-                   zs, ci, zi, chunk_size)
-    ci_dev = jnp.asarray(ci)
-    i2s = _chunked(lambda q, caps, idx: _i2s_chunk_ranks(q, caps, ci_dev, jnp.asarray(idx)),
-                   zi, np.arange(zi.shape[0], dtype=np.int32), zs, chunk_size)
-    return s2i, i2s
+    """Both directions' ranks (numpy int32) from validated float32 jax embeddings and int32 ids."""
+    s2i, i2s = _ranks_jit(zs, zi, jnp.asarray(ci), chunk_size=min(chunk_size, zs.shape[0]))
+    return np.asarray(s2i), np.asarray(i2s)
 
 
 def retrieval_ranks(z_speech, z_image, caption_image, *, chunk_size=1024):
@@ -163,7 +165,7 @@ def retrieval_ranks(z_speech, z_image, caption_image, *, chunk_size=1024):
       z_speech: float [N, E] caption embeddings (numpy or jax).
       z_image: float [M, E] image embeddings.
       caption_image: int [N] in [0, M): the image of each caption.
-      chunk_size: queries scored at once (memory ~ chunk_size * max(N, M) floats).
+      chunk_size: captions scored at once (memory ~ chunk_size * M floats).
     Returns:
       (speech_to_image int32 [N], image_to_speech int32 [M]) numpy rank arrays.
     """
@@ -194,7 +196,7 @@ def retrieval_metrics(z_speech, z_image, caption_image, *, ks=(1, 5, 10),
       caption_image: int [N] in [0, M): the image of each caption; every
         image needs at least one caption.
       ks: the K of the reported R@K.
-      chunk_size: queries scored at once (memory ~ chunk_size * max(N, M) floats).
+      chunk_size: captions scored at once (memory ~ chunk_size * M floats).
     Returns:
       {"speech_to_image": {"r1", "r5", "r10", "medr", "meanr", "n"},
        "image_to_speech": {...}} with float values; r* are fractions in [0, 1].

@@ -26,6 +26,7 @@ from vgs_jax import audio_features
 from vgs_jax import checkpointing
 from vgs_jax import config_checks
 from vgs_jax import data_sources
+from vgs_jax import embedding_cache
 from vgs_jax import evaluation
 from vgs_jax import input_pipeline
 from vgs_jax import metric_logging
@@ -65,14 +66,22 @@ def create_train_state(params: Any, model_state: Any, tx: optax.GradientTransfor
             "opt_state": tx.init(params)}
 
 
-def train_step(state, batch, *, template, tx, loss_fn, learning_rate_fn, image_key, seed):
+def train_step(state, batch, *, template, tx, loss_fn, learning_rate_fn, image_key, seed,
+               embedding_cache_chunks=1):
     """One optimisation step on a (globally sharded) batch; returns (new_state, metrics).
 
     The forward pass runs in train mode: BatchNorm uses batch statistics and updates its running
     averages, VQ codebooks get their EMA update from the same batch, both returned in the new
-    state's model_state."""
+    state's model_state. embedding_cache_chunks > 1: the gradient comes from
+    `embedding_cache.cached_value_and_grad` (same value, activations of one sub-batch at a time)."""
     key = jax.random.fold_in(jax.random.key(seed), state["step"])
     k_jitter, k_loss, k_dropout = jax.random.split(key, 3)
+    if embedding_cache_chunks > 1:
+        (loss, loss_metrics), grads = embedding_cache.cached_value_and_grad(
+            state["params"], batch, template=template, model_state=state["model_state"], loss_fn=loss_fn,
+            image_key=image_key, chunks=embedding_cache_chunks, k_jitter=k_jitter, k_dropout=k_dropout,
+            k_loss=k_loss)
+        return _apply(state, tx, learning_rate_fn, loss, loss_metrics, grads, state["model_state"])
 
     def compute_loss(params):
         model = template.merge(params, state["model_state"], train=True)
@@ -84,6 +93,11 @@ def train_step(state, batch, *, template, tx, loss_fn, learning_rate_fn, image_k
         return loss, (metrics, template.model_state_of(model))
 
     (loss, (loss_metrics, model_state)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state["params"])
+    return _apply(state, tx, learning_rate_fn, loss, loss_metrics, grads, model_state)
+
+
+def _apply(state, tx, learning_rate_fn, loss, loss_metrics, grads, model_state):
+    """The optimiser update and the step's metrics; returns (new_state, metrics)."""
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     metrics = {
@@ -154,6 +168,9 @@ class Trainer:
         loss_fn = make_loss_fn(config.loss, config.model, self.mesh)
         self.template = dual_encoder.Template(create_model(config))
         params, model_state = self.template.initial_params, self.template.initial_model_state
+        cache_chunks = config.train.embedding_cache_chunks
+        embedding_cache.check_supported(cache_chunks, model_state=model_state, batch_size=config.batch_size,
+                                        padded_batch_size=input_pipeline.padded_batch_size(config.batch_size))
         if config.init_from:
             params, model_state = warm_start_variables(self.template, config.init_from)
         self.tx = optimizers.create_optimizer(config.optimizer, self.learning_rate_fn,
@@ -170,6 +187,7 @@ class Trainer:
             learning_rate_fn=self.learning_rate_fn,
             image_key=data.image_key,
             seed=config.seed,
+            embedding_cache_chunks=cache_chunks,
         )
         self.train_step = jax.jit(step_fn, donate_argnums=0, out_shardings=self.replicated)
 

@@ -6,6 +6,8 @@
 * ``losses``: hinge family (platalea, VSE++ hardest negative, DAVEnet sampled, ResDAVEnet-VQ
   semi-hard), InfoNCE, coscos², MSE regression.
 * ``sigmoid``: SigLIP's sigmoid loss, plain and ring-chunked over devices.
+* ``chunked``: ring-chunked versions of the hinge family and InfoNCE (``config.loss.chunked``):
+  per-device scores n x n, n = B / devices; ``ring``: the ppermute ring they share.
 * ``pairs``: the batch conventions the losses share (pair checks, padding/negative masks, counts).
 * ``registry``: ``OBJECTIVES``, the losses a config can train with and the inputs each declares,
   and ``make_loss_fn``, which binds config.loss to one of them.

@@ -131,6 +131,19 @@ def hardest_negative_hinge_loss(z_speech, z_image, *, margin=0.2, image_ids=None
             + jnp.sum(jnp.where(valid, hardest_i2s, 0.0)) / n)
 
 
+def check_temperature(temperature) -> None:
+    """ValueError unless `temperature` is a scalar and, when concrete, positive."""
+    check_scalar("temperature", temperature)
+    try:
+        concrete = float(temperature)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return  # traced (e.g. a learned parameter): cannot check here
+    if not concrete > 0:
+        raise ValueError(
+            f"temperature must be positive; got {concrete}. Parametrise it as "
+            "exp(log_temperature).")
+
+
 def infonce_loss(z_speech, z_image, *, temperature, image_ids=None,
                  mask=None) -> jax.Array:
     """Symmetric InfoNCE / CLIP softmax loss: 0.5 * (s2i + i2s).
@@ -151,15 +164,7 @@ def infonce_loss(z_speech, z_image, *, temperature, image_ids=None,
       float32 scalar.
     """
     batch = check_pair(z_speech, z_image)
-    check_scalar("temperature", temperature)
-    try:
-        concrete = float(temperature)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-        concrete = None  # traced (e.g. a learned parameter): cannot check here
-    if concrete is not None and not concrete > 0:
-        raise ValueError(
-            f"temperature must be positive; got {concrete}. Parametrise it as "
-            "exp(log_temperature).")
+    check_temperature(temperature)
     valid, neg = pair_masks(batch, image_ids, mask)
     logits = cosine_similarity_matrix(z_speech, z_image) / temperature
     allowed = neg | jnp.eye(batch, dtype=bool)  # the positive is always kept
@@ -187,7 +192,8 @@ def sample_impostors(rng, mask) -> jax.Array:
     The r-th valid anchor draws u uniform in [0, n_valid - 1) from ``fold_in(rng, r)`` and
     takes the u-th of the other valid rows (in batch order). So padding rows never change a
     draw: the same examples with padding rows added anywhere (e.g. a batch padded to a
-    multiple of the device count) get the same impostors.
+    multiple of the device count) get the same impostors. Memory O(B) (no B x B mask), so the
+    ring-chunked losses draw on the global batch too.
 
     Args:
       rng: a jax.random key.
@@ -202,14 +208,16 @@ def sample_impostors(rng, mask) -> jax.Array:
             "Pass jnp.ones(B, bool) when there is no padding.")
     batch = jnp.shape(mask)[0]
     valid = valid_mask(batch, mask)
-    allowed = valid[None, :] & ~jnp.eye(batch, dtype=bool) & valid[:, None]
-    choices = jnp.sum(allowed, axis=1, dtype=jnp.int32)                   # [B]
-    rank = jnp.cumsum(valid, dtype=jnp.int32) - 1                         # [B]
+    n_valid = jnp.sum(valid, dtype=jnp.int32)
+    choices = jnp.where(valid, n_valid - 1, 0)                            # [B]
+    valid_upto = jnp.cumsum(valid, dtype=jnp.int32)                       # [B]
+    rank = valid_upto - 1
     keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(rank)
     u = jax.vmap(lambda k, n: jax.random.randint(k, (), 0, jnp.maximum(n, 1)))(keys, choices)
-    # the u-th allowed column: the first j whose running count of allowed columns exceeds u
-    idx = jnp.argmax(jnp.cumsum(allowed, axis=1, dtype=jnp.int32) > u[:, None], axis=1)
-    return jnp.where(choices > 0, idx.astype(jnp.int32), jnp.arange(batch, dtype=jnp.int32))
+    # the u-th of the other valid rows is the v-th valid row (0-based), skipping the anchor itself
+    v = jnp.where(u < rank, u, u + 1)
+    idx = jnp.searchsorted(valid_upto, v + 1, side="left").astype(jnp.int32)
+    return jnp.where(choices > 0, idx, jnp.arange(batch, dtype=jnp.int32))
 
 
 def _sampled_terms(sim, idx, margin):

@@ -15,6 +15,7 @@ from typing import Callable
 import jax
 import ml_collections
 
+from vgs_jax.objectives import chunked
 from vgs_jax.objectives import losses
 from vgs_jax.objectives import sigmoid
 from vgs_jax.objectives import similarity
@@ -39,8 +40,10 @@ class Objective:
       config_fields: config.loss fields passed to fn as keyword arguments of the same name.
       image_ids: fn takes `image_ids`; config.loss.exclude_same_image=True passes
         batch["image_id"] (captions of one image are not each other's negatives), else None.
-      chunked_fn: the device-ring version of fn (extra `mesh=` argument), used when
-        config.loss.chunked is True.
+      chunked_fn: the device-ring version of fn (`vgs_jax.objectives.chunked`; extra `mesh=`
+        argument), used when config.loss.chunked is True. For inputs=SIMILARITY it takes the
+        towers' output dicts instead of the matrix (and `similarity_name`, `chunk_size`), so no
+        device forms the B x B matrix.
     """
 
     fn: Callable[..., jax.Array]
@@ -67,16 +70,20 @@ class Objective:
 
 OBJECTIVES: dict[str, Objective] = {
     "platalea_hinge": Objective(losses.platalea_hinge_loss, EMBEDDINGS, config_fields=("margin",),
-                                image_ids=True),
+                                image_ids=True, chunked_fn=chunked.chunked_platalea_hinge_loss),
     "hardest_negative_hinge": Objective(losses.hardest_negative_hinge_loss, EMBEDDINGS,
-                                        config_fields=("margin",), image_ids=True),
-    "infonce": Objective(losses.infonce_loss, EMBEDDINGS, temperature="divide", image_ids=True),
+                                        config_fields=("margin",), image_ids=True,
+                                        chunked_fn=chunked.chunked_hardest_negative_hinge_loss),
+    "infonce": Objective(losses.infonce_loss, EMBEDDINGS, temperature="divide", image_ids=True,
+                         chunked_fn=chunked.chunked_infonce_loss),
     "sigmoid": Objective(sigmoid.sigmoid_loss, EMBEDDINGS, temperature="multiply", logit_bias=True,
                          image_ids=True, chunked_fn=sigmoid.chunked_sigmoid_loss),
     "sampled_impostor_hinge": Objective(losses.sampled_impostor_hinge_loss, SIMILARITY, takes_key=True,
-                                        config_fields=("margin",)),
+                                        config_fields=("margin",),
+                                        chunked_fn=chunked.chunked_sampled_impostor_hinge_loss),
     "semihard_hinge": Objective(losses.semihard_hinge_loss, SIMILARITY, takes_key=True,
-                                config_fields=("margin", "reference_quirk")),
+                                config_fields=("margin", "reference_quirk"),
+                                chunked_fn=chunked.chunked_semihard_hinge_loss),
 }
 
 LOSSES: dict[str, Callable[..., jax.Array]] = {
@@ -123,8 +130,11 @@ def _check_config(name: str, objective: Objective, loss_config: ml_collections.C
     if objective.logit_bias and model_config.get("logit_bias_init") is None:
         raise ValueError(f"loss.name={name!r} needs a learned logit bias: set model.logit_bias_init "
                          "(SigLIP: -10.0, with model.temperature_init=0.1, i.e. t = 10).")
-    if objective.chunked_fn is not None and loss_config.chunked and mesh is None:
-        raise ValueError("loss.chunked=True needs the device mesh.")
+    if loss_config.get("chunked", False):
+        if objective.chunked_fn is None:
+            raise ValueError(f"loss.name={name!r} has no ring-chunked version; set loss.chunked=False.")
+        if mesh is None:
+            raise ValueError("loss.chunked=True needs the device mesh.")
 
 
 def make_loss_fn(loss_config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict,
@@ -154,13 +164,17 @@ def make_loss_fn(loss_config: ml_collections.ConfigDict, model_config: ml_collec
             kwargs["temperature"] = 1.0 / model.temperature
         if objective.logit_bias:
             kwargs["bias"] = model.logit_bias[...]
+        ring = objective.chunked_fn is not None and loss_config.chunked
         if objective.inputs == EMBEDDINGS:
             args = (speech["embedding"], image["embedding"])
+        elif ring:
+            args = (speech, image)
+            kwargs.update(similarity_name=sim_name, chunk_size=chunk)
         else:
             args = (similarity.similarity_matrix(speech, image, sim_name, chunk_size=chunk),)
         if objective.takes_key:
             args += (key,)
-        if objective.chunked_fn is not None and loss_config.chunked:
+        if ring:
             return objective.chunked_fn(*args, mesh=mesh, **kwargs)
         return objective.fn(*args, **kwargs)
 

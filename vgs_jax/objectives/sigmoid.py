@@ -9,19 +9,18 @@ around.
 import jax
 import jax.numpy as jnp
 
+from vgs_jax.objectives import ring
 from vgs_jax.objectives.pairs import NORM_EPS
-from vgs_jax.objectives.pairs import check_ids
 from vgs_jax.objectives.pairs import check_pair
 from vgs_jax.objectives.pairs import check_scalar
 from vgs_jax.objectives.pairs import count
 from vgs_jax.objectives.pairs import pair_masks
-from vgs_jax.objectives.pairs import valid_mask
 from vgs_jax.objectives.similarity import l2_normalize
 
 
-def _sigmoid_block(zs, zi, pos, neg, temperature, bias):
-    """Sum of -log sigmoid(label * (t * <zs, zi> + b)) over pos [n, m] | neg [n, m]."""
-    logits = temperature * (zs @ zi.T) + bias
+def _sigmoid_block(scores, pos, neg, temperature, bias):
+    """Sum of -log sigmoid(label * (t * score + b)) over pos [n, m] | neg [n, m] (label +1 on pos)."""
+    logits = temperature * scores + bias
     labels = jnp.where(pos, 1.0, -1.0)
     return jnp.sum(jnp.where(pos | neg, -jax.nn.log_sigmoid(labels * logits), 0.0))
 
@@ -52,8 +51,8 @@ def sigmoid_loss(z_speech, z_image, *, temperature, bias, image_ids=None,
     check_scalar("bias", bias)
     valid, neg = pair_masks(batch, image_ids, mask)
     pos = jnp.eye(batch, dtype=bool) & valid[:, None]
-    total = _sigmoid_block(l2_normalize(z_speech, NORM_EPS), l2_normalize(z_image, NORM_EPS), pos, neg,
-                           temperature, bias)
+    scores = l2_normalize(z_speech, NORM_EPS) @ l2_normalize(z_image, NORM_EPS).T
+    total = _sigmoid_block(scores, pos, neg, temperature, bias)
     return total / count(valid)
 
 
@@ -64,8 +63,8 @@ def chunked_sigmoid_loss(z_speech, z_image, *, temperature, bias, mesh, axis="da
     Under ``jax.shard_map`` over ``mesh[axis]`` (D devices), each device keeps its
     n = B / D rows of z_speech and starts with its own rows of z_image (ids,
     mask); D - 1 times ``jax.lax.ppermute`` passes the image block to the next
-    device around the ring. Each step adds one n x n block's loss, so peak logit
-    memory per device is n x n, never n x B. Value and gradients equal
+    device around the ring (`ring.ring_fold`, rematerialised in the backward pass). Each step
+    adds one n x n block's loss, so peak logit memory per device is n x n, never n x B. Value and gradients equal
     ``sigmoid_loss`` (same conventions); differentiable w.r.t. the embeddings,
     temperature and bias.
 
@@ -81,43 +80,21 @@ def chunked_sigmoid_loss(z_speech, z_image, *, temperature, bias, mesh, axis="da
     batch = check_pair(z_speech, z_image)
     check_scalar("temperature", temperature)
     check_scalar("bias", bias)
-    if axis not in mesh.shape:
-        raise ValueError(f"mesh has no axis {axis!r}; its axes are {tuple(mesh.shape)}.")
-    ndev = mesh.shape[axis]
-    if batch % ndev:
-        raise ValueError(
-            f"batch size {batch} is not divisible by the {ndev} devices of mesh axis "
-            f"{axis!r}; pad the batch (and mark padding in `mask`).")
-    valid = valid_mask(batch, mask)
-    if image_ids is None:   # unique ids: no pair is excluded
-        ids = jnp.arange(batch, dtype=jnp.int32)
-    else:
-        check_ids(batch, image_ids)
-        ids = jnp.asarray(image_ids).astype(jnp.int32)
-    ring = [(d, (d + 1) % ndev) for d in range(ndev)]
-    spec, rep = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
+    ndev = ring.check_mesh(batch, mesh, axis)
+    examples = ring.example_arrays(batch, image_ids, mask)
 
-    def local(zs, zi, ids_s, val_s, t, b):
+    def local(zs, zi, me, t, b):
         zs, zi = l2_normalize(zs, NORM_EPS), l2_normalize(zi, NORM_EPS)
-        n = zs.shape[0]
-        pair_ok = val_s[:, None] & val_s[None, :] & (ids_s[:, None] != ids_s[None, :])
-        eye = jnp.eye(n, dtype=bool)
-        total = _sigmoid_block(zs, zi, eye & val_s[:, None], pair_ok & ~eye, t, b)
 
-        def step(_, carry):
-            zi_c, ids_c, val_c, acc = carry
-            zi_c, ids_c, val_c = (jax.lax.ppermute(x, axis, ring) for x in (zi_c, ids_c, val_c))
-            neg = val_s[:, None] & val_c[None, :] & (ids_s[:, None] != ids_c[None, :])
-            return zi_c, ids_c, val_c, acc + _sigmoid_block(
-                zs, zi_c, jnp.zeros_like(neg), neg, t, b)
+        def step(total, cols, block, tile):
+            pos = ring.same_row(me, block) & me["valid"][:, None]
+            return total + _sigmoid_block(tile, pos, ring.negatives(me, block), t, b), cols
 
-        *_, total = jax.lax.fori_loop(0, ndev - 1, step, (zi, ids_s, val_s, total))
-        count = jax.lax.psum(jnp.sum(val_s.astype(jnp.float32)), axis)
+        total, _, _ = ring.ring_fold(step, lambda block: zs @ block["z"].T, jnp.zeros((), jnp.float32), (),
+                                     dict(me, z=zi), axis=axis, ndev=ndev)
+        count = jax.lax.psum(jnp.sum(me["valid"].astype(jnp.float32)), axis)
         return jax.lax.psum(total, axis) / jnp.maximum(count, 1.0)
 
-    fn = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, spec, rep, rep),
-                       out_specs=rep)
     f32 = jnp.float32
-    return fn(jnp.asarray(z_speech, jnp.promote_types(jnp.asarray(z_speech).dtype, f32)),
-              jnp.asarray(z_image, jnp.promote_types(jnp.asarray(z_image).dtype, f32)),
-              ids, valid, jnp.asarray(temperature, f32), jnp.asarray(bias, f32))
+    return ring.ring_call(local, mesh, axis, (ring.as_float32(z_speech), ring.as_float32(z_image), examples),
+                          (jnp.asarray(temperature, f32), jnp.asarray(bias, f32)))
