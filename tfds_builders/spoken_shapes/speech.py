@@ -6,6 +6,12 @@ one utterance to the next in ways no API call resets, so reproducible speech is 
 inside `run_isolated` (a fork of a process that never spoke). An utterance comes with word and
 phoneme alignments from espeak's WORD and PHONEME events, and is resampled from espeak's native
 22050 Hz to 16 kHz with `scipy.signal.resample_poly` (deterministic).
+
+Two ways to speak: `Synthesizer.synthesize(text, Speaker)` with the 16 fixed speakers of
+`make_speaker_table` (spoken_shapes 1.0.0, kept byte-identical), and
+`Synthesizer.speak(text, VoiceSetting)` with a setting drawn per utterance by `sample_voice`
+from a language's `train` or `held_out` speaker pool (2.0; see `voices.py`). Room acoustics,
+noise and silence are added afterwards by `acoustics.apply`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from typing import Mapping
 import numpy as np
 import scipy.signal
 
+from .voices import LANGUAGES, POOLS, VoiceSetting, pool_sizes, sample_voice, speakers
+
+__all__ = ["LANGUAGES", "POOLS", "VoiceSetting", "pool_sizes", "sample_voice", "speakers"]
+
 SAMPLE_RATE = 16000  # Hz, rate of the stored waveforms.
 ESPEAK_SAMPLE_RATE = 22050  # Hz, what espeak-ng synthesises.
 _INSTALL_HINT = "install it with `pip install espeakng-loader`"
@@ -34,6 +44,7 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE = 1
 _PITCH = 3
+_RANGE = 4
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
 _EVENT_END = 5
@@ -203,6 +214,10 @@ class Synthesizer:
     def phonemize(self, text: str, speaker: Speaker) -> str:
         """IPA phoneme string of `text` in the speaker's voice, clauses joined by spaces."""
         self._set_speaker(speaker)
+        return self._phonemes(text)
+
+    def _phonemes(self, text: str) -> str:
+        """IPA of `text` in the voice already set."""
         buf = ctypes.create_string_buffer(text.encode("utf-8"))
         ptr = ctypes.c_void_p(ctypes.addressof(buf))
         parts = []
@@ -218,14 +233,36 @@ class Synthesizer:
 
         joined_word_phones: see `alignments_from_events` (from the language's lexicon).
         """
+        self._set_speaker(speaker)
+        return self._utterance(text, text, joined_word_phones, speaker)
+
+    def speak(self, text: str, setting: VoiceSetting,
+              joined_word_phones: Mapping[str, int] | None = None) -> Utterance:
+        """Speaks `text` with a per-utterance `VoiceSetting` (from `sample_voice`).
+
+        Sets the voice, rate, pitch and intonation range, and speaks `text + clause_end` (the
+        clause tune); words, phones and phonemes are those of `text`. Same `Utterance` as
+        `synthesize`: int16 [n] at 16 kHz, alignments in seconds.
+        """
+        if self._lib.espeak_SetVoiceByName(setting.voice_name.encode()) != 0:
+            raise EspeakError(f"espeak-ng has no voice {setting.voice_name!r}; use a voice "
+                              "listed under espeak-ng-data/lang and a variant from voices/!v.")
+        self._voice = setting.voice_name
+        self._lib.espeak_SetParameter(_RATE, setting.rate, 0)
+        self._lib.espeak_SetParameter(_PITCH, setting.pitch, 0)
+        self._lib.espeak_SetParameter(_RANGE, setting.pitch_range, 0)
+        return self._utterance(text, text.rstrip() + setting.clause_end, joined_word_phones,
+                               None)
+
+    def _utterance(self, text: str, spoken: str, joined_word_phones, speaker) -> Utterance:
+        """Synthesizes `spoken` (= `text` + optional punctuation) with the voice already set."""
         global _SYNTHESIZED_HERE
         _SYNTHESIZED_HERE = True
-        self._set_speaker(speaker)
         # espeak seeds its noise generator (breath, some variants) from the clock at
         # initialisation; a fixed seed per utterance makes the samples reproducible.
         self._lib.espeak_ng_SetRandSeed(_NOISE_SEED)
         self._chunks, self._events = [], []
-        data = text.encode("utf-8")
+        data = spoken.encode("utf-8")
         buf = ctypes.create_string_buffer(data)
         status = self._lib.espeak_Synth(buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
                                         None, None)
@@ -239,7 +276,8 @@ class Synthesizer:
         waveform = resample_to_16k(raw)
         duration = waveform.shape[0] / SAMPLE_RATE
         words, phones = alignments_from_events(self._events, text, duration, joined_word_phones)
-        return Utterance(waveform, words, phones, self.phonemize(text, speaker))
+        phonemes = self.phonemize(text, speaker) if speaker else self._phonemes(text)
+        return Utterance(waveform, words, phones, phonemes)
 
 
 _UP, _DOWN = 320, 441  # 22050 Hz * 320 / 441 = 16000 Hz.

@@ -1,0 +1,149 @@
+"""Voices of spoken_shapes 2.0: speaker pools and per-utterance voice settings.
+
+A *speaker* is one espeak-ng voice variant (timbre: formants, pitch register, breathiness,
+synthesis method) reading one language with one base voice (accent, e.g. `en-us`, `en-GB-x-rp`),
+plus the speaker's own centre of speaking rate and pitch. The 75 variants used (`VARIANTS`,
+all bundled in the `espeakng-loader` wheel's `espeak-ng-data/voices/!v`; the robotic, whispered,
+echo-only and test variants are left out) are split once, for every language alike, into a
+`train` pool of 60 and a `held_out` pool of 15 (every fifth variant), so a held-out voice is a
+timbre never heard in training in any language. Speaker ids are unique across languages and
+pools: `1000 * language_index + variant_index`.
+
+Each utterance draws its own `VoiceSetting` from the speaker's centre (`sample_voice`):
+  rate:        centre x exp(N(0, 0.08)), clipped to the language's rate range (words/min);
+  pitch:       centre + N(0, 6) on espeak's 0..99 scale (50 = the variant's own register);
+  pitch_range: uniform in the language's range on espeak's 0..99 scale (50 = espeak's default
+               intonation; 0 = monotone, 99 = twice the default excursion);
+  clause_end:  ".", "!", "," or "?" (probabilities 0.55/0.15/0.2/0.1): the clause tune espeak
+               applies (falling, emphatic, continuing, rising), appended to the spoken text only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# Human-sounding espeak-ng variants, in a fixed order (index = variant index of the speaker id).
+VARIANTS = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
+    "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6",
+    "Alex", "Alicia", "Andrea", "Annie", "Denis", "Diogo", "Gene", "Gene2", "Henrique", "Hugo",
+    "Marco", "Mario", "Michael", "Mike", "Nguyen", "Reed", "adam", "anika", "announcer",
+    "antonio", "aunty", "belinda", "benjamin", "boris", "david", "ed", "edward", "edward2",
+    "grandma", "grandpa", "gustave", "ian", "iven", "iven2", "iven3", "iven4", "john",
+    "kaukovalta", "linda", "max", "michel", "miguel", "mike2", "norbert", "pablo", "paul", "pedro",
+    "quincy", "rob", "robert", "sandro", "shelby", "steph", "steph2", "steph3", "travis",
+)
+POOLS = ("train", "held_out")
+_HELD_OUT_EVERY = 5  # Variant i is held out when i % 5 == 4.
+_CLAUSE_ENDS = (".", "!", ",", "?")
+_CLAUSE_END_P = (0.55, 0.15, 0.2, 0.1)
+_RATE_LOG_SD = 0.08
+_PITCH_SD = 6.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageVoices:
+    """How one language is spoken: espeak base voices (accents) and parameter ranges.
+
+    voices: espeak voice names, given to speakers in turn; rate: (min, max) words/min of a
+    speaker's centre and of an utterance; pitch_range: (min, max) of the per-utterance intonation
+    range on espeak's 0..99 scale.
+    """
+
+    voices: tuple[str, ...]
+    rate: tuple[int, int] = (130, 195)
+    pitch_range: tuple[int, int] = (25, 90)
+
+
+# Append new languages at the end: the index is part of the speaker id.
+LANGUAGES: dict[str, LanguageVoices] = {
+    "en": LanguageVoices(("en-us", "en", "en-GB-x-rp", "en-US-nyc", "en-GB-scotland", "en-029")),
+    "hi": LanguageVoices(("hi",), rate=(120, 180)),
+    "ja": LanguageVoices(("ja",), rate=(130, 190)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSpeaker:
+    """One speaker of a pool: id, language, base voice, variant, rate and pitch centres."""
+
+    speaker_id: int
+    language: str
+    pool: str
+    voice: str
+    variant: str
+    rate: int
+    pitch: int
+
+
+@dataclasses.dataclass(frozen=True)
+class VoiceSetting:
+    """How one utterance is spoken (what `Synthesizer.speak` takes).
+
+    rate: words/min; pitch, pitch_range: espeak's 0..99 scales; clause_end: punctuation
+    appended to the spoken text (sets the clause tune; the stored text is unchanged).
+    """
+
+    speaker_id: int
+    voice: str
+    variant: str
+    rate: int
+    pitch: int
+    pitch_range: int
+    clause_end: str
+
+    @property
+    def voice_name(self) -> str:
+        """The name given to `espeak_SetVoiceByName`, e.g. "en-us+m3"."""
+        return f"{self.voice}+{self.variant}"
+
+
+def _check(language: str, pool: str) -> LanguageVoices:
+    if language not in LANGUAGES:
+        raise ValueError(f"No voices for language {language!r}; choose one of {list(LANGUAGES)} "
+                         "or add a LanguageVoices entry to voices.LANGUAGES.")
+    if pool not in POOLS:
+        raise ValueError(f"Unknown speaker pool {pool!r}; choose one of {list(POOLS)}.")
+    return LANGUAGES[language]
+
+
+def speakers(language: str, pool: str) -> tuple[PoolSpeaker, ...]:
+    """The speakers of one language's pool ("train": 60, "held_out": 15), in id order."""
+    spec = _check(language, pool)
+    lang_index = list(LANGUAGES).index(language)
+    indices = [i for i in range(len(VARIANTS))
+               if (i % _HELD_OUT_EVERY == _HELD_OUT_EVERY - 1) == (pool == "held_out")]
+    lo, hi = spec.rate
+    table = []
+    for k, i in enumerate(indices):
+        # Centres spread over the ranges by fixed strides (no RNG: the table is a constant).
+        rate = lo + 8 + (i * 17) % max(1, hi - lo - 15)
+        pitch = 32 + (i * 13) % 37
+        table.append(PoolSpeaker(1000 * lang_index + i, language, pool,
+                              spec.voices[k % len(spec.voices)], VARIANTS[i], rate, pitch))
+    return tuple(table)
+
+
+def pool_sizes() -> dict[str, dict[str, int]]:
+    """{language: {pool: number of speakers}}, for the README's speakers-per-split table."""
+    return {lang: {pool: len(speakers(lang, pool)) for pool in POOLS} for lang in LANGUAGES}
+
+
+def sample_voice(rng: np.random.Generator, language: str, pool: str) -> VoiceSetting:
+    """Draws a speaker of `pool` and this utterance's rate, pitch, range and clause tune.
+
+    Uses exactly five draws of `rng` (speaker, rate, pitch, range, clause end).
+    """
+    spec = _check(language, pool)
+    table = speakers(language, pool)
+    speaker = table[int(rng.integers(len(table)))]
+    rate = speaker.rate * float(np.exp(rng.normal(0.0, _RATE_LOG_SD)))
+    pitch = speaker.pitch + float(rng.normal(0.0, _PITCH_SD))
+    pitch_range = rng.uniform(*spec.pitch_range)
+    clause_end = _CLAUSE_ENDS[int(rng.choice(len(_CLAUSE_ENDS), p=_CLAUSE_END_P))]
+    return VoiceSetting(
+        speaker_id=speaker.speaker_id, voice=speaker.voice, variant=speaker.variant,
+        rate=int(np.clip(round(rate), *spec.rate)), pitch=int(np.clip(round(pitch), 0, 99)),
+        pitch_range=int(round(pitch_range)), clause_end=clause_end)
