@@ -27,7 +27,8 @@ from typing import Mapping
 import numpy as np
 import scipy.signal
 
-from .voices import LANGUAGES, POOLS, VoiceSetting, pool_sizes, sample_voice, speakers
+from .voices import (LANGUAGES, POOLS, VoiceSetting, pool_sizes, prosody_markup, sample_voice,
+                     speakers)
 
 __all__ = ["LANGUAGES", "POOLS", "VoiceSetting", "pool_sizes", "sample_voice", "speakers"]
 
@@ -240,9 +241,10 @@ class Synthesizer:
               joined_word_phones: Mapping[str, int] | None = None) -> Utterance:
         """Speaks `text` with a per-utterance `VoiceSetting` (from `sample_voice`).
 
-        Sets the voice, rate, pitch and intonation range, and speaks `text + clause_end` (the
-        clause tune); words, phones and phonemes are those of `text`. Same `Utterance` as
-        `synthesize`: int16 [n] at 16 kHz, alignments in seconds.
+        Sets the voice, rate, pitch and intonation range, and speaks `text` marked up with
+        per-word pitch commands and the clause end (`voices.prosody_markup`); words, phones and
+        phonemes are those of `text`. Same `Utterance` as `synthesize`: int16 [n] at 16 kHz,
+        alignments in seconds.
         """
         if self._lib.espeak_SetVoiceByName(setting.voice_name.encode()) != 0:
             raise EspeakError(f"espeak-ng has no voice {setting.voice_name!r}; use a voice "
@@ -251,11 +253,15 @@ class Synthesizer:
         self._lib.espeak_SetParameter(_RATE, setting.rate, 0)
         self._lib.espeak_SetParameter(_PITCH, setting.pitch, 0)
         self._lib.espeak_SetParameter(_RANGE, setting.pitch_range, 0)
-        return self._utterance(text, text.rstrip() + setting.clause_end, joined_word_phones,
-                               None)
+        spoken, position_map = prosody_markup(text, setting)
+        return self._utterance(text, spoken, joined_word_phones, None, position_map)
 
-    def _utterance(self, text: str, spoken: str, joined_word_phones, speaker) -> Utterance:
-        """Synthesizes `spoken` (= `text` + optional punctuation) with the voice already set."""
+    def _utterance(self, text: str, spoken: str, joined_word_phones, speaker,
+                   position_map=None) -> Utterance:
+        """Synthesizes `spoken` (`text`, or its markup) with the voice already set.
+
+        position_map: turns event positions in `spoken` into positions in `text` (None: same).
+        """
         global _SYNTHESIZED_HERE
         _SYNTHESIZED_HERE = True
         # espeak seeds its noise generator (breath, some variants) from the clock at
@@ -275,7 +281,10 @@ class Synthesizer:
                               "pronounceable words.")
         waveform = resample_to_16k(raw)
         duration = waveform.shape[0] / SAMPLE_RATE
-        words, phones = alignments_from_events(self._events, text, duration, joined_word_phones)
+        events = self._events
+        if position_map is not None:
+            events = [(kind, position_map(pos), n, ms, name) for kind, pos, n, ms, name in events]
+        words, phones = alignments_from_events(events, text, duration, joined_word_phones)
         phonemes = self.phonemize(text, speaker) if speaker else self._phonemes(text)
         return Utterance(waveform, words, phones, phonemes)
 

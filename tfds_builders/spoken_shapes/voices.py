@@ -15,12 +15,20 @@ Each utterance draws its own `VoiceSetting` from the speaker's centre (`sample_v
   pitch_range: uniform in the language's range on espeak's 0..99 scale (50 = espeak's default
                intonation; 0 = monotone, 99 = twice the default excursion);
   clause_end:  ".", "!", "," or "?" (probabilities 0.55/0.15/0.2/0.1): the clause tune espeak
-               applies (falling, emphatic, continuing, rising), appended to the spoken text only.
+               applies (falling, emphatic, continuing, rising), appended to the spoken text only;
+  word pitch:  each word's pitch is moved from `pitch` by an AR(1) offset
+               (o_k = 0.5 o_(k-1) + N(0, word_pitch_sd), word_pitch_sd uniform in 0..10), drawn
+               from `intonation_seed`; espeak gets it as an embedded pitch command ("\x01<p>P")
+               before the word (`prosody_markup`), so the shape of the contour changes, not only
+               its level and excursion.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import functools
+import re
 
 import numpy as np
 
@@ -41,6 +49,8 @@ _CLAUSE_ENDS = (".", "!", ",", "?")
 _CLAUSE_END_P = (0.55, 0.15, 0.2, 0.1)
 _RATE_LOG_SD = 0.08
 _PITCH_SD = 6.0
+_WORD_PITCH_SD = (0.0, 10.0)
+_WORD_PITCH_AR = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +93,8 @@ class VoiceSetting:
     """How one utterance is spoken (what `Synthesizer.speak` takes).
 
     rate: words/min; pitch, pitch_range: espeak's 0..99 scales; clause_end: punctuation
-    appended to the spoken text (sets the clause tune; the stored text is unchanged).
+    appended to the spoken text (sets the clause tune; the stored text is unchanged);
+    word_pitch_sd, intonation_seed: the per-word pitch offsets (see `prosody_markup`).
     """
 
     speaker_id: int
@@ -93,6 +104,8 @@ class VoiceSetting:
     pitch: int
     pitch_range: int
     clause_end: str
+    word_pitch_sd: float
+    intonation_seed: int
 
     @property
     def voice_name(self) -> str:
@@ -109,6 +122,7 @@ def _check(language: str, pool: str) -> LanguageVoices:
     return LANGUAGES[language]
 
 
+@functools.lru_cache(maxsize=None)
 def speakers(language: str, pool: str) -> tuple[PoolSpeaker, ...]:
     """The speakers of one language's pool ("train": 60, "held_out": 15), in id order."""
     spec = _check(language, pool)
@@ -132,10 +146,7 @@ def pool_sizes() -> dict[str, dict[str, int]]:
 
 
 def sample_voice(rng: np.random.Generator, language: str, pool: str) -> VoiceSetting:
-    """Draws a speaker of `pool` and this utterance's rate, pitch, range and clause tune.
-
-    Uses exactly five draws of `rng` (speaker, rate, pitch, range, clause end).
-    """
+    """Draws a speaker of `pool` and this utterance's rate, pitch, range and intonation."""
     spec = _check(language, pool)
     table = speakers(language, pool)
     speaker = table[int(rng.integers(len(table)))]
@@ -143,7 +154,59 @@ def sample_voice(rng: np.random.Generator, language: str, pool: str) -> VoiceSet
     pitch = speaker.pitch + float(rng.normal(0.0, _PITCH_SD))
     pitch_range = rng.uniform(*spec.pitch_range)
     clause_end = _CLAUSE_ENDS[int(rng.choice(len(_CLAUSE_ENDS), p=_CLAUSE_END_P))]
+    word_pitch_sd = round(float(rng.uniform(*_WORD_PITCH_SD)), 2)
     return VoiceSetting(
         speaker_id=speaker.speaker_id, voice=speaker.voice, variant=speaker.variant,
         rate=int(np.clip(round(rate), *spec.rate)), pitch=int(np.clip(round(pitch), 0, 99)),
-        pitch_range=int(round(pitch_range)), clause_end=clause_end)
+        pitch_range=int(round(pitch_range)), clause_end=clause_end, word_pitch_sd=word_pitch_sd,
+        intonation_seed=int(rng.integers(2 ** 31)))
+
+
+def word_pitches(setting: VoiceSetting, num_words: int) -> np.ndarray:
+    """int [num_words]: each word's espeak pitch (0..99), `pitch` plus the AR(1) offsets."""
+    rng = np.random.default_rng(setting.intonation_seed)
+    noise = rng.normal(0.0, 1.0, num_words) * setting.word_pitch_sd
+    offsets = np.zeros(num_words)
+    for k in range(num_words):
+        offsets[k] = (_WORD_PITCH_AR * offsets[k - 1] if k else 0.0) + noise[k]
+    return np.clip(np.round(setting.pitch + offsets), 0, 99).astype(int)
+
+
+def prosody_markup(text: str, setting: VoiceSetting) -> tuple[str, "PositionMap"]:
+    """The string espeak speaks for `text`: a pitch command before each word, the clause end.
+
+    Returns (spoken, position_map); `position_map` turns espeak's 1-based character positions
+    in `spoken` back into positions in `text`. espeak reports a word that follows a command at
+    the command's position, so commands map to the position of their word.
+    """
+    words = list(re.finditer(r"\S+", text))
+    pitches = word_pitches(setting, len(words))
+    parts, starts = [], []  # starts: (command start, word start) in spoken, word start in text.
+    length = 0
+    for match, pitch in zip(words, pitches):
+        if parts:
+            parts.append(" ")
+            length += 1
+        command = f"\x01{pitch}P "
+        starts.append((length + 1, length + 1 + len(command), match.start() + 1))
+        parts.extend([command, match.group()])
+        length += len(command) + len(match.group())
+    parts.append(setting.clause_end)
+    return "".join(parts), PositionMap(tuple(starts))
+
+
+@dataclasses.dataclass(frozen=True)
+class PositionMap:
+    """Maps 1-based positions in the marked-up string to positions in the original text.
+
+    starts: per word (command start, word start in the markup, word start in the text).
+    """
+
+    starts: tuple[tuple[int, int, int], ...]
+
+    def __call__(self, position: int) -> int:
+        k = bisect.bisect_right([s[0] for s in self.starts], position) - 1
+        if k < 0:
+            return position
+        command_start, word_start, text_start = self.starts[k]
+        return text_start + max(0, position - word_start)
