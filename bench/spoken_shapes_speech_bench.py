@@ -5,7 +5,8 @@ Speaks the 5 captions of `--images` scenes (1.0.0 grammar) three ways, each in a
 like the builder: `1.0.0` (`synthesize` with the 16-speaker table), `2.0 voice`
 (`speak` with `sample_voice`, train pool), `2.0 voice+acoustics` (plus `acoustics.apply`
 with the default options and `to_int16`). Prints ms per utterance (one process, so per core),
-seconds of audio per utterance, and the projected time for 20 000 utterances on 2 workers.
+seconds of audio per utterance, the projected time for 20 000 utterances on 2 workers, the share
+of exact-zero samples and the longest run of them.
 
 Then, for 1.0.0 and 2.0, speaks each caption with two different speakers and prints the median
 Pearson r between their per-word pitch contours (F0 by autocorrelation, 10 ms frames; each
@@ -64,6 +65,13 @@ def _speak(mode: str, texts: list[str], language: str, seed: int):
     return seconds, audio, out
 
 
+def _longest_zero_run(wave: np.ndarray) -> int:
+    """Length of the longest run of exact-zero samples in int16 [n]."""
+    edges = np.diff(np.concatenate([[0], (wave == 0).astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return int(np.max(ends - starts)) if starts.size else 0
+
+
 def f0_track(wave: np.ndarray) -> np.ndarray:
     """float [num_frames]: F0 in Hz per 10 ms frame (40 ms window), NaN where unvoiced."""
     x = wave.astype(np.float64)
@@ -111,12 +119,16 @@ def main():
     texts = captions(args.images)
     print(f"{len(texts)} captions, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs (timings are under that load)")
-    print(f"{'mode':24s} {'ms/utt':>8s} {'audio s/utt':>12s} {'20k utts, 2 workers':>20s}")
+    print(f"{'mode':24s} {'ms/utt':>8s} {'audio s/utt':>12s} {'20k utts, 2 workers':>20s} "
+          f"{'exact zeros':>12s} {'longest zero run':>17s}")
     results = {}
     for mode in ("1.0.0", "2.0 voice", "2.0 voice+acoustics"):
         seconds, audio, out = speech.run_isolated(_speak, mode, texts, args.language, 0)
         results[mode] = out
-        print(f"{mode:24s} {1000 * seconds:8.1f} {audio:12.2f} {20000 * seconds / 2:19.0f}s")
+        zeros = np.mean(np.concatenate([w for w, _ in out]) == 0)
+        run = max(_longest_zero_run(w) for w, _ in out)
+        print(f"{mode:24s} {1000 * seconds:8.1f} {audio:12.2f} {20000 * seconds / 2:19.0f}s "
+              f"{100 * zeros:11.2f}% {run:12d} smp")
     print("\nper-word pitch contour correlation between two speakers of the same caption")
     for mode in ("1.0.0", "2.0 voice"):
         other = speech.run_isolated(_speak, mode, texts, args.language, 7)[2]

@@ -267,6 +267,8 @@ def _check_wave(wave) -> np.ndarray:
     if wave.ndim != 1 or wave.dtype != np.float32:
         raise ValueError(f"acoustics needs a float32 waveform of shape [T] (int16 / 32768, see "
                          f"from_int16); got dtype {wave.dtype} and shape {wave.shape}.")
+    if wave.shape[0] == 0:
+        raise ValueError("acoustics got an empty waveform; give at least one sample.")
     if not np.all(np.isfinite(wave)):
         raise ValueError("acoustics got a waveform with NaN or inf samples.")
     return wave

@@ -178,6 +178,8 @@ def test_int16_round_trip():
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="float32 waveform of shape"):
         acoustics.apply(np.zeros(10, np.int16), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="empty waveform"):
+        acoustics.apply(np.zeros(0, np.float32), np.random.default_rng(0))
     with pytest.raises(ValueError, match="snr_db must be a"):
         acoustics.AcousticOptions(snr_db=(30.0, 10.0))
     with pytest.raises(ValueError, match="reverb_probability must be in"):

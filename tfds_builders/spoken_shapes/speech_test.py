@@ -80,6 +80,13 @@ def test_prosody_markup_maps_positions_back():
             assert position_map(command_at + len(command) + j) == match.start() + 1 + j
 
 
+def test_prosody_markup_keeps_the_texts_own_punctuation():
+    setting = voices.VoiceSetting(0, "hi", "m1", 160, 50, 50, "?", 0.0, 7)
+    spoken, _ = voices.prosody_markup("लाल वृत्त।", setting)
+    assert spoken == "\x0150P लाल \x0150P वृत्त।"
+    assert voices.prosody_markup("a red circle", setting)[0].endswith("circle?")
+
+
 def _speak_all(settings):
     synthesizer = speech.get_synthesizer()
     return [synthesizer.speak(TEXTS[lang], s, JOINED if lang == "en" else None)

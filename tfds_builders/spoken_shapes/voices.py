@@ -29,6 +29,7 @@ import bisect
 import dataclasses
 import functools
 import re
+import unicodedata
 
 import numpy as np
 
@@ -173,7 +174,8 @@ def word_pitches(setting: VoiceSetting, num_words: int) -> np.ndarray:
 
 
 def prosody_markup(text: str, setting: VoiceSetting) -> tuple[str, "PositionMap"]:
-    """The string espeak speaks for `text`: a pitch command before each word, the clause end.
+    """The string espeak speaks for `text`: a pitch command before each word, the clause end
+    (unless `text` already ends in punctuation).
 
     Returns (spoken, position_map); `position_map` turns espeak's 1-based character positions
     in `spoken` back into positions in `text`. espeak reports a word that follows a command at
@@ -191,7 +193,9 @@ def prosody_markup(text: str, setting: VoiceSetting) -> tuple[str, "PositionMap"
         starts.append((length + 1, length + 1 + len(command), match.start() + 1))
         parts.extend([command, match.group()])
         length += len(command) + len(match.group())
-    parts.append(setting.clause_end)
+    ends_in_punctuation = bool(words) and unicodedata.category(words[-1].group()[-1])[0] == "P"
+    if not ends_in_punctuation:  # Text that ends in punctuation keeps its own clause tune.
+        parts.append(setting.clause_end)
     return "".join(parts), PositionMap(tuple(starts))
 
 
