@@ -17,6 +17,7 @@ TEXTS = {
 
 
 def test_pools_disjoint_and_large():
+    assert voices.HELD_OUT_VARIANTS <= set(voices.VARIANTS)
     all_ids = []
     for language in voices.LANGUAGES:
         train = voices.speakers(language, "train")

@@ -1,13 +1,16 @@
 """Voices of spoken_shapes 2.0: speaker pools and per-utterance voice settings.
 
 A *speaker* is one espeak-ng voice variant (timbre: formants, pitch register, breathiness,
-synthesis method) reading one language with one base voice (accent, e.g. `en-us`, `en-GB-x-rp`),
-plus the speaker's own centre of speaking rate and pitch. The 75 variants used (`VARIANTS`,
-all bundled in the `espeakng-loader` wheel's `espeak-ng-data/voices/!v`; the robotic, whispered,
-echo-only and test variants are left out) are split once, for every language alike, into a
-`train` pool of 60 and a `held_out` pool of 15 (every fifth variant), so a held-out voice is a
-timbre never heard in training in any language. Speaker ids are unique across languages and
-pools: `1000 * language_index + variant_index`.
+synthesis method) reading one language with one base voice, plus the speaker's own centre of
+speaking rate and pitch. The 75 variants used (`VARIANTS`, all bundled in the `espeakng-loader`
+wheel's `espeak-ng-data/voices/!v`; 16 of them female; the robotic, whispered, echo-only and
+test variants are left out) are split once, for every language alike, into a `train` pool of 60
+(13 female) and a `held_out` pool of 15 (`HELD_OUT_VARIANTS`, 3 female), so a held-out voice is
+a timbre never heard in training in any language. English speakers take the accents `en-us`, `en` (British),
+`en-GB-x-rp`, `en-US-nyc`, `en-GB-scotland` and `en-029` (Caribbean) in turn; Hindi and
+Japanese have one base voice each (`hi`, `ja`). Rate and pitch centres are spread over the
+ranges by fixed strides (the tables are constants). Speaker ids are unique across languages and
+pools: `1000 * language_index + variant_index` (`speakers`, `pool_sizes`).
 
 Each utterance draws its own `VoiceSetting` from the speaker's centre (`sample_voice`):
   rate:        centre x exp(N(0, 0.08)), clipped to the language's rate range (words/min);
@@ -18,9 +21,9 @@ Each utterance draws its own `VoiceSetting` from the speaker's centre (`sample_v
                applies (falling, emphatic, continuing, rising), appended to the spoken text only;
   word pitch:  each word's pitch is moved from `pitch` by an AR(1) offset
                (o_k = 0.5 o_(k-1) + N(0, word_pitch_sd), word_pitch_sd uniform in 0..10), drawn
-               from `intonation_seed`; espeak gets it as an embedded pitch command ("\x01<p>P")
-               before the word (`prosody_markup`), so the shape of the contour changes, not only
-               its level and excursion.
+               from `intonation_seed`; espeak gets it as an embedded pitch command
+               ("\\x01<p>P") before the word (`prosody_markup`), so the shape of the contour
+               changes, not only its level and excursion.
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ VARIANTS = (
     "quincy", "rob", "robert", "sandro", "shelby", "steph", "steph2", "steph3", "travis",
 )
 POOLS = ("train", "held_out")
-_HELD_OUT_EVERY = 5  # Variant i is held out when i % 5 == 4.
+# The held-out pool: 15 variants across the list, 3 of them female like a fifth of the train pool.
+HELD_OUT_VARIANTS = frozenset({
+    "m5", "f2", "klatt2", "Alex", "Diogo", "Marco", "Reed", "aunty", "ed", "gustave", "iven4",
+    "michel", "steph2", "sandro", "travis"})
 _CLAUSE_ENDS = (".", "!", ",", "?")
 _CLAUSE_END_P = (0.55, 0.15, 0.2, 0.1)
 _RATE_LOG_SD = 0.08
@@ -128,8 +134,8 @@ def speakers(language: str, pool: str) -> tuple[PoolSpeaker, ...]:
     """The speakers of one language's pool ("train": 60, "held_out": 15), in id order."""
     spec = _check(language, pool)
     lang_index = list(LANGUAGES).index(language)
-    indices = [i for i in range(len(VARIANTS))
-               if (i % _HELD_OUT_EVERY == _HELD_OUT_EVERY - 1) == (pool == "held_out")]
+    indices = [i for i, variant in enumerate(VARIANTS)
+               if (variant in HELD_OUT_VARIANTS) == (pool == "held_out")]
     lo, hi = spec.rate
     table = []
     for k, i in enumerate(indices):
