@@ -193,8 +193,8 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float,
     lo, hi = span
     speech_power = np.mean(speech[lo:hi] ** 2)
     noise_power = np.mean(noise[lo:hi] ** 2)
-    if speech_power <= 0 or noise_power <= 0:
-        return speech + 0.0 * noise
+    if speech_power <= 0 or noise_power <= 0:  # Nothing to scale against: leave it silent.
+        return speech.copy()
     return speech + noise * np.sqrt(speech_power / (noise_power * 10.0 ** (snr_db / 10.0)))
 
 
@@ -226,7 +226,7 @@ def render(wave: np.ndarray, conditions: Conditions, rng: np.random.Generator) -
         else:
             noise = colored_noise(out.shape[0], c.noise_slope, rng)
         out = mix_at_snr(out, noise, c.snr_db, span)
-    peak = np.max(np.abs(out)) if out.size else 0.0
+    peak = np.max(np.abs(out))
     if peak > _PEAK:
         out *= _PEAK / peak
     if c.dither_lsb:
