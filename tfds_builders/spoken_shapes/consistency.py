@@ -9,7 +9,8 @@ Hindi and Japanese are parallel. It is a conjunction of
   `grammar.relation` does ("next_to" = left_of or right_of).
 Singular mentions denote distinct objects, and one assignment of objects must satisfy every
 singular mention and every relation at once (`satisfies`). `consistent_images` checks a meaning
-against every scene of a split: exact, with an index by (colour, shape) to skip scenes early.
+against every scene of a split: exact, with arrays over the split's scenes (tested against
+`satisfies`, the slow definition).
 """
 
 from __future__ import annotations
@@ -102,36 +103,98 @@ def satisfies(meaning: Meaning, objects: Sequence[scenes.SceneObject]) -> bool:
     return False
 
 
-class SceneIndex:
-    """The scenes of one split, indexed by (colour, shape) for `consistent_images`.
+_ROWS, _COLUMNS = ("top", "middle", "bottom"), ("left", "center", "right")
+_CODES = {"left_of": 0, "right_of": 1, "above": 2, "below": 3}
+_MAX_JOINT = 3  # Singular mentions checked jointly with arrays; more use `satisfies`.
 
-    scenes_by_id: image_id -> objects. Kept in the given order.
+
+class SceneIndex:
+    """The scenes of one split as arrays, for `consistent_images` (vectorised over scenes).
+
+    scenes_by_id: image_id -> objects, kept in the given order. Arrays [M, K] (K = most objects
+    in a scene, -1 past a scene's objects): colour, shape, size and region (3 x row + column)
+    indices; relation codes [M, K, K] of object i to object j (`_CODES`, -1 on the diagonal).
     """
 
     def __init__(self, scenes_by_id: dict[int, Sequence[scenes.SceneObject]]):
         self.image_ids = np.asarray(list(scenes_by_id), np.int64)
         self.scenes = list(scenes_by_id.values())
-        everything = np.arange(len(self.scenes))
-        self._by_color: dict[str, set[int]] = {}
-        self._by_shape: dict[str, set[int]] = {}
-        for i, objects in enumerate(self.scenes):
-            for o in objects:
-                self._by_color.setdefault(o.color, set()).add(i)
-                self._by_shape.setdefault(o.shape, set()).add(i)
-        self._all = set(everything.tolist())
+        m, k = len(self.scenes), max([len(s) for s in self.scenes] + [1])
+        self._attrs = {name: np.full((m, k), -1, np.int8)
+                       for name in ("color", "shape", "size", "region")}
+        self._relation = np.full((m, k, k), -1, np.int8)
+        for r, objects in enumerate(self.scenes):
+            for i, o in enumerate(objects):
+                row, col = grammar.position(o)
+                self._attrs["color"][r, i] = scenes.COLORS.index(o.color)
+                self._attrs["shape"][r, i] = scenes.SHAPES.index(o.shape)
+                self._attrs["size"][r, i] = scenes.SIZES.index(o.size)
+                self._attrs["region"][r, i] = 3 * _ROWS.index(row) + _COLUMNS.index(col)
+                for j, p in enumerate(objects):
+                    if i != j:
+                        self._relation[r, i, j] = _CODES[grammar.relation(o, p)]
+        self._has = {name: np.stack([(self._attrs[name] == v).any(1) for v in range(len(values))],
+                                    axis=1)
+                     for name, values in (("color", scenes.COLORS), ("shape", scenes.SHAPES))}
 
-    def _having(self, m: Mention) -> set[int]:
-        out = self._all
-        if m.color is not None:
-            out = out & self._by_color.get(m.color, set())
-        if m.shape is not None:
-            out = out & self._by_shape.get(m.shape, set())
-        return out
+    def _match(self, m: Mention, rows: np.ndarray) -> np.ndarray:
+        """bool [C, K]: objects of the scenes `rows` with the mention's attributes and region."""
+        ok = self._attrs["color"][rows] >= 0
+        for name, value, values in (("color", m.color, scenes.COLORS),
+                                    ("shape", m.shape, scenes.SHAPES),
+                                    ("size", m.size, scenes.SIZES)):
+            if value is not None:
+                ok &= self._attrs[name][rows] == values.index(value)
+        if m.where is not None:
+            code = 3 * _ROWS.index(m.where[0]) + _COLUMNS.index(m.where[1])
+            ok &= self._attrs["region"][rows] == code
+        return ok
 
     def consistent_images(self, meaning: Meaning) -> np.ndarray:
-        """int64 [n] ids of the scenes that make `meaning` true, in index order."""
-        candidates = self._all
-        for m in meaning.mentions:  # Every mention needs an object with its colour and shape.
-            candidates = candidates & self._having(m)
-        keep = [i for i in sorted(candidates) if satisfies(meaning, self.scenes[i])]
-        return self.image_ids[np.asarray(keep, np.int64)] if keep else np.zeros((0,), np.int64)
+        """int64 [n] ids of the scenes that make `meaning` true (as `satisfies`), in order."""
+        candidates = np.ones(len(self.scenes), bool)
+        for m in meaning.mentions:  # Every mention needs its colour and its shape somewhere.
+            if m.color is not None:
+                candidates &= self._has["color"][:, scenes.COLORS.index(m.color)]
+            if m.shape is not None:
+                candidates &= self._has["shape"][:, scenes.SHAPES.index(m.shape)]
+        rows = np.flatnonzero(candidates)
+        for m in meaning.mentions:
+            if m.count is not None:
+                rows = rows[self._match(m, rows).sum(1) == m.count]
+        singular = [i for i, m in enumerate(meaning.mentions) if m.count is None]
+        if singular and len(singular) > _MAX_JOINT:
+            rows = np.array([r for r in rows if satisfies(meaning, self.scenes[r])], np.int64)
+        elif singular:
+            rows = rows[self._joint(meaning, singular, rows)]
+        return self.image_ids[rows]
+
+    def _joint(self, meaning: Meaning, singular: list[int], rows: np.ndarray) -> np.ndarray:
+        """bool [C]: some assignment of distinct objects satisfies every singular mention and
+        relation; checked over all assignments at once, an array [C, K, ..., K]."""
+        n, c, k = len(singular), len(rows), self._relation.shape[1]
+        if c == 0:
+            return np.zeros((0,), bool)
+
+        def along(x, axes):  # x [C, K, (K)] -> broadcastable over the assignment axes.
+            shape = [x.shape[0]] + [1] * n
+            for axis in axes:
+                shape[1 + axis] = k
+            return x.reshape(shape)
+
+        ok = np.ones((c,) + (k,) * n, bool)
+        for a, i in enumerate(singular):
+            ok &= along(self._match(meaning.mentions[i], rows), [a])
+        different = ~np.eye(k, dtype=bool)[None]
+        for a in range(n):
+            for b in range(a + 1, n):
+                ok &= along(different, [a, b])
+        relation = self._relation[rows]
+        for r in meaning.relations:
+            a, b = singular.index(r.subject), singular.index(r.reference)
+            if r.relation == "next_to":
+                hold = (relation == _CODES["left_of"]) | (relation == _CODES["right_of"])
+            else:
+                hold = relation == _CODES[r.relation]
+            ok &= along(hold, [a, b]) if a < b else along(hold.transpose(0, 2, 1), [b, a])
+        return ok.reshape(c, -1).any(1)

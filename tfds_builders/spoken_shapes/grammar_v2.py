@@ -37,7 +37,7 @@ EN_SHAPES = {
 EN_COLORS = {"red": ("red", "crimson", "scarlet", "cherry"), "orange": ("orange", "amber", "tangerine", "pumpkin"),
              "yellow": ("yellow", "golden", "lemon", "canary"), "green": ("green", "emerald", "grass green", "jade"),
              "blue": ("blue", "azure", "cobalt", "sapphire"), "purple": ("purple", "violet", "plum"),
-             "pink": ("pink", "rose", "rosy", "blush"), "white": ("white", "ivory", "snow white", "pearly")}
+             "pink": ("pink", "rose", "rosy", "blush", "bubblegum"), "white": ("white", "ivory", "snow white", "pearly", "milky")}
 EN_SIZES = {"small": ("small", "little", "tiny", "miniature", "petite", "smallish"),
             "large": ("large", "big", "huge", "giant", "enormous", "massive")}
 EN_NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
@@ -78,6 +78,8 @@ EN_TEMPLATES = (
     "we are looking at {x}", "the canvas shows {x}", "on display {be} {x}",
     "the screen presents {x}", "this sketch contains {x}", "i spot {x}", "you may observe {x}",
     "in the frame we find {x}", "the snapshot captures {x}", "my view contains {x}",
+    "the painting has {x}", "what we have here is {x}", "i believe there {be} {x}",
+    "apparently there {be} {x}", "the view reveals {x}", "clearly visible {be} {x}",
 )
 
 
@@ -153,21 +155,24 @@ HI_SHAPES = {"circle": (("गोला", "गोले", "गोले"), ("व�
              "diamond": (("समचतुर्भुज", "समचतुर्भुज", "समचतुर्भुज"),),
              "cross": (("क्रॉस", "क्रॉस", "क्रॉस"),),
              "hexagon": (("षट्भुज", "षट्भुज", "षट्भुज"),)}
-HI_COLORS = {"red": ("लाल", "सुर्ख़"), "orange": ("नारंगी",), "yellow": ("पीला",),
-             "green": ("हरा",), "blue": ("नीला", "आसमानी"), "purple": ("बैंगनी",),
+HI_COLORS = {"red": ("लाल", "सुर्ख़"), "orange": ("नारंगी", "केसरिया"),
+             "yellow": ("पीला", "सुनहरा"), "green": ("हरा",), "blue": ("नीला", "आसमानी"),
+             "purple": ("बैंगनी", "जामुनी"),
              "pink": ("गुलाबी",), "white": ("सफ़ेद", "श्वेत")}
 HI_SIZES = {"small": ("छोटा", "नन्हा"), "large": ("बड़ा", "विशाल")}
 HI_NUMBERS = {1: "एक", 2: "दो", 3: "तीन", 4: "चार", 5: "पाँच", 6: "छह"}
 HI_THINGS = (("आकृति", "आकृतियाँ"), ("चीज़", "चीज़ें"))  # Feminine (singular, plural).
 HI_RELATIONS = {"left_of": ("के बाईं ओर", "के बाएँ"), "right_of": ("के दाईं ओर", "के दाएँ"),
-                "above": ("के ऊपर",), "below": ("के नीचे",),
+                "above": ("के ऊपर", "से ऊपर"), "below": ("के नीचे", "से नीचे"),
                 "next_to": ("के पास", "के बगल में")}
 HI_WHERE = {("top", "left"): "ऊपर बाएँ कोने में", ("top", "center"): "ऊपर की ओर",
             ("top", "right"): "ऊपर दाएँ कोने में", ("middle", "left"): "बाईं ओर",
             ("middle", "center"): "बीच में", ("middle", "right"): "दाईं ओर",
             ("bottom", "left"): "नीचे बाएँ कोने में", ("bottom", "center"): "नीचे की ओर",
             ("bottom", "right"): "नीचे दाएँ कोने में"}
-HI_OPENERS = ("", "", "तस्वीर में", "चित्र में", "इस तस्वीर में", "इस चित्र में")
+HI_OPENERS = ("", "", "तस्वीर में", "चित्र में", "इस तस्वीर में", "इस चित्र में", "इस छवि में",
+              "यहाँ", "इस दृश्य में", "गहरी पृष्ठभूमि पर")
+HI_AND = (" और ", " और ", " तथा ")
 
 
 def _hi_adj(word: str, form: str) -> str:
@@ -214,18 +219,19 @@ def render_hi(meaning: Meaning, rng) -> str:
 
     phrases, _ = _clauses(meaning, rng, np_clause, relate, oblique=True)
     opener = _pick(rng, HI_OPENERS)
-    return " ".join(p for p in (opener, " और ".join(phrases)) if p)
+    body = phrases[0] + "".join(_pick(rng, HI_AND) + p for p in phrases[1:])
+    return " ".join(p for p in (opener, body) if p)
 
 
 # ---- Japanese (hiragana, words separated by spaces) -------------------------------------------
-JA_SHAPES = {"circle": ("まる", "えん"), "square": ("しかく", "せいほうけい"),
+JA_SHAPES = {"circle": ("まる", "えん", "まるい かたち"), "square": ("しかく", "せいほうけい"),
              "triangle": ("さんかく", "さんかっけい"), "star": ("ほし", "ほしがた"),
              "diamond": ("ひしがた",), "cross": ("じゅうじ", "じゅうじがた"),
              "hexagon": ("ろっかっけい",)}
-JA_COLORS = {"red": ("あかい",), "orange": ("おれんじいろ の", "だいだいいろ の"),
+JA_COLORS = {"red": ("あかい", "まっかな"), "orange": ("おれんじいろ の", "だいだいいろ の"),
              "yellow": ("きいろい", "きいろ の"), "green": ("みどり の", "みどりいろ の"),
              "blue": ("あおい",), "purple": ("むらさき の", "むらさきいろ の"),
-             "pink": ("ぴんく の", "ももいろ の"), "white": ("しろい",)}
+             "pink": ("ぴんく の", "ももいろ の"), "white": ("しろい", "まっしろな")}
 JA_SIZES = {"small": ("ちいさい", "ちいさな"), "large": ("おおきい", "おおきな")}
 JA_NUMBERS = {1: "ひとつ", 2: "ふたつ", 3: "みっつ", 4: "よっつ", 5: "いつつ", 6: "むっつ"}
 JA_RELATIONS = {"left_of": ("ひだり", "ひだりがわ"), "right_of": ("みぎ", "みぎがわ"),
@@ -235,8 +241,10 @@ JA_WHERE = {("top", "left"): "ひだりうえ の すみ", ("top", "center"): "�
             ("middle", "center"): "まんなか", ("middle", "right"): "みぎ がわ",
             ("bottom", "left"): "ひだりした の すみ", ("bottom", "center"): "した の ほう",
             ("bottom", "right"): "みぎした の すみ"}
-JA_VERBS = ("あります", "みえます")
-JA_OPENERS = ("", "", "この え には", "え の なか に")
+JA_VERBS = ("あります", "みえます", "えがかれて います")
+JA_OPENERS = ("", "", "この え には", "え の なか に", "ここ には", "がめん には",
+              "くらい はいけい に")
+JA_AND = (" そして ", " そして ", " また ")
 
 
 def _ja_noun(m: Mention, rng) -> str:
@@ -271,7 +279,8 @@ def render_ja(meaning: Meaning, rng) -> str:
 
     phrases, _ = _clauses(meaning, rng, np_clause, relate, oblique=True)
     opener = _pick(rng, JA_OPENERS)
-    return " ".join(p for p in (opener, " そして ".join(phrases)) if p)
+    body = phrases[0] + "".join(_pick(rng, JA_AND) + p for p in phrases[1:])
+    return " ".join(p for p in (opener, body) if p)
 
 
 RENDERERS = {"en": render_en, "hi": render_hi, "ja": render_ja}

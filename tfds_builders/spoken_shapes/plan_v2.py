@@ -99,7 +99,7 @@ def _compositional(image_id, local, rng):
     pairs = sorted(scenes_v2.HELD_OUT_PAIRS)
     pair = pairs[int(rng.integers(len(pairs)))]
     objects = scenes_v2.sample_scene(rng, held_out_pair=pair, allow_held_out=True)
-    entity = next(e for e in grammar.group_entities(objects) if objects[0] in e)
+    entity = next(e for e in grammar.group_entities(objects) if (e[0].color, e[0].shape) == pair)
     return objects, {"allow_held_out": True, "focus_entity": entity}
 
 

@@ -56,12 +56,14 @@ def _kinds(rng, num: int, allow_held_out: bool) -> list[tuple[str, str]]:
 
 def sample_scene(rng: np.random.Generator, *, held_out_pair: tuple[str, str] | None = None,
                  allow_held_out: bool = False) -> tuple[scenes.SceneObject, ...]:
-    """1-6 non-overlapping objects. held_out_pair=(colour, shape): the first object has it."""
+    """1-6 non-overlapping objects. held_out_pair=(colour, shape): one object has it."""
     num = int(rng.choice(len(NUM_OBJECTS_PROBS), p=NUM_OBJECTS_PROBS)) + 1
     kinds = _kinds(rng, num, allow_held_out)
     if held_out_pair is not None:
         kinds[0] = (held_out_pair[1], held_out_pair[0])
     sizes = [scenes.SIZES[rng.integers(len(scenes.SIZES))] for _ in range(num)]
+    order = sorted(range(num), key=lambda i: sizes[i] != "large")  # Large ones first: they fit.
+    kinds, sizes = [kinds[i] for i in order], [sizes[i] for i in order]
     objects = _place(rng, kinds, sizes)
     if objects is None:  # Could not place them: all small always fits in practice.
         objects = _place(rng, kinds, ["small"] * num)
@@ -70,31 +72,37 @@ def sample_scene(rng: np.random.Generator, *, held_out_pair: tuple[str, str] | N
     return objects
 
 
-_UNIT_EXTENT = {shape: (lambda u: (u[:, 1].min(), u[:, 0].min(), u[:, 1].max(), u[:, 0].max()))(
+_UNIT_EXTENT = {shape: (lambda u: tuple(float(v) for v in (u[:, 1].min(), u[:, 0].min(),
+                                                               u[:, 1].max(), u[:, 0].max())))(
     scenes._unit_outline(shape)) for shape in scenes.SHAPES}  # pylint: disable=protected-access
 
 
-def bbox(obj: scenes.SceneObject) -> np.ndarray:
-    """Same as `obj.bbox()` (float32 [4]), from cached extents of the shape's outline."""
+def _box(obj: scenes.SceneObject) -> tuple[float, float, float, float]:
+    """(ymin, xmin, ymax, xmax) of the object's outline as Python floats (fast placement)."""
     ymin, xmin, ymax, xmax = _UNIT_EXTENT[obj.shape]
     r = obj.radius
-    return np.array([ymin * r + obj.cy, xmin * r + obj.cx, ymax * r + obj.cy, xmax * r + obj.cx],
-                    dtype=np.float32).clip(0.0, 1.0)
+    return (ymin * r + obj.cy, xmin * r + obj.cx, ymax * r + obj.cy, xmax * r + obj.cx)
 
 
-def _place(rng, kinds, sizes, restarts: int = 20, tries: int = 60):
+def _apart(a, b) -> bool:
+    """Whether two boxes keep the gap `_GAP` on some axis (as `not scenes.boxes_overlap`)."""
+    return (a[2] + _GAP <= b[0] or b[2] + _GAP <= a[0] or a[3] + _GAP <= b[1]
+            or b[3] + _GAP <= a[1])
+
+
+def _place(rng, kinds, sizes, restarts: int = 10, tries: int = 40):
     """Objects placed one by one, each at uniform positions until it keeps its distance
     (`scenes` margins and gaps); starts over when one does not fit; None if nothing fits."""
     for _ in range(restarts):
         objects: list[scenes.SceneObject] = []
-        boxes: list[np.ndarray] = []
+        boxes: list[tuple] = []
         for (shape, color), size in zip(kinds, sizes):
             lo = scenes._MARGIN + scenes.DIAMETER[size] / 2  # pylint: disable=protected-access
             for _ in range(tries):
                 cx, cy = rng.uniform(lo, 1.0 - lo, size=2)
                 obj = scenes.SceneObject(shape, color, size, float(cx), float(cy))
-                box = bbox(obj)
-                if not any(scenes.boxes_overlap(box, b, _GAP) for b in boxes):
+                box = _box(obj)
+                if all(_apart(box, b) for b in boxes):
                     boxes.append(box)
                     objects.append(obj)
                     break
@@ -110,11 +118,11 @@ def has_held_out_pair(objects) -> bool:
 
 
 def _valid(objects) -> bool:
-    boxes = [bbox(o) for o in objects]
-    lo, hi = 0.03 - 1e-9, 1 - 0.03 + 1e-9
-    return all(np.all(b >= lo) and np.all(b <= hi) for b in boxes) and not any(
-        scenes.boxes_overlap(boxes[i], boxes[j], _GAP)
-        for i in range(len(boxes)) for j in range(i))
+    """Inside the margins and apart, as placed by `_place`."""
+    boxes = [_box(o) for o in objects]
+    lo, hi = scenes._MARGIN - 1e-9, 1 - scenes._MARGIN + 1e-9  # pylint: disable=protected-access
+    return all(lo <= v <= hi for b in boxes for v in b) and all(
+        _apart(boxes[i], boxes[j]) for i in range(len(boxes)) for j in range(i))
 
 
 def _relations(objects) -> list[str]:

@@ -12,23 +12,25 @@ from tfds_builders.spoken_shapes import (baselines, builder_v2, consistency, gra
 from tfds_builders.spoken_shapes.consistency import Meaning, Mention, Relation
 from tfds_builders.spoken_shapes.spoken_shapes_dataset_builder import Builder
 
-SPLITS = {"train": 24, "validation": 8, "test": 8, "test_compositional": 8,
-          "test_unseen_speakers": 8}
+SPLITS = {"train": 8, "validation": 4, "test": 4, "test_compositional": 4,
+          "test_unseen_speakers": 4}
 LANGS = ("en", "hi", "ja")
+# tiny_multi's images, fewer of them: 24 images x 5 captions x 3 languages, built in seconds.
+MINI = dataclasses.replace(Builder.builder_configs["tiny_multi"], name="mini_multi", num_train=8,
+                           num_validation=4, num_test=4, num_compositional=4)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("v2")
-    Builder(config="tiny_multi", version="2.0.0", data_dir=data_dir).download_and_prepare()
+    builder = Builder(config=MINI, version="2.0.0", data_dir=tmp_path_factory.mktemp("v2"))
+    builder.download_and_prepare()
     return {split: [src[i] for i in range(len(src))] for split in SPLITS
-            for src in [tfds.data_source("spoken_shapes/tiny_multi:2.0.0", split=split,
-                                         data_dir=data_dir, download=False)]}
+            for src in [builder.as_data_source(split=split)]}
 
 
 @pytest.fixture(scope="module")
 def tiny_plan():
-    return builder_v2.plan_config(Builder.builder_configs["tiny"])
+    return builder_v2.plan_config(MINI)
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +232,24 @@ def test_meanings_are_true_of_their_scenes():
 def test_custom_v2_config_replaces_fields():
     config = dataclasses.replace(Builder.builder_configs["tiny"], name="mine", num_compositional=2)
     assert builder_v2.split_sizes(config)["test_compositional"] == 2
+
+
+def test_scene_index_matches_the_slow_definition():
+    rng = np.random.default_rng(5)
+    scenes_by_id = {i: scenes_v2.sample_scene(rng, allow_held_out=True) for i in range(150)}
+    index = consistency.SceneIndex(scenes_by_id)
+    rel = consistency.Relation
+    tried = 0
+    for objects in list(scenes_by_id.values())[:60]:
+        found = [meanings.sample_meaning(objects, rng) for _ in range(4)]
+        singles = [o for o in objects if sum(p.color == o.color and p.shape == o.shape
+                                             for p in objects) == 1]
+        if len(singles) >= 3:  # Three singular mentions, relation from the third to the first.
+            a, b, c = singles[:3]
+            found.append(Meaning((Mention(a.color, a.shape), Mention(b.color),
+                                  Mention(shape=c.shape)), (rel(2, "next_to", 0),)))
+        for m in found:
+            slow = [i for i, objs in scenes_by_id.items() if consistency.satisfies(m, objs)]
+            assert list(index.consistent_images(m)) == slow
+            tried += 1
+    assert tried > 240
