@@ -4,6 +4,10 @@ Generated locally (no download): each image shows 1-3 coloured shapes; each of i
 comes from a small grammar and is spoken by espeak-ng with one of 16 speakers, with word and
 phone alignments. Written as array_record (no TensorFlow needed); read with
 `tfds.data_source("spoken_shapes/small", data_dir=..., download=False)`.
+
+Version 2.0.0 (`spoken_shapes/small:2.0.0`; code in builder_v2.py and the *_v2 modules): 1-6
+objects, partial captions in en/hi/ja, test_compositional and test_unseen_speakers splits, and
+the images each caption is true of. See README.md.
 """
 
 from __future__ import annotations
