@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tfds_builders.spoken_shapes import (baselines, builder_v2, consistency, grammar, meanings,
-                                         plan_v2, scenes, scenes_v2, stats_v2)
+from tfds_builders.spoken_shapes import (baselines, builder_v2, consistency, generation_v2, grammar,
+                                         meanings, plan_v2, scenes, scenes_v2, stats_v2)
 from tfds_builders.spoken_shapes.consistency import Meaning, Mention, Relation
 from tfds_builders.spoken_shapes.spoken_shapes_dataset_builder import Builder
 
@@ -253,3 +253,16 @@ def test_scene_index_matches_the_slow_definition():
             assert list(index.consistent_images(m)) == slow
             tried += 1
     assert tried > 240
+
+
+def test_examples_do_not_depend_on_the_process(built, tiny_plan):
+    # A fresh worker regenerates the first train image exactly as the build did.
+    spec = generation_v2.SpecV2(MINI.seed, MINI.image_size, LANGS)
+    (again,) = generation_v2.iter_image_examples(tiny_plan["train"][:1], spec, num_workers=1)
+    want = {e["caption_id"]: e for e in built["train"]}
+    assert len(again) == 5 * len(LANGS)
+    for e in again:
+        ref = want[e["caption_id"]]
+        assert e["text"] == ref["text"].decode() and e["speaker_id"] == ref["speaker_id"]
+        np.testing.assert_array_equal(e["audio"], ref["audio"])
+        np.testing.assert_array_equal(e["words"]["start"], ref["words"]["start"])
