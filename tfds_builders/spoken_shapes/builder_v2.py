@@ -15,6 +15,13 @@ from . import plan_v2
 from . import scenes
 
 VERSION = "2.0.0"
+DESCRIPTION = """\
+spoken_shapes 2.0.0, generated locally (no download): rendered scenes of 1-6 coloured shapes with
+distractors; each image has 5 partial captions (entities, relations, counts) in English, Hindi
+and Japanese, spoken by espeak-ng with per-utterance voices and recording conditions, with word
+and phone alignments and the ids of every image of the split each caption is true of. Splits:
+train, validation, test (with minimal pairs), test_compositional (held-out colour-shape pairs and
+colour-relation combinations), test_unseen_speakers (held-out voices)."""
 MULTI = "multi"  # The config language that speaks every language of grammar_v2.LANGUAGES.
 LANGUAGES = grammar_v2.LANGUAGES + (MULTI,)
 

@@ -4,11 +4,11 @@ Generated locally (no download): each image shows 1-3 coloured shapes; each of i
 comes from a small grammar and is spoken by espeak-ng with one of 16 speakers, with word and
 phone alignments. Written as array_record (no TensorFlow needed); read with
 `tfds.data_source("spoken_shapes/small", data_dir=..., download=False)`.
-
-Version 2.0.0 (`spoken_shapes/small:2.0.0`; code in builder_v2.py and the *_v2 modules): 1-6
-objects, partial captions in en/hi/ja, test_compositional and test_unseen_speakers splits, and
-the images each caption is true of. See README.md.
 """
+# (This docstring is 1.0.0's dataset description: kept as it was.) Version 2.0.0
+# (`spoken_shapes/small:2.0.0`, code in builder_v2.py and the *_v2 modules): 1-6 objects, partial
+# captions in en/hi/ja, test_compositional and test_unseen_speakers splits, and the images each
+# caption is true of; see README.md.
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         size = self.builder_config.image_size
         if self._is_v2:
-            return self.dataset_info_from_configs(description=__doc__,
+            return self.dataset_info_from_configs(description=builder_v2.DESCRIPTION,
                                                   features=builder_v2.features(size),
                                                   supervised_keys=None, citation=_CITATION)
         text = tfds.features.Text
@@ -194,8 +194,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         # Splits over 1 GB (small's train split is ~1.5 GB) spill to shuffle buckets, which TFDS
         # writes with tf.io.gfile; use plain files instead so no TensorFlow is needed.
         config = self.builder_config
-        largest = max(len(ids) for ids in config.split_image_ids.values()) + (
-            config.num_compositional if self._is_v2 else 0)
+        sizes = (builder_v2.split_sizes(config).values() if self._is_v2
+                 else [len(ids) for ids in config.split_image_ids.values()])
+        largest = max(sizes)
         workers = generation.num_pool_workers(config.num_workers, largest)
         with tfds_compat.tf_free_shuffle_buckets(), contextlib.ExitStack() as stack:
             # One set of workers for all splits (each costs an interpreter start and an import).
