@@ -133,9 +133,28 @@ class SceneIndex:
                 for j, p in enumerate(objects):
                     if i != j:
                         self._relation[r, i, j] = _CODES[grammar.relation(o, p)]
-        self._has = {name: np.stack([(self._attrs[name] == v).any(1) for v in range(len(values))],
-                                    axis=1)
-                     for name, values in (("color", scenes.COLORS), ("shape", scenes.SHAPES))}
+        # Scenes (rows) holding each colour, shape and colour-shape pair: where a search starts.
+        kind = self._attrs["color"].astype(np.int32) * len(scenes.SHAPES) + self._attrs["shape"]
+        kind[self._attrs["color"] < 0] = -1
+        self._rows = {}
+        for name, values, codes in (("color", scenes.COLORS, self._attrs["color"]),
+                                    ("shape", scenes.SHAPES, self._attrs["shape"]),
+                                    ("kind", range(len(scenes.COLORS) * len(scenes.SHAPES)), kind)):
+            for v in range(len(values)):
+                self._rows[name, v] = np.flatnonzero((codes == v).any(1))
+        self._kind = kind
+
+    @staticmethod
+    def _key(m: Mention):
+        """The posting list of `_rows` a mention needs, or None (no colour or shape named)."""
+        if m.color is not None and m.shape is not None:
+            return "kind", scenes.COLORS.index(m.color) * len(scenes.SHAPES) + scenes.SHAPES.index(
+                m.shape)
+        if m.color is not None:
+            return "color", scenes.COLORS.index(m.color)
+        if m.shape is not None:
+            return "shape", scenes.SHAPES.index(m.shape)
+        return None
 
     def _match(self, m: Mention, rows: np.ndarray) -> np.ndarray:
         """bool [C, K]: objects of the scenes `rows` with the mention's attributes and region."""
@@ -152,13 +171,13 @@ class SceneIndex:
 
     def consistent_images(self, meaning: Meaning) -> np.ndarray:
         """int64 [n] ids of the scenes that make `meaning` true (as `satisfies`), in order."""
-        candidates = np.ones(len(self.scenes), bool)
-        for m in meaning.mentions:  # Every mention needs its colour and its shape somewhere.
-            if m.color is not None:
-                candidates &= self._has["color"][:, scenes.COLORS.index(m.color)]
-            if m.shape is not None:
-                candidates &= self._has["shape"][:, scenes.SHAPES.index(m.shape)]
-        rows = np.flatnonzero(candidates)
+        # Every mention needs an object with its colour and shape: start from the rarest.
+        needs = [self._key(m) for m in meaning.mentions]
+        needs = sorted((k for k in needs if k is not None), key=lambda k: len(self._rows[k]))
+        rows = self._rows[needs[0]] if needs else np.arange(len(self.scenes))
+        for name, v in needs[1:]:
+            codes = self._kind if name == "kind" else self._attrs[name]
+            rows = rows[(codes[rows] == v).any(1)]
         for m in meaning.mentions:
             if m.count is not None:
                 rows = rows[self._match(m, rows).sum(1) == m.count]
