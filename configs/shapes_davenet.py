@@ -16,8 +16,8 @@ from vgs_jax import configs
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False)
-    config = configs.spoken_shapes_config(tiny=arg.tiny)
+    arg = config_lib.parse_arg(arg, tiny=False, v2=False)
+    config = configs.spoken_shapes_config(tiny=arg.tiny, v2=arg.v2)
     config.features.recipe = "davenet_logmel"
     config.model.speech_encoder = "davenet"
     config.model.speech = ml_collections.ConfigDict(

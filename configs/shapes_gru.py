@@ -15,8 +15,8 @@ from vgs_jax import configs
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False)
-    config = configs.spoken_shapes_config(tiny=arg.tiny)
+    arg = config_lib.parse_arg(arg, tiny=False, v2=False)
+    config = configs.spoken_shapes_config(tiny=arg.tiny, v2=arg.v2)
     speech = config.model.speech
     speech.conv_stride = 3  # 33 frames/s into the GRU: 1.4x faster than stride 2 on CPU
     speech.hidden = 16 if arg.tiny else 128

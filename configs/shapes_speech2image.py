@@ -14,8 +14,8 @@ from vgs_jax import configs
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False, lstm=False)
-    config = configs.spoken_shapes_config(tiny=arg.tiny)
+    arg = config_lib.parse_arg(arg, tiny=False, v2=False, lstm=False)
+    config = configs.spoken_shapes_config(tiny=arg.tiny, v2=arg.v2)
     config.model.speech_encoder = "speech2image"
     config.model.speech = ml_collections.ConfigDict(
         dict(

@@ -1,7 +1,8 @@
 """Scores retrieval from a trained checkpoint: `python -m vgs_jax.evaluate --workdir=DIR`.
 
 Uses the config saved with the checkpoint; prints a table (R@1/5/10, median and mean rank, both
-directions) and writes it as JSON to `DIR/eval_<split>_step<N>.json` (or --output).
+directions; on datasets that store consistent image ids, also the oracle's R@N and the
+consistent-image R@1, see vgs_jax/ceiling.py) and writes it as JSON to `DIR/eval_<split>_step<N>.json` (or --output).
 """
 
 import json
@@ -10,6 +11,7 @@ import os
 from absl import app
 from absl import flags
 
+from vgs_jax import ceiling
 from vgs_jax import cli
 from vgs_jax import evaluation
 from vgs_jax import retrieval
@@ -33,6 +35,8 @@ def main(argv):
     )
     print(f"{config.dataset.name} {FLAGS.split}, checkpoint step {step}:")
     print(retrieval.format_table(results))
+    if "ceiling" in results:  # Datasets whose captions fit several images (spoken_shapes 2.0).
+        print(ceiling.format_ceiling(results))
     output = FLAGS.output or os.path.join(FLAGS.workdir, f"eval_{FLAGS.split}_step{step}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:

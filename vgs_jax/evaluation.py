@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 
 from vgs_jax import audio_features
+from vgs_jax import ceiling
 from vgs_jax import checkpointing
 from vgs_jax import data_sources
 from vgs_jax import inference
@@ -38,17 +39,26 @@ def score_matrix(emb: dict, similarity: str) -> np.ndarray:
     return np.concatenate(blocks)
 
 
-def evaluate_split(template, params, source, **kwargs) -> dict:
+def evaluate_split(template, params, source, *, consistent: dict | None = None, **kwargs) -> dict:
     """Retrieval metrics (both directions) of the model on `source` under its similarity
     (`template.similarity`; cosine: from embeddings; matchmap similarities: from the full score
     matrix). kwargs (batch_size, features_config, image_key, mesh, optional featurizer) as in
-    `inference.embed_split`."""
+    `inference.embed_split`. consistent: {caption_id: image ids the caption is true of} (see
+    `ceiling.read_consistent`); when given, results also hold "ceiling" (`ceiling.ceiling_metrics`)."""
     similarity = template.similarity
     if similarity == "cosine":
         emb = inference.embed_split(template, params, source, **kwargs)
-        return retrieval.retrieval_metrics(emb["z_speech"], emb["z_image"], emb["caption_image"])
-    emb = inference.embed_split(template, params, source, with_maps=True, **kwargs)
-    return retrieval.retrieval_metrics_from_scores(score_matrix(emb, similarity), emb["caption_image"])
+        results = retrieval.retrieval_metrics(emb["z_speech"], emb["z_image"], emb["caption_image"])
+        top = ceiling.top_images(emb["z_speech"], emb["z_image"]) if consistent is not None else None
+    else:
+        emb = inference.embed_split(template, params, source, with_maps=True, **kwargs)
+        scores = score_matrix(emb, similarity)
+        results = retrieval.retrieval_metrics_from_scores(scores, emb["caption_image"])
+        top = ceiling.top_images(scores=scores) if consistent is not None else None
+    if consistent is not None:
+        ids = [consistent[int(c)] for c in emb["caption_id"]]
+        results["ceiling"] = ceiling.ceiling_metrics(ids, emb["caption_image"], emb["image_id"], top)
+    return results
 
 
 def flat_scalars(results: dict, *, prefix: str) -> dict[str, float]:
@@ -95,7 +105,8 @@ def evaluate_checkpoint(
 ) -> tuple[int, ml_collections.ConfigDict, dict]:
     """Restores a checkpoint and its saved config from `workdir` and scores retrieval on `split`.
 
-    Returns (step, config, results) with results as in `retrieval.retrieval_metrics`.
+    Returns (step, config, results) with results as in `retrieval.retrieval_metrics`, plus
+    "ceiling" when the split stores consistent image ids (`ceiling`).
     """
     step, config, template, params = restore_model(workdir, checkpoint)
     data = config.dataset
@@ -104,6 +115,7 @@ def evaluate_checkpoint(
         template,
         params,
         source,
+        consistent=ceiling.read_consistent(source),
         batch_size=batch_size or config.eval_batch_size,
         features_config=config.features,
         image_key=data.image_key,

@@ -6,6 +6,12 @@ one utterance to the next in ways no API call resets, so reproducible speech is 
 inside `run_isolated` (a fork of a process that never spoke). An utterance comes with word and
 phoneme alignments from espeak's WORD and PHONEME events, and is resampled from espeak's native
 22050 Hz to 16 kHz with `scipy.signal.resample_poly` (deterministic).
+
+Two ways to speak: `Synthesizer.synthesize(text, Speaker)` with the 16 fixed speakers of
+`make_speaker_table` (spoken_shapes 1.0.0, kept byte-identical), and
+`Synthesizer.speak(text, VoiceSetting)` with a setting drawn per utterance by `sample_voice`
+from a language's `train` or `held_out` speaker pool (2.0; see `voices.py`). Room acoustics,
+noise and silence are added afterwards by `acoustics.apply`.
 """
 
 from __future__ import annotations
@@ -14,12 +20,18 @@ import ctypes
 import dataclasses
 import os
 import pickle
-import re
 import traceback
 from typing import Mapping
 
 import numpy as np
 import scipy.signal
+
+from .alignment import EVENT_PHONEME, alignments_from_events
+from .voices import (LANGUAGES, POOLS, VoiceSetting, pool_sizes, prosody_markup, sample_voice,
+                     speakers)
+
+__all__ = ["LANGUAGES", "POOLS", "VoiceSetting", "alignments_from_events", "pool_sizes",
+           "sample_voice", "speakers"]
 
 SAMPLE_RATE = 16000  # Hz, rate of the stored waveforms.
 ESPEAK_SAMPLE_RATE = 22050  # Hz, what espeak-ng synthesises.
@@ -34,11 +46,8 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE = 1
 _PITCH = 3
+_RANGE = 4
 _EVENT_LIST_TERMINATED = 0
-_EVENT_WORD = 1
-_EVENT_END = 5
-_EVENT_MSG_TERMINATED = 6
-_EVENT_PHONEME = 7
 _PHONEMES_IPA = 0x02
 _BUFFER_MS = 1000  # Length of the audio buffer handed to the callback.
 _NOISE_SEED = 12345
@@ -186,7 +195,7 @@ class Synthesizer:
         i = 0
         while events[i].type != _EVENT_LIST_TERMINATED:
             e = events[i]
-            name = bytes(e.id.string) if e.type == _EVENT_PHONEME else b""
+            name = bytes(e.id.string) if e.type == EVENT_PHONEME else b""
             self._events.append((e.type, e.text_position, e.length, e.audio_position, name))
             i += 1
         return 0
@@ -203,6 +212,10 @@ class Synthesizer:
     def phonemize(self, text: str, speaker: Speaker) -> str:
         """IPA phoneme string of `text` in the speaker's voice, clauses joined by spaces."""
         self._set_speaker(speaker)
+        return self._phonemes(text)
+
+    def _phonemes(self, text: str) -> str:
+        """IPA of `text` in the voice already set."""
         buf = ctypes.create_string_buffer(text.encode("utf-8"))
         ptr = ctypes.c_void_p(ctypes.addressof(buf))
         parts = []
@@ -218,14 +231,41 @@ class Synthesizer:
 
         joined_word_phones: see `alignments_from_events` (from the language's lexicon).
         """
+        self._set_speaker(speaker)
+        return self._utterance(text, text, joined_word_phones, speaker)
+
+    def speak(self, text: str, setting: VoiceSetting,
+              joined_word_phones: Mapping[str, int] | None = None) -> Utterance:
+        """Speaks `text` with a per-utterance `VoiceSetting` (from `sample_voice`).
+
+        Sets the voice, rate, pitch and intonation range, and speaks `text` marked up with
+        per-word pitch commands and the clause end (`voices.prosody_markup`); words, phones and
+        phonemes are those of `text`. Same `Utterance` as `synthesize`: int16 [n] at 16 kHz,
+        alignments in seconds.
+        """
+        if self._lib.espeak_SetVoiceByName(setting.voice_name.encode()) != 0:
+            raise EspeakError(f"espeak-ng has no voice {setting.voice_name!r}; use a voice "
+                              "listed under espeak-ng-data/lang and a variant from voices/!v.")
+        self._voice = setting.voice_name
+        self._lib.espeak_SetParameter(_RATE, setting.rate, 0)
+        self._lib.espeak_SetParameter(_PITCH, setting.pitch, 0)
+        self._lib.espeak_SetParameter(_RANGE, setting.pitch_range, 0)
+        spoken, position_map = prosody_markup(text, setting)
+        return self._utterance(text, spoken, joined_word_phones, None, position_map)
+
+    def _utterance(self, text: str, spoken: str, joined_word_phones, speaker,
+                   position_map=None) -> Utterance:
+        """Synthesizes `spoken` (`text`, or its markup) with the voice already set.
+
+        position_map: turns event positions in `spoken` into positions in `text` (None: same).
+        """
         global _SYNTHESIZED_HERE
         _SYNTHESIZED_HERE = True
-        self._set_speaker(speaker)
         # espeak seeds its noise generator (breath, some variants) from the clock at
         # initialisation; a fixed seed per utterance makes the samples reproducible.
         self._lib.espeak_ng_SetRandSeed(_NOISE_SEED)
         self._chunks, self._events = [], []
-        data = text.encode("utf-8")
+        data = spoken.encode("utf-8")
         buf = ctypes.create_string_buffer(data)
         status = self._lib.espeak_Synth(buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
                                         None, None)
@@ -238,8 +278,12 @@ class Synthesizer:
                               "pronounceable words.")
         waveform = resample_to_16k(raw)
         duration = waveform.shape[0] / SAMPLE_RATE
-        words, phones = alignments_from_events(self._events, text, duration, joined_word_phones)
-        return Utterance(waveform, words, phones, self.phonemize(text, speaker))
+        events = self._events
+        if position_map is not None:
+            events = [(kind, position_map(pos), n, ms, name) for kind, pos, n, ms, name in events]
+        words, phones = alignments_from_events(events, text, duration, joined_word_phones)
+        phonemes = self.phonemize(text, speaker) if speaker else self._phonemes(text)
+        return Utterance(waveform, words, phones, phonemes)
 
 
 _UP, _DOWN = 320, 441  # 22050 Hz * 320 / 441 = 16000 Hz.
@@ -255,81 +299,6 @@ def resample_to_16k(raw: np.ndarray) -> np.ndarray:
     """
     y = scipy.signal.resample_poly(raw.astype(np.float64), _UP, _DOWN, window=_RESAMPLE_FILTER)
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
-
-
-def alignments_from_events(events, text: str, duration: float,
-                           joined_word_phones: Mapping[str, int] | None = None):
-    """Turns espeak events into word and phone intervals (seconds).
-
-    espeak reads some word pairs as one unit ("of a", "in the") and then sends one WORD event
-    for both, with all phonemes tagged with the first word. Such a unit is split at a phone
-    boundary: a joined word w takes the unit's last `joined_word_phones[w]` phones; for words
-    not in that table the unit's phones are shared in proportion to the words' letters.
-
-    Args:
-      events: sequence of (type, text_position (1-based chars), length, audio_position_ms,
-        phoneme name bytes).
-      text: the synthesized text; its whitespace-separated tokens are the words returned.
-      duration: audio length in seconds; every time is clipped to [0, duration].
-      joined_word_phones: phone count of words that espeak may join to the previous word.
-    Returns:
-      (words, phones): tuples of (label, start, end); a word ends where the next word starts
-      or at the END event, a phone where the next phoneme event (pauses included) starts;
-      pauses (empty phoneme names) are left out of `phones`.
-    """
-    end_ms = None
-    word_ms: dict[int, int] = {}
-    marks = []  # (ipa, text_position, start_ms) of every phoneme event, pauses included.
-    for kind, position, _, audio_ms, name in events:
-        if kind == _EVENT_WORD:
-            word_ms.setdefault(position, audio_ms)
-        elif kind == _EVENT_PHONEME:
-            marks.append((name.split(b"\0")[0].decode("utf-8", "replace"), position, audio_ms))
-        elif kind in (_EVENT_END, _EVENT_MSG_TERMINATED) and end_ms is None:
-            end_ms = audio_ms
-    if end_ms is None:
-        end_ms = duration * 1000.0
-    phone_spans = [(ipa, pos, ms, marks[i + 1][2] if i + 1 < len(marks) else end_ms)
-                   for i, (ipa, pos, ms) in enumerate(marks)]
-
-    units: list[list] = []  # [text_position, start_ms, [words]]: what one WORD event covers.
-    for match in re.finditer(r"\S+", text):
-        position = match.start() + 1
-        if position in word_ms or not units:
-            units.append([position, word_ms.get(position, 0), [match.group()]])
-        else:
-            units[-1][2].append(match.group())
-    starts: list[tuple[str, float]] = []
-    for position, start_ms, unit_words in units:
-        unit_phones = [p for p in phone_spans if p[1] == position and p[0]]
-        for word, ms in zip(unit_words, _split_unit(unit_words, start_ms, unit_phones,
-                                                    joined_word_phones or {})):
-            starts.append((word, max(ms, starts[-1][1] if starts else 0.0)))
-
-    def clip(ms: float) -> float:
-        return min(max(ms / 1000.0, 0.0), duration)
-
-    words = tuple((w, clip(ms), clip(max(starts[i + 1][1] if i + 1 < len(starts) else end_ms, ms)))
-                  for i, (w, ms) in enumerate(starts))
-    phones = tuple((ipa, clip(ms), clip(max(stop, ms))) for ipa, _, ms, stop in phone_spans
-                   if ipa and ipa.strip("_:"))
-    return words, phones
-
-
-def _split_unit(words, start_ms, phones, joined) -> list[float]:
-    """Start times (ms) of the words of one espeak unit, whose phones are `phones`."""
-    if len(words) == 1:
-        return [start_ms]
-    index = len(phones)
-    boundaries = []
-    for word in reversed(words[1:]):
-        index -= joined.get(word.lower(), len(phones) + 1)
-        boundaries.insert(0, index)
-    if boundaries[0] > 0:  # Every joined word is known and leaves the first word a phone.
-        return [start_ms] + [phones[b][2] for b in boundaries]
-    stop = phones[-1][3] if phones else start_ms  # Otherwise share the time by letters.
-    letters = np.cumsum([len(w) for w in words])[:-1] / sum(len(w) for w in words)
-    return [start_ms] + [start_ms + c * (stop - start_ms) for c in letters]
 
 
 _SYNTHESIZER: Synthesizer | None = None

@@ -5,6 +5,10 @@ comes from a small grammar and is spoken by espeak-ng with one of 16 speakers, w
 phone alignments. Written as array_record (no TensorFlow needed); read with
 `tfds.data_source("spoken_shapes/small", data_dir=..., download=False)`.
 """
+# (This docstring is 1.0.0's dataset description: kept as it was.) Version 2.0.0
+# (`spoken_shapes/small:2.0.0`, code in builder_v2.py and the *_v2 modules): 1-6 objects, partial
+# captions in en/hi/ja, test_compositional and test_unseen_speakers splits, and the images each
+# caption is true of; see README.md.
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from . import builder_v2
 from . import generation
 from . import grammar
 from . import scenes
@@ -44,6 +49,9 @@ class SpokenShapesConfig(tfds.core.BuilderConfig):
     image_size: image side in pixels (>= scenes.MIN_IMAGE_SIZE). language: key of
     grammar.LEXICONS. seed: base seed of every image. num_workers: generation processes
     (0 = this process; only speed changes, never the bytes).
+    Version 2.0.0 only: language may also be "hi", "ja" or "multi" (every language);
+    num_compositional: test_compositional images; id_base: first image id (disjoint per size);
+    clean_audio: True keeps espeak's clean sound (no room, noise, silence or dither).
     """
 
     num_train: int = 24
@@ -53,13 +61,21 @@ class SpokenShapesConfig(tfds.core.BuilderConfig):
     language: str = "en"
     seed: int = 0
     num_workers: int = 0
+    num_compositional: int = 8
+    id_base: int = 0
+    clean_audio: bool = False
 
     def __post_init__(self):
-        grammar.get_lexicon(self.language)  # Raises for unknown languages.
+        if self.language not in builder_v2.LANGUAGES:
+            try:
+                grammar.get_lexicon(self.language)  # Raises for unknown languages.
+            except ValueError as e:
+                raise ValueError(f"{e} Version {builder_v2.VERSION} also speaks "
+                                 f"{list(builder_v2.LANGUAGES)}.") from None
         if self.image_size < scenes.MIN_IMAGE_SIZE:
             raise ValueError(f"SpokenShapesConfig {self.name!r}: image_size={self.image_size} is "
                              f"too small; use at least {scenes.MIN_IMAGE_SIZE} pixels.")
-        for field in ("num_train", "num_validation", "num_test"):
+        for field in ("num_train", "num_validation", "num_test", "num_compositional"):
             if getattr(self, field) < 1:
                 raise ValueError(f"SpokenShapesConfig {self.name!r}: {field}="
                                  f"{getattr(self, field)}; every split needs at least 1 image.")
@@ -76,26 +92,46 @@ class SpokenShapesConfig(tfds.core.BuilderConfig):
                 "test": range(b, b + self.num_test)}
 
 
+def _language_configs(configs, languages) -> list[SpokenShapesConfig]:
+    """`<size>_<language>` copies of the (English) size configs: same images, other captions."""
+    return [dataclasses.replace(c, name=f"{c.name}_{language}", language=language,
+                                description=f"{c.description} 2.0.0 only, language {language}.")
+            for language in languages for c in configs]
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
     """spoken_shapes: one example = one spoken caption with its image and alignments."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    # 2.0.0 is built on request (`spoken_shapes/small:2.0.0`) until its leaderboard is measured.
+    SUPPORTED_VERSIONS = [tfds.core.Version(builder_v2.VERSION)]
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "2.0.0": "1-6 objects with distractors, partial captions, counting, minimal pairs; "
+                 "test_compositional and test_unseen_speakers splits; en/hi/ja and multilingual "
+                 "configs; per-utterance voices and recording conditions; consistent image ids.",
+    }
     # tiny too uses a (spawned) worker: forking espeak children from a process whose JAX threads
     # already run (tests, training that builds on first use) risks a deadlock.
     BUILDER_CONFIGS = [
         SpokenShapesConfig(name="tiny", description="24/8/8 images, for tests.",
-                           num_train=24, num_validation=8, num_test=8, num_workers=1),
+                           num_train=24, num_validation=8, num_test=8, num_workers=1,
+                           num_compositional=8, id_base=1_000_000),
         # Learning tests: enough test images (100) for recall to tell learning from chance; its
         # own seed, so its test images are in no other config's train split.
         SpokenShapesConfig(name="quick", description="400/20/100 images, seed 1, for learning "
                            "tests.", num_train=400, num_validation=20, num_test=100, seed=1,
-                           num_workers=2),
+                           num_workers=2, num_compositional=100, id_base=2_000_000),
         SpokenShapesConfig(name="small", description="3000/500/500 images (default).",
-                           num_train=3000, num_validation=500, num_test=500, num_workers=2),
+                           num_train=3000, num_validation=500, num_test=500, num_workers=2,
+                           num_compositional=500, id_base=3_000_000),
         SpokenShapesConfig(name="large", description="20000/1000/1000 images.",
-                           num_train=20000, num_validation=1000, num_test=1000, num_workers=2),
+                           num_train=20000, num_validation=1000, num_test=1000, num_workers=2,
+                           num_compositional=1000, id_base=4_000_000),
     ]
+    V1_CONFIG_NAMES = tuple(c.name for c in BUILDER_CONFIGS)
+    # Version 2.0.0 only: the same images per size, captions in Hindi, Japanese, or all three.
+    BUILDER_CONFIGS += _language_configs(BUILDER_CONFIGS, ("hi", "ja", builder_v2.MULTI))
     DEFAULT_BUILDER_CONFIG_NAME = "small"
 
     def __init__(self, *, file_format=None, **kwargs):
@@ -103,14 +139,29 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         names = [c.name for c in self.BUILDER_CONFIGS]
         if isinstance(config, str) and config not in names:
             # TFDS's own message lists only "closely matching" names, often none at all.
-            raise ValueError(f"Unknown spoken_shapes config {config!r}; choose one of {names} "
-                             "or pass a SpokenShapesConfig(name=..., ...).")
+            v2_only = [n for n in names if n not in self.V1_CONFIG_NAMES]
+            raise ValueError(f"Unknown spoken_shapes config {config!r}; choose one of "
+                             f"{list(self.V1_CONFIG_NAMES)}, or at version {builder_v2.VERSION} "
+                             f"also {v2_only}, or pass a SpokenShapesConfig(name=..., ...).")
         # array_record is the only format that builds and reads without TensorFlow.
         super().__init__(file_format=file_format or "array_record", **kwargs)
         self._pool: worker_pool.WorkerPool | None = None  # Workers of the running build.
+        if not self._is_v2 and self.builder_config.language != "en":
+            raise ValueError(f"spoken_shapes config {self.builder_config.name!r} (language "
+                             f"{self.builder_config.language!r}) exists only at version "
+                             f"{builder_v2.VERSION}; load 'spoken_shapes/"
+                             f"{self.builder_config.name}:{builder_v2.VERSION}'.")
+
+    @property
+    def _is_v2(self) -> bool:
+        return str(self.version) == builder_v2.VERSION
 
     def _info(self) -> tfds.core.DatasetInfo:
         size = self.builder_config.image_size
+        if self._is_v2:
+            return self.dataset_info_from_configs(description=builder_v2.DESCRIPTION,
+                                                  features=builder_v2.features(size),
+                                                  supervised_keys=None, citation=_CITATION)
         text = tfds.features.Text
         return self.dataset_info_from_configs(
             description=__doc__,
@@ -143,7 +194,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         # Splits over 1 GB (small's train split is ~1.5 GB) spill to shuffle buckets, which TFDS
         # writes with tf.io.gfile; use plain files instead so no TensorFlow is needed.
         config = self.builder_config
-        largest = max(len(ids) for ids in config.split_image_ids.values())
+        sizes = (builder_v2.split_sizes(config).values() if self._is_v2
+                 else [len(ids) for ids in config.split_image_ids.values()])
+        largest = max(sizes)
         workers = generation.num_pool_workers(config.num_workers, largest)
         with tfds_compat.tf_free_shuffle_buckets(), contextlib.ExitStack() as stack:
             # One set of workers for all splits (each costs an interpreter start and an import).
@@ -155,6 +208,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # Nothing to download.
+        if self._is_v2:
+            plans = builder_v2.plan_config(self.builder_config)
+            return {split: builder_v2.generate(images, self.builder_config, self._pool)
+                    for split, images in plans.items()}
         return {split: self._generate_examples(ids)
                 for split, ids in self.builder_config.split_image_ids.items()}
 
