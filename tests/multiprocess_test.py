@@ -152,4 +152,5 @@ def test_bad_multiprocess_arguments_are_named(kwargs, message):
 
 def test_no_multiprocess_arguments_is_a_single_process_run():
     assert distributed.initialize() is False
-    assert distributed.describe() == f"JAX process 0 of 1; {jax.device_count()} local of {jax.device_count()} cpu devices."
+    n = jax.device_count()
+    assert distributed.describe() == f"JAX process 0 of 1; {n} local of {n} cpu devices."
