@@ -16,8 +16,8 @@ import yaml
 
 from vgs_jax import checkpointing
 from vgs_jax import skypilot
-from vgs_jax import sweep
 from vgs_jax import sweep_points
+from vgs_jax import sweep_runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 3 steps per point: checkpoints at 2 and 3, validation at 3; one padded length (one compilation).
@@ -72,8 +72,8 @@ def test_local_sweep_summarises_skips_and_resumes(shapes_data_dir, tmp_path, env
     shutil.copytree(second, str(tmp_path / "finished"))
     for folder in ("checkpoints", "checkpoints_best"):
         shutil.rmtree(os.path.join(second, folder, "3"))
-    state = json.load(open(os.path.join(second, sweep.STATE_FILE)))
-    json.dump({**state, "status": "interrupted", "exit_code": 143}, open(os.path.join(second, sweep.STATE_FILE), "w"))
+    state = json.load(open(os.path.join(second, sweep_runs.STATE_FILE)))
+    json.dump({**state, "status": "interrupted", "exit_code": 143}, open(os.path.join(second, sweep_runs.STATE_FILE), "w"))
     done = _sweep(*args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"=== {POINTS[0]}" not in done.stdout and f"=== {POINTS[1]}" in done.stdout
