@@ -23,3 +23,11 @@ def get_config(arg=None):
     speech.num_layers = 1 if arg.tiny else 2
     speech.attention_hidden = 8 if arg.tiny else 64
     return config
+
+
+def get_sweep(arg=None):
+    """`python -m vgs_jax.sweep --config=configs/shapes_gru.py[:tiny] --workdir=runs/sweep`: peak
+    learning rate (x margin, full size). Each point is a dict of config overrides."""
+    if config_lib.parse_arg(arg, tiny=False).tiny:
+        return [{"optimizer.lr_max": lr} for lr in (1e-3, 3e-3)]
+    return [{"optimizer.lr_max": lr, "loss.margin": margin} for lr in (5e-4, 1e-3, 2e-3) for margin in (0.1, 0.2)]

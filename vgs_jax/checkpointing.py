@@ -26,6 +26,7 @@ from typing import Any, Callable, NamedTuple
 from etils import epath
 from flax import nnx
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
@@ -208,6 +209,8 @@ class Checkpointer:
         if jax.process_index() == 0:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.move(os.fspath(manager.directory / str(step)), target)
+        if jax.process_count() > 1:  # the others reload once it has moved
+            multihost_utils.sync_global_devices(f"vgs_jax: moved aside {target}")
         manager.reload()
         return target
 

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from vgs_jax import dataset_files
+from vgs_jax import length_cache
 
 
 def open_split(name: str, split: str, *, data_dir: str,
@@ -81,9 +82,14 @@ def example_lengths(source: Sequence[dict]) -> np.ndarray:
     """Waveform length in samples of every example: int64 ``[len(source)]``.
 
     For TFDS data sources only the audio is decoded (images are skipped), which keeps this one
-    pass cheap; other sources are read example by example. Empty audio raises ValueError.
+    pass cheap, and the result is cached beside the dataset (`length_cache`: later calls, e.g.
+    every training start, read it instead); other sources are read example by example. Empty
+    audio raises ValueError.
     """
     n = check_source(source)
+    cached = length_cache.load(source)
+    if cached is not None:
+        return cached
     info = getattr(source, "dataset_info", None)
     raw = getattr(source, "data_source", None)
     out = np.zeros(n, np.int64)
@@ -101,6 +107,7 @@ def example_lengths(source: Sequence[dict]) -> np.ndarray:
             for i, rec in zip(keys, raw.__getitems__(keys)):
                 ex = features.deserialize_example_np(rec, decoders=skip)
                 out[i] = waveform(ex, i).shape[0]
+        length_cache.store(source, out)
     else:
         for i in range(n):
             out[i] = waveform(source[i], i).shape[0]

@@ -6,12 +6,20 @@ signal, and the training loop saves a checkpoint at the next step boundary and r
 validation at once, since the train state it would save is already complete. A second SIGINT
 raises KeyboardInterrupt immediately (the checkpoints already written are complete: Orbax writes
 to a temporary folder and renames it).
+
+In a multi-process run every process must stop at the same step (saving is collective), so the
+loop asks `agreed()` at each step boundary: a signal seen by any process stops all of them there,
+and validation is not interrupted (a process leaving it early would stall the others).
 """
 
 import contextlib
 import signal
 import threading
 from typing import Iterator
+
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -51,9 +59,23 @@ class StopSignals:
         if self._abortable:
             raise AbortValidation()
 
+    def agreed(self) -> int | None:
+        """The stop signal if any process has received one, else None; in a multi-process run a
+        collective every process must call at the same step (one int32 per process)."""
+        if jax.process_count() == 1:
+            return self.signum
+        seen = np.asarray(multihost_utils.process_allgather(np.int32(self.signum or 0)))
+        if self.signum is None and seen.any():
+            self.signum = int(seen[seen != 0][0])  # another process's signal: stop here as well
+        return self.signum
+
     @contextlib.contextmanager
     def abortable(self) -> Iterator[None]:
-        """A block (validation) that a stop signal interrupts at once with AbortValidation."""
+        """A block (validation) that a stop signal interrupts at once with AbortValidation (a
+        single-process run only; with several processes the signal waits for `agreed()`)."""
+        if jax.process_count() > 1:
+            yield
+            return
         if self.signum is not None:
             raise AbortValidation()
         self._abortable += 1

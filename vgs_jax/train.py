@@ -312,7 +312,7 @@ def _train(trainer: Trainer, ckpt: checkpointing.Checkpointer, stop: preemption.
     with metric_logging.MetricLogger(workdir, total_steps=trainer.total_steps, batch_size=config.batch_size,
                                      resume_step=start_step) as logger:
         for step in range(start_step + 1, trainer.total_steps + 1):
-            if stop.signum:
+            if stop.agreed():
                 stop_now(step - 1, state)
             batch = input_pipeline.shard_batch(next(train_iter), trainer.mesh)
             state, metrics = trainer.train_step(state, batch)
