@@ -148,38 +148,68 @@ def _clauses(meaning: Meaning, rng, noun_phrase, relate, oblique: bool):
 
 # ---- Hindi ------------------------------------------------------------------------------------
 # Nouns: (direct singular, direct plural, oblique singular); all shape nouns are masculine.
-HI_SHAPES = {"circle": (("गोला", "गोले", "गोले"), ("वृत्त", "वृत्त", "वृत्त")),
-             "square": (("वर्ग", "वर्ग", "वर्ग"), ("चौकोर", "चौकोर", "चौकोर")),
-             "triangle": (("त्रिभुज", "त्रिभुज", "त्रिभुज"), ("त्रिकोण", "त्रिकोण", "त्रिकोण")),
-             "star": (("तारा", "तारे", "तारे"), ("सितारा", "सितारे", "सितारे")),
-             "diamond": (("समचतुर्भुज", "समचतुर्भुज", "समचतुर्भुज"),),
-             "cross": (("क्रॉस", "क्रॉस", "क्रॉस"),),
-             "hexagon": (("षट्भुज", "षट्भुज", "षट्भुज"),)}
-HI_COLORS = {"red": ("लाल", "सुर्ख़"), "orange": ("नारंगी", "केसरिया"),
-             "yellow": ("पीला", "सुनहरा"), "green": ("हरा",), "blue": ("नीला", "आसमानी"),
-             "purple": ("बैंगनी", "जामुनी"),
-             "pink": ("गुलाबी",), "white": ("सफ़ेद", "श्वेत")}
-HI_SIZES = {"small": ("छोटा", "नन्हा"), "large": ("बड़ा", "विशाल")}
+HI_SHAPES = {"circle": (("गोला", "गोले", "गोले"), ("वृत्त", "वृत्त", "वृत्त"), ("घेरा", "घेरे", "घेरे"),
+                        ("चक्र", "चक्र", "चक्र")),
+             "square": (("वर्ग", "वर्ग", "वर्ग"), ("चौकोर", "चौकोर", "चौकोर"), ("डिब्बा", "डिब्बे", "डिब्बे"),
+                        ("चौखाना", "चौखाने", "चौखाने")),
+             "triangle": (("त्रिभुज", "त्रिभुज", "त्रिभुज"), ("त्रिकोण", "त्रिकोण", "त्रिकोण"),
+                          ("तिकोना", "तिकोने", "तिकोने")),
+             "star": (("तारा", "तारे", "तारे"), ("सितारा", "सितारे", "सितारे"), ("नक्षत्र", "नक्षत्र", "नक्षत्र")),
+             "diamond": (("समचतुर्भुज", "समचतुर्भुज", "समचतुर्भुज"), ("हीरा", "हीरे", "हीरे")),
+             "cross": (("क्रॉस", "क्रॉस", "क्रॉस"), ("धन चिह्न", "धन चिह्न", "धन चिह्न"),
+                       ("जोड़ का निशान", "जोड़ के निशान", "जोड़ के निशान")),
+             "hexagon": (("षट्भुज", "षट्भुज", "षट्भुज"), ("षट्कोण", "षट्कोण", "षट्कोण"),
+                         ("छहकोना", "छहकोने", "छहकोने"))}
+# Adjectives ending in -ा inflect (`_hi_adj`), also "... रंग का" / "... आकार का".
+HI_COLORS = {"red": ("लाल", "सुर्ख़", "रक्तिम", "लाल रंग का"),
+             "orange": ("नारंगी", "केसरिया", "संतरी", "नारंगी रंग का"),
+             "yellow": ("पीला", "सुनहरा", "बसंती", "पीले रंग का"),
+             "green": ("हरा", "हरित", "हरे रंग का", "धानी"),
+             "blue": ("नीला", "आसमानी", "नीले रंग का", "नील"),
+             "purple": ("बैंगनी", "जामुनी", "बैंगनी रंग का"),
+             "pink": ("गुलाबी", "गुलाबी रंग का", "पाटल"),
+             "white": ("सफ़ेद", "श्वेत", "धवल", "उजला", "सफ़ेद रंग का")}
+HI_SIZES = {"small": ("छोटा", "नन्हा", "लघु", "छोटे आकार का", "ज़रा सा"),
+            "large": ("बड़ा", "विशाल", "बड़े आकार का", "बहुत बड़ा", "विराट")}
 HI_NUMBERS = {1: "एक", 2: "दो", 3: "तीन", 4: "चार", 5: "पाँच", 6: "छह"}
-HI_THINGS = (("आकृति", "आकृतियाँ"), ("चीज़", "चीज़ें"))  # Feminine (singular, plural).
-HI_RELATIONS = {"left_of": ("के बाईं ओर", "के बाएँ"), "right_of": ("के दाईं ओर", "के दाएँ"),
-                "above": ("के ऊपर", "से ऊपर"), "below": ("के नीचे", "से नीचे"),
-                "next_to": ("के पास", "के बगल में")}
-HI_WHERE = {("top", "left"): "ऊपर बाएँ कोने में", ("top", "center"): "ऊपर की ओर",
-            ("top", "right"): "ऊपर दाएँ कोने में", ("middle", "left"): "बाईं ओर",
-            ("middle", "center"): "बीच में", ("middle", "right"): "दाईं ओर",
-            ("bottom", "left"): "नीचे बाएँ कोने में", ("bottom", "center"): "नीचे की ओर",
-            ("bottom", "right"): "नीचे दाएँ कोने में"}
-HI_OPENERS = ("", "", "तस्वीर में", "चित्र में", "इस तस्वीर में", "इस चित्र में", "इस छवि में",
-              "यहाँ", "इस दृश्य में", "गहरी पृष्ठभूमि पर")
-HI_AND = (" और ", " और ", " तथा ")
+HI_ONLY = ("सिर्फ़", "केवल", "मात्र")  # Before एक ("only one"): एक alone also means "a".
+HI_EXACTLY = ("ठीक", "पूरे", "गिनकर")
+HI_TOTAL = ("कुल", "सब मिलाकर", "कुल मिलाकर")
+HI_THINGS = (("आकृति", "आकृतियाँ"), ("चीज़", "चीज़ें"), ("वस्तु", "वस्तुएँ"))  # Feminine.
+HI_RELATIONS = {"left_of": ("के बाईं ओर", "के बाएँ", "के बाईं तरफ़", "के बाएँ हाथ पर"),
+                "right_of": ("के दाईं ओर", "के दाएँ", "के दाईं तरफ़", "के दाएँ हाथ पर"),
+                "above": ("के ऊपर", "से ऊपर", "के ऊपर की ओर", "के ऊपर की तरफ़"),
+                "below": ("के नीचे", "से नीचे", "के नीचे की ओर", "के तले"),
+                "next_to": ("के पास", "के बगल में", "के निकट", "के समीप", "की बगल में")}
+HI_WHERE = {("top", "left"): ("ऊपर बाएँ कोने में", "ऊपरी बाएँ कोने में", "बाईं ओर सबसे ऊपर"),
+            ("top", "center"): ("ऊपर की ओर", "ऊपरी हिस्से में", "सबसे ऊपर"),
+            ("top", "right"): ("ऊपर दाएँ कोने में", "ऊपरी दाएँ कोने में", "दाईं ओर सबसे ऊपर"),
+            ("middle", "left"): ("बाईं ओर", "बाएँ किनारे पर", "बाईं तरफ़"),
+            ("middle", "center"): ("बीच में", "केंद्र में", "मध्य में"),
+            ("middle", "right"): ("दाईं ओर", "दाएँ किनारे पर", "दाईं तरफ़"),
+            ("bottom", "left"): ("नीचे बाएँ कोने में", "निचले बाएँ कोने में", "बाईं ओर सबसे नीचे"),
+            ("bottom", "center"): ("नीचे की ओर", "निचले हिस्से में", "सबसे नीचे"),
+            ("bottom", "right"): ("नीचे दाएँ कोने में", "निचले दाएँ कोने में", "दाईं ओर सबसे नीचे")}
+# Paraphrase templates: a frame ("I can see that ...") and a place ("in the picture").
+HI_FRAMES = ("", "", "", "मुझे लगता है कि", "मैं देख सकता हूँ कि", "हम देख सकते हैं कि",
+             "ऐसा लगता है कि", "साफ़ दिखता है कि", "ध्यान से देखें तो", "गौर से देखने पर",
+             "देखिए", "आप देख सकते हैं कि", "यह स्पष्ट है कि", "दिखाई देता है कि", "ज़रा देखिए",
+             "मेरे ख़्याल से", "मेरी नज़र में", "निश्चित रूप से", "शायद", "दरअसल", "सच में",
+             "पहली नज़र में", "वैसे", "असल में", "सच कहूँ तो", "मेरे हिसाब से", "सीधे शब्दों में")
+HI_PLACES = ("", "", "तस्वीर में", "चित्र में", "इस तस्वीर में", "इस चित्र में", "इस छवि में", "यहाँ",
+             "इस दृश्य में", "गहरी पृष्ठभूमि पर", "स्लेटी पृष्ठभूमि पर", "इस रेखाचित्र में",
+             "इस फ़ोटो में", "परदे पर", "कैनवास पर", "फ्रेम के अंदर", "सामने", "इस चित्रकारी में",
+             "इस स्केच में", "इस आरेख में", "स्क्रीन पर", "इस पेंटिंग में", "इस नज़ारे में", "इस पन्ने पर", "इस डिज़ाइन में", "इस बोर्ड पर")
+HI_EXISTS = ("", "", "मौजूद ")  # "X है" or "X मौजूद है" ("X is present").
+HI_LOCATED = ("", "", "स्थित ")  # "X Y के ऊपर है" or "... स्थित है" ("is situated").
+HI_AND = (" और ", " और ", " तथा ", " एवं ", " और साथ ही ", " साथ ही ")
 
 
-def _hi_adj(word: str, form: str) -> str:
-    """Adjectives in -ा inflect: form "m" (direct singular), "e" (plural/oblique), "f"."""
-    if not word.endswith("ा"):
-        return word
-    return word[:-1] + {"m": "ा", "e": "े", "f": "ी"}[form]
+def _hi_adj(phrase: str, form: str) -> str:
+    """A final -ा inflects: form "m" (direct singular), "e" (plural/oblique), "f" (feminine)."""
+    if not phrase.endswith("ा"):
+        return phrase
+    return phrase[:-1] + {"m": "ा", "e": "े", "f": "ी"}[form]
 
 
 def _hi_np(m: Mention, rng, oblique: bool = False) -> tuple[str, bool]:
@@ -187,11 +217,11 @@ def _hi_np(m: Mention, rng, oblique: bool = False) -> tuple[str, bool]:
     form = "e" if plural or oblique else "m"
     words = [HI_NUMBERS[m.count] if m.count is not None else "एक"]
     if m.count == 1:
-        words.insert(0, "सिर्फ़")  # "only": एक alone also means "a".
+        words.insert(0, _pick(rng, HI_ONLY))
     elif m.count is not None and rng.random() < 0.3:
-        words.insert(0, "ठीक")  # "exactly"
+        words.insert(0, _pick(rng, HI_EXACTLY))
     if m.color is None and m.shape is None:
-        words.insert(0, "कुल")  # "in total"
+        words.insert(0, _pick(rng, HI_TOTAL))
     if m.shape is None:
         form = "f"
     if m.size:
@@ -205,46 +235,79 @@ def _hi_np(m: Mention, rng, oblique: bool = False) -> tuple[str, bool]:
         words.append(_pick(rng, HI_THINGS)[plural])
     text = " ".join(words)
     if m.where:
-        text = f"{HI_WHERE[m.where]} {text}"
+        text = f"{_pick(rng, HI_WHERE[m.where])} {text}"
     return text, plural
 
 
 def render_hi(meaning: Meaning, rng) -> str:
     def np_clause(m, rng, oblique=False):
         text, plural = _hi_np(m, rng, oblique)
-        return (text if oblique else f"{text} {'हैं' if plural else 'है'}"), plural
+        if oblique:
+            return text, plural
+        return f"{text} {_pick(rng, HI_EXISTS)}{'हैं' if plural else 'है'}", plural
 
     def relate(subject, rel, reference, rng):
-        return f"{subject[:-len(' है')]} {reference} {_pick(rng, HI_RELATIONS[rel])} है"
+        subject = subject[:-len(" है")].removesuffix(" मौजूद")
+        return f"{subject} {reference} {_pick(rng, HI_RELATIONS[rel])} {_pick(rng, HI_LOCATED)}है"
 
     phrases, _ = _clauses(meaning, rng, np_clause, relate, oblique=True)
-    opener = _pick(rng, HI_OPENERS)
+    opener = (_pick(rng, HI_FRAMES), _pick(rng, HI_PLACES))
     body = phrases[0] + "".join(_pick(rng, HI_AND) + p for p in phrases[1:])
-    return " ".join(p for p in (opener, body) if p)
+    return " ".join(p for p in (*opener, body) if p)
 
 
 # ---- Japanese (hiragana, words separated by spaces) -------------------------------------------
-JA_SHAPES = {"circle": ("まる", "えん", "まるい かたち"), "square": ("しかく", "せいほうけい"),
-             "triangle": ("さんかく", "さんかっけい"), "star": ("ほし", "ほしがた"),
-             "diamond": ("ひしがた",), "cross": ("じゅうじ", "じゅうじがた"),
-             "hexagon": ("ろっかっけい",)}
-JA_COLORS = {"red": ("あかい", "まっかな"), "orange": ("おれんじいろ の", "だいだいいろ の"),
-             "yellow": ("きいろい", "きいろ の"), "green": ("みどり の", "みどりいろ の"),
-             "blue": ("あおい",), "purple": ("むらさき の", "むらさきいろ の"),
-             "pink": ("ぴんく の", "ももいろ の"), "white": ("しろい", "まっしろな")}
-JA_SIZES = {"small": ("ちいさい", "ちいさな"), "large": ("おおきい", "おおきな")}
-JA_NUMBERS = {1: "ひとつ", 2: "ふたつ", 3: "みっつ", 4: "よっつ", 5: "いつつ", 6: "むっつ"}
-JA_RELATIONS = {"left_of": ("ひだり", "ひだりがわ"), "right_of": ("みぎ", "みぎがわ"),
-                "above": ("うえ",), "below": ("した",), "next_to": ("となり", "よこ")}
-JA_WHERE = {("top", "left"): "ひだりうえ の すみ", ("top", "center"): "うえ の ほう",
-            ("top", "right"): "みぎうえ の すみ", ("middle", "left"): "ひだり がわ",
-            ("middle", "center"): "まんなか", ("middle", "right"): "みぎ がわ",
-            ("bottom", "left"): "ひだりした の すみ", ("bottom", "center"): "した の ほう",
-            ("bottom", "right"): "みぎした の すみ"}
-JA_VERBS = ("あります", "みえます", "えがかれて います")
+JA_SHAPES = {"circle": ("まる", "えん", "まるい かたち", "えんけい", "まるがた"),
+             "square": ("しかく", "せいほうけい", "ましかく", "しかくい かたち", "はこがた"),
+             "triangle": ("さんかく", "さんかっけい", "さんかくけい", "さんかく の かたち"),
+             "star": ("ほし", "ほしがた", "ほし の かたち", "ほし の しるし"),
+             "diamond": ("ひしがた", "だいや の かたち", "ひし の かたち"),
+             "cross": ("じゅうじ", "じゅうじがた", "たす の きごう", "ぷらす の しるし"),
+             "hexagon": ("ろっかっけい", "ろっかくけい", "ろっかく の かたち", "きっこうがた")}
+JA_COLORS = {"red": ("あかい", "まっかな", "あかいろ の", "べにいろ の", "くれない の"),
+             "orange": ("おれんじいろ の", "だいだいいろ の", "みかんいろ の", "おれんじ の"),
+             "yellow": ("きいろい", "きいろ の", "こがねいろ の", "やまぶきいろ の", "れもんいろ の"),
+             "green": ("みどり の", "みどりいろ の", "わかくさいろ の", "ひすいいろ の"),
+             "blue": ("あおい", "あおいろ の", "ぐんじょういろ の", "こんいろ の", "るりいろ の"),
+             "purple": ("むらさき の", "むらさきいろ の", "すみれいろ の", "ふじいろ の"),
+             "pink": ("ぴんく の", "ももいろ の", "さくらいろ の", "なでしこいろ の"),
+             "white": ("しろい", "まっしろな", "しろいろ の", "ゆきのように しろい", "はくしょく の",
+                       "にゅうはくしょく の")}
+JA_SIZES = {"small": ("ちいさい", "ちいさな", "こがた の", "ちっちゃな", "こぶりな", "ちいさめ の"),
+            "large": ("おおきい", "おおきな", "おおがた の", "きょだいな", "おおぶりな", "おおきめ の",
+                      "でっかい")}
+JA_THINGS = ("もの", "かたち", "ずけい", "ぶったい")
+# Counters: native (ひとつ...) and with 個 (いっこ...).
+JA_NUMBERS = ({1: "ひとつ", 2: "ふたつ", 3: "みっつ", 4: "よっつ", 5: "いつつ", 6: "むっつ"},
+              {1: "いっこ", 2: "にこ", 3: "さんこ", 4: "よんこ", 5: "ごこ", 6: "ろっこ"})
+JA_EXACTLY = ("ちょうど", "ぴったり", "きっかり")
+JA_TOTAL = ("ぜんぶ で", "あわせて", "ごうけい で", "みんな で")
+JA_RELATIONS = {"left_of": ("ひだり", "ひだりがわ", "ひだりて"),
+                "right_of": ("みぎ", "みぎがわ", "みぎて"),
+                "above": ("うえ", "うえ の ほう", "うえがわ"), "below": ("した", "した の ほう", "したがわ"),
+                "next_to": ("となり", "よこ", "そば", "わき")}
+JA_WHERE = {("top", "left"): ("ひだりうえ の すみ", "ひだりうえ", "ひだり の うえ の かど"),
+            ("top", "center"): ("うえ の ほう", "うえ の はし", "うえ の あたり"),
+            ("top", "right"): ("みぎうえ の すみ", "みぎうえ", "みぎ の うえ の かど"),
+            ("middle", "left"): ("ひだり がわ", "ひだり の はし", "ひだりはし"),
+            ("middle", "center"): ("まんなか", "ちゅうおう", "ちゅうしん"),
+            ("middle", "right"): ("みぎ がわ", "みぎ の はし", "みぎはし"),
+            ("bottom", "left"): ("ひだりした の すみ", "ひだりした", "ひだり の した の かど"),
+            ("bottom", "center"): ("した の ほう", "した の はし", "した の あたり"),
+            ("bottom", "right"): ("みぎした の すみ", "みぎした", "みぎ の した の かど")}
+JA_VERBS = ("あります", "みえます", "えがかれて います", "かかれて います", "おかれて います",
+            "うつって います", "そんざい します", "みつかります", "ひょうじ されて います",
+            "あるよう です", "みえて います", "でて います")
 JA_OPENERS = ("", "", "この え には", "え の なか に", "ここ には", "がめん には",
-              "くらい はいけい に")
-JA_AND = (" そして ", " そして ", " また ")
+              "くらい はいけい に", "はいいろ の はいけい に", "この しゃしん には", "この ずが には",
+              "よく みると", "みたところ", "わたし には", "この がぞう には", "きゃんばす には",
+              "わく の なか に", "どうやら", "めのまえ に", "この けしき には", "え を みると",
+              "ごらん の とおり", "ちゅうい して みると", "この いらすと には", "この すけっち には",
+              "この ばめん には", "ぱっと みると", "たぶん", "おそらく", "あきらかに",
+              "わたし の め には", "ほら", "ええと", "じつは", "みて ください",
+              "この ずひょう には", "かみ の うえ に", "ひとめ みると", "さて", "ごらん ください", "この もよう には")
+JA_ENDS = ("", "", "", "よ", "ね")  # Sentence-final particles of spoken Japanese.
+JA_AND = (" そして ", " そして ", " また ", " それから ", " さらに ", " それと ", " それに ", " おまけに ")
 
 
 def _ja_noun(m: Mention, rng) -> str:
@@ -256,7 +319,7 @@ def _ja_noun(m: Mention, rng) -> str:
     if m.shape:
         words.append(_pick(rng, JA_SHAPES[m.shape]))
     else:
-        words.append("かたち" if m.color is None else "もの")
+        words.append("かたち" if m.color is None else _pick(rng, JA_THINGS))
     return " ".join(words)
 
 
@@ -267,10 +330,11 @@ def render_ja(meaning: Meaning, rng) -> str:
             return noun, False
         verb = _pick(rng, JA_VERBS)
         if m.count is not None:
-            total = "ぜんぶ で " if m.color is None and m.shape is None else ""
-            exactly = "ちょうど " if rng.random() < 0.3 else ""
-            return f"{noun} が {total}{exactly}{JA_NUMBERS[m.count]} {verb}", m.count > 1
-        where = f"{JA_WHERE[m.where]} に " if m.where else ""
+            total = _pick(rng, JA_TOTAL) + " " if m.color is None and m.shape is None else ""
+            exactly = _pick(rng, JA_EXACTLY) + " " if rng.random() < 0.3 else ""
+            number = _pick(rng, JA_NUMBERS)[m.count]
+            return f"{noun} が {total}{exactly}{number} {verb}", m.count > 1
+        where = f"{_pick(rng, JA_WHERE[m.where])} に " if m.where else ""
         return f"{where}{noun} が {verb}", False
 
     def relate(subject, rel, reference, rng):
@@ -280,7 +344,7 @@ def render_ja(meaning: Meaning, rng) -> str:
     phrases, _ = _clauses(meaning, rng, np_clause, relate, oblique=True)
     opener = _pick(rng, JA_OPENERS)
     body = phrases[0] + "".join(_pick(rng, JA_AND) + p for p in phrases[1:])
-    return " ".join(p for p in (opener, body) if p)
+    return " ".join(p for p in (opener, body, _pick(rng, JA_ENDS)) if p)
 
 
 RENDERERS = {"en": render_en, "hi": render_hi, "ja": render_ja}

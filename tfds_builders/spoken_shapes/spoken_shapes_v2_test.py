@@ -214,7 +214,8 @@ def test_benchmark_needs_more_than_one_attribute(quick_plan):
             for k in ("r1", "r10"):
                 assert split[name][k] < split["oracle"][k] - 0.2, (name, k, split)
     stats = stats_v2.statistics(quick_plan, 1, ("en",))
-    assert stats["vocabulary"]["en"] >= 200
+    # The issue asks for >= 200 words per language; quick already reaches it (small: README).
+    assert min(stats_v2.vocabulary(quick_plan).values()) >= 200, stats_v2.vocabulary(quick_plan)
     assert stats["splits"]["test_unseen_speakers"]["en"]["speakers"] <= 15
 
 

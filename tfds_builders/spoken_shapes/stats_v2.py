@@ -28,10 +28,15 @@ def speaker_ids(images, seed: int, language: str) -> set[int]:
     return out
 
 
+def vocabulary(plans: dict, languages=grammar_v2.LANGUAGES) -> dict[str, int]:
+    """{lang: number of distinct words in the captions of all splits}."""
+    return {lang: len({w for images in plans.values() for im in images for c in im.captions
+                       for w in c.texts[lang].split()}) for lang in languages}
+
+
 def statistics(plans: dict, seed: int, languages=grammar_v2.LANGUAGES) -> dict:
     """{"vocabulary": {lang: n}, "splits": {split: {lang: {...}}}}."""
-    vocab = {lang: len({w for images in plans.values() for im in images for c in im.captions
-                        for w in c.texts[lang].split()}) for lang in languages}
+    vocab = vocabulary(plans, languages)
     train_texts = {lang: {c.texts[lang] for im in plans["train"] for c in im.captions}
                    for lang in languages}
     splits = {}
