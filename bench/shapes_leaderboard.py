@@ -12,7 +12,8 @@ Prints one markdown table: R@1, R@10 and median rank, speech->image and image->s
 finished config beside the oracle ceiling and the transcript TF-IDF baseline (from
 `tfds_builders/spoken_shapes/baselines.py` on the same planned splits, as in
 bench/shapes_baselines.py; they rank images only, so their image->speech cells are empty).
-Configs not finished yet are listed under the table.
+Configs not finished yet are listed under the table; a config whose training or evaluation
+fails is reported there too, and the others still run.
 """
 
 import argparse
@@ -39,14 +40,18 @@ def all_configs() -> list[str]:
                   key=lambda name: (name != "gru", name))
 
 
+class RunFailed(RuntimeError):
+    """A training or evaluation command exited with an error."""
+
+
 def _run(cmd: list[str], log: pathlib.Path) -> None:
     print("$ " + " ".join(cmd), flush=True)
     start = time.time()
     with open(log, "a") as f:
         done = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"{cmd[2]} failed with exit code {done.returncode} after "
-                         f"{time.time() - start:.0f} s; see the end of {log}.")
+        raise RunFailed(f"{cmd[2]} failed with exit code {done.returncode} after "
+                        f"{time.time() - start:.0f} s; see the end of {log}.")
     print(f"  done in {time.time() - start:.0f} s", flush=True)
 
 
@@ -123,10 +128,17 @@ def main():
         parser.error(f"--configs: no configs/shapes_<name>.py for {unknown}; "
                      f"choose from {all_configs()}.")
     root = pathlib.Path(args.root).resolve()
+    failed = []
     if not args.table_only:
         for name in names:
-            train_and_evaluate(name, root, args.data_dir)
+            try:
+                train_and_evaluate(name, root, args.data_dir)
+            except RunFailed as e:  # Go on with the other configs.
+                print(f"{name}: {e}", flush=True)
+                failed.append(f"shapes_{name}: {e}")
     print(table(root, names))
+    if failed:
+        print("\nFailed:\n" + "\n".join(failed))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 import importlib.util
 import json
 import os
+import sys
+
+import pytest
 
 from tfds_builders.spoken_shapes import baselines, builder_v2
 from tfds_builders.spoken_shapes.spoken_shapes_dataset_builder import Builder
@@ -39,3 +42,11 @@ def test_table_has_finished_configs_beside_the_references_and_lists_the_rest(tmp
     assert lines[2].split(" | ")[3] == (f"{100 * oracle['r1']:.1f} / {100 * oracle['r10']:.1f} / "
                                         f"{oracle['medr']:g}")
     assert lines[3].startswith("| transcript TF-IDF (en) |")
+
+
+def test_a_failed_command_names_itself_and_its_log(tmp_path):
+    lb = _leaderboard()
+    log = tmp_path / "leaderboard.log"
+    with pytest.raises(lb.RunFailed, match=r"no_such_module failed with exit code 1 .*leaderboard\.log"):
+        lb._run([sys.executable, "-m", "no_such_module"], log)
+    assert "No module named no_such_module" in log.read_text()
