@@ -88,6 +88,8 @@ class SSLSpeechEncoder(nnx.Module):
                  freeze: str = "none", layers: str = "last", pooling: str = "mean", head_layers: int = 1,
                  num_keywords: int = 8, attention_hidden: int = 128, out_features: int = 0,
                  normalize_waveform: bool = False, remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
+        if weights:
+            ssl_weights.check_exists(weights)  # before building: a missing file stops at once
         if in_features != 1:
             raise ValueError(f"SSLSpeechEncoder reads raw waveforms: got {in_features} features per frame; set "
                              "config.features.recipe='raw' (and max_frames / bucket_boundaries in samples).")
@@ -103,8 +105,14 @@ class SSLSpeechEncoder(nnx.Module):
             raise ValueError(f"SSLSpeechEncoder: size='custom' needs every shape field; missing "
                              f"{sorted(set(_SHAPE_FIELDS) - set(fields))}.")
         self.freeze, self.layers, self.pooling, self.normalize = freeze, layers, pooling, bool(normalize_waveform)
-        self.ssl = wav2vec2.Wav2Vec2Model(**fields, pos_kernel=pos_kernel, pos_groups=pos_groups, dropout=dropout,
+        def build(rngs):
+            return wav2vec2.Wav2Vec2Model(**fields, pos_kernel=pos_kernel, pos_groups=pos_groups, dropout=dropout,
                                           remat=remat, dtype=dtype, rngs=rngs)
+
+        if weights and dropout == 0:  # all parameters come from the checkpoint: skip the random init
+            self.ssl = nnx.eval_shape(lambda: build(nnx.Rngs(0)))
+        else:
+            self.ssl = build(rngs)
         if weights:
             ssl_weights.load_into(self.ssl, weights)
         d, n = fields["hidden"], fields["num_layers"]

@@ -86,11 +86,17 @@ def _hf_file(folder: str) -> str:
                             f"pytorch_model.bin; {DOWNLOAD_HINT}.")
 
 
+def check_exists(path) -> None:
+    """FileNotFoundError naming `path` and what to download when there is no checkpoint there."""
+    if not os.path.exists(os.fspath(path)):
+        raise FileNotFoundError(f"wav2vec2/HuBERT checkpoint '{os.fspath(path)}' does not exist (config.model.speech."
+                                f"weights); {DOWNLOAD_HINT}.")
+
+
 def load_state_dict(path) -> tuple[dict[str, np.ndarray], str]:
     """(state dict {torch key: array}, "hf" | "fairseq") from a checkpoint folder or file (see module doc)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"wav2vec2/HuBERT checkpoint '{path}' does not exist; {DOWNLOAD_HINT}.")
+    check_exists(path)
     if os.path.isdir(path):
         path = _hf_file(path)
     if path.endswith(".safetensors"):

@@ -143,6 +143,12 @@ class PositionalConv(nnx.Module):
         return gelu(y + self.bias[...])
 
 
+def _dropout(rate: float, rngs: nnx.Rngs) -> nnx.Dropout:
+    """Dropout holding an RNG stream only when rate > 0, so a dropout-free model is all parameters (and can be
+    built abstractly, `nnx.eval_shape`, then filled from a checkpoint)."""
+    return nnx.Dropout(rate, rngs=rngs if rate > 0 else None)
+
+
 def _linear(din: int, dout: int, dtype, rngs):
     return nnx.Linear(din, dout, kernel_init=torch_uniform_init(din), bias_init=torch_uniform_init(din),
                       dtype=dtype, rngs=rngs)
@@ -157,7 +163,7 @@ class SelfAttention(nnx.Module):
             raise ValueError(f"SelfAttention: hidden ({hidden}) must be a multiple of num_heads ({num_heads}).")
         self.num_heads, self.dtype = num_heads, dtype
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (_linear(hidden, hidden, dtype, rngs) for _ in range(4))
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = _dropout(dropout, rngs)
 
     def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
         """x [B, T, d], key mask [B, T] bool -> [B, T, d] float32."""
@@ -183,7 +189,7 @@ class EncoderLayer(nnx.Module):
         self.intermediate_dense = _linear(hidden, ff_dim, dtype, rngs)
         self.output_dense = _linear(ff_dim, hidden, dtype, rngs)
         self.final_layer_norm = nnx.LayerNorm(hidden, epsilon=EPS, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = _dropout(dropout, rngs)
 
     def _ff(self, h):
         return self.dropout(self.output_dense(gelu(self.intermediate_dense(h))).astype(jnp.float32))
@@ -220,7 +226,7 @@ class Wav2Vec2Model(nnx.Module):
         self.layers = nnx.List([
             EncoderLayer(hidden, num_heads, ff_dim, layer_norm_first=layer_norm_first, dropout=dropout, dtype=dtype,
                          rngs=rngs) for _ in range(num_layers)])
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = _dropout(dropout, rngs)
 
     @property
     def conv_layers(self):
