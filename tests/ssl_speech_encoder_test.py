@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from vgs_jax import config_checks
 from vgs_jax import config_lib
 from vgs_jax import optimizers
 from vgs_jax import train
@@ -114,6 +115,8 @@ def test_errors_name_the_fix():
     with pytest.raises(ValueError, match="fewer than the conv stack's receptive field \\(20\\)"):
         _encoder()(jnp.zeros((1, 15, 1)), jnp.ones((1, 15), bool))
     config = config_lib.load_config("configs/places_fast_vgs_coarse.py")
+    with pytest.raises(config_checks.ConfigValueError, match="model.speech.weights='pretrained/wav2vec_small.pt'"):
+        config_checks.check_training_config(config)  # before any data is read
     with pytest.raises(FileNotFoundError, match="'pretrained/wav2vec_small.pt' does not exist.*wav2vec_small.pt"):
         train.create_model(config)
 
