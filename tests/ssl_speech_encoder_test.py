@@ -12,6 +12,8 @@ from vgs_jax import config_checks
 from vgs_jax import config_lib
 from vgs_jax import optimizers
 from vgs_jax import train
+from vgs_jax.analysis import activations
+from vgs_jax.models import capabilities as caps
 from vgs_jax.models import ssl_weights
 from vgs_jax.models.ssl_speech_encoder import SSLSpeechEncoder, normalize_waveform
 
@@ -94,6 +96,11 @@ def test_poolings_ignore_padding(pooling):
     np.testing.assert_allclose(out["pooled"], enc.proj(jnp.asarray(manual)), atol=1e-5)
     enc.layer_weights[...] = jnp.array([0.0, 0.0, 60.0])
     np.testing.assert_allclose(_outputs(enc, x, mask)["features"], out["layer_1"], atol=1e-5)
+
+
+def test_frame_times_on_the_sample_clock():
+    times = activations.frame_times(caps.FrameClock(320, 400), "raw")  # the published conv stack
+    assert times["frame_step"] == pytest.approx(0.02) and times["frame_start"] == pytest.approx(199.5 / 16000)
 
 
 def test_normalize_waveform_uses_valid_samples_only():

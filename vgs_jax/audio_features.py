@@ -89,6 +89,12 @@ def num_frames(num_samples: int, recipe: str) -> int:
     return num_samples // HOP if recipe == "platalea_mfcc" else 1 + num_samples // HOP
 
 
+def frame_seconds(recipe: str) -> float:
+    """Seconds between consecutive feature frames of ``recipe``: 0.01 (hop 160), or 1 / 16000 for ``raw``."""
+    _check_recipe(recipe)
+    return (1 if recipe == "raw" else HOP) / SAMPLE_RATE
+
+
 def pad_value(recipe: str) -> float:
     """Value used to pad a [frames, D] feature matrix of ``recipe`` along time (see module docstring)."""
     _check_recipe(recipe)
