@@ -50,7 +50,7 @@ def get_config(arg=None):
     config.num_epochs = 20
     if arg.tiny:
         config.model.speech.update(dict(
-            size="custom", conv_layers=((8, 10, 5),) + ((8, 3, 2),) * 4 + ((8, 2, 2),) * 2, conv_bias=False,
+            size="custom", conv_dim=(8,) * 3, conv_kernel=(10, 3, 2), conv_stride=(5, 2, 2), conv_bias=False,
             feat_norm="group", hidden=16, num_layers=1, num_heads=2, ff_dim=32, layer_norm_first=False,
             pos_kernel=8, pos_groups=2, out_features=16, weights=""))
         config.batch_size = 8

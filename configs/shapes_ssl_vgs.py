@@ -29,8 +29,9 @@ def get_config(arg=None):
     config.model.speech = ml_collections.ConfigDict(dict(
         size="custom",
         # tiny: 3 convs (stride 20) to compile and run in seconds
-        conv_layers=((8, 10, 5), (8, 3, 2), (8, 2, 2)) if arg.tiny else
-        ((64, 10, 5),) + ((64, 3, 2),) * 4 + ((64, 2, 2),) * 2,
+        conv_dim=(8,) * 3 if arg.tiny else (64,) * 7,
+        conv_kernel=(10, 3, 2) if arg.tiny else (10, 3, 3, 3, 3, 2, 2),
+        conv_stride=(5, 2, 2) if arg.tiny else (5, 2, 2, 2, 2, 2, 2),
         conv_bias=False,
         feat_norm="group",
         hidden=16 if arg.tiny else 128,

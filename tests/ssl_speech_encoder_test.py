@@ -18,7 +18,7 @@ from vgs_jax.models import ssl_weights
 from vgs_jax.models.ssl_speech_encoder import SSLSpeechEncoder, normalize_waveform
 
 REF = os.path.join(os.path.dirname(__file__), "data", "ssl_reference")
-TINY = dict(size="custom", conv_layers=((4, 10, 5), (4, 3, 2)), conv_bias=False, feat_norm="group", hidden=8,
+TINY = dict(size="custom", conv_dim=(4, 4), conv_kernel=(10, 3), conv_stride=(5, 2), conv_bias=False, feat_norm="group", hidden=8,
             num_layers=2, num_heads=2, ff_dim=16, layer_norm_first=False, pos_kernel=4, pos_groups=2,
             attention_hidden=4)
 
@@ -114,6 +114,8 @@ def test_normalize_waveform_uses_valid_samples_only():
 def test_errors_name_the_fix():
     with pytest.raises(ValueError, match="recipe='raw'"):
         SSLSpeechEncoder(39, **TINY, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="conv_dim .* must be given together"):
+        _encoder(conv_kernel=(10,))
     with pytest.raises(ValueError, match="pooling='max'.*cls_parallel"):
         _encoder(pooling="max")
     with pytest.raises(ValueError, match="fewer than the conv stack's receptive field \\(20\\)"):
@@ -126,8 +128,12 @@ def test_errors_name_the_fix():
 
 
 def test_weights_field_loads_the_checkpoint():
-    fields = ssl_weights.model_fields_from_hf_config(json.load(open(os.path.join(REF, "wav2vec2", "config.json"))))
-    enc = SSLSpeechEncoder(1, size="custom", **fields, weights=os.path.join(REF, "wav2vec2"), rngs=nnx.Rngs(0))
+    hf = json.load(open(os.path.join(REF, "wav2vec2", "config.json")))
+    fields = ssl_weights.model_fields_from_hf_config(hf)
+    del fields["conv_layers"]
+    enc = SSLSpeechEncoder(1, size="custom", conv_dim=hf["conv_dim"], conv_kernel=hf["conv_kernel"],
+                           conv_stride=hf["conv_stride"], **fields, weights=os.path.join(REF, "wav2vec2"),
+                           rngs=nnx.Rngs(0))
     state, _ = ssl_weights.load_state_dict(os.path.join(REF, "wav2vec2"))
     np.testing.assert_array_equal(enc.ssl.feature_projection.kernel[...],
                                   state["feature_projection.projection.weight"].T)

@@ -2,9 +2,11 @@
 the heads of FaST-VGS, VG-HuBERT and SpeechCLIP; registered as "wav2vec2" and "hubert" (same module).
 
 Input: the `raw` feature recipe (waveform [B, N, 1], prefix mask). Fields (`config.model.speech`):
-- size: "base" / "large" (the published shapes, `wav2vec2.PRESETS`) or "custom"; any of `conv_layers,
-  conv_bias, feat_norm, hidden, num_layers, num_heads, ff_dim, layer_norm_first` overrides the preset
-  (e.g. num_layers=8 keeps the first 8 layers of a 12-layer checkpoint, as FaST-VGS's `--layer_use 7`).
+- size: "base" / "large" (the published shapes, `wav2vec2.PRESETS`) or "custom"; any of `conv_dim,
+  conv_kernel, conv_stride` (channels, kernels, strides of the conv stack: three tuples of one length,
+  Hugging Face's names), `conv_bias, feat_norm, hidden, num_layers, num_heads, ff_dim, layer_norm_first`
+  overrides the preset (e.g. num_layers=8 keeps the first 8 layers of a 12-layer checkpoint, as FaST-VGS's
+  `--layer_use 7`).
 - weights: a local checkpoint (Hugging Face folder / .safetensors / .bin, or fairseq .pt; `ssl_weights`);
   "" = random init (training from scratch).
 - freeze: "none" (fine-tuned), "feature_extractor" (the conv stack frozen: FaST-VGS's feature_grad_mult 0),
@@ -82,7 +84,8 @@ class TokenHead(nnx.Module):
 class SSLSpeechEncoder(nnx.Module):
     """wav2vec 2.0 / HuBERT -> (weighted) layer features -> pooling -> optional projection: [B, out_features]."""
 
-    def __init__(self, in_features: int, *, size: str = "base", conv_layers=None, conv_bias=None, feat_norm=None,
+    def __init__(self, in_features: int, *, size: str = "base", conv_dim=None, conv_kernel=None, conv_stride=None,
+                 conv_bias=None, feat_norm=None,
                  hidden=None, num_layers=None, num_heads=None, ff_dim=None, layer_norm_first=None,
                  pos_kernel: int = 128, pos_groups: int = 16, dropout: float = 0.0, weights: str = "",
                  freeze: str = "none", layers: str = "last", pooling: str = "mean", head_layers: int = 1,
@@ -97,13 +100,19 @@ class SSLSpeechEncoder(nnx.Module):
         _choice(freeze, FREEZE, "freeze")
         _choice(layers, LAYERS, "layers")
         _choice(pooling, POOLINGS, "pooling")
+        conv = (conv_dim, conv_kernel, conv_stride)
+        if any(c is not None for c in conv) and (any(c is None for c in conv) or len({len(c) for c in conv}) != 1):
+            raise ValueError(f"SSLSpeechEncoder: conv_dim {conv_dim}, conv_kernel {conv_kernel} and conv_stride "
+                             f"{conv_stride} must be given together, as tuples of one length.")
+        conv_layers = tuple(zip(*conv)) if conv_dim is not None else None
         overrides = dict(conv_layers=conv_layers, conv_bias=conv_bias, feat_norm=feat_norm, hidden=hidden,
                          num_layers=num_layers, num_heads=num_heads, ff_dim=ff_dim, layer_norm_first=layer_norm_first)
         fields = dict(wav2vec2.PRESETS.get(size, {}))
         fields.update({k: v for k, v in overrides.items() if v is not None})
         if set(_SHAPE_FIELDS) - set(fields):
-            raise ValueError(f"SSLSpeechEncoder: size='custom' needs every shape field; missing "
-                             f"{sorted(set(_SHAPE_FIELDS) - set(fields))}.")
+            missing = sorted(set(_SHAPE_FIELDS) - set(fields))
+            raise ValueError(f"SSLSpeechEncoder: size='custom' needs every shape field; missing {missing}"
+                             f"{' (conv_dim, conv_kernel, conv_stride)' if 'conv_layers' in missing else ''}.")
         self.freeze, self.layers, self.pooling, self.normalize = freeze, layers, pooling, bool(normalize_waveform)
         def build(rngs):
             return wav2vec2.Wav2Vec2Model(**fields, pos_kernel=pos_kernel, pos_groups=pos_groups, dropout=dropout,
