@@ -4,6 +4,8 @@
         "safetensors==0.8.0" "numpy==2.4.6"
     /tmp/ssl_ref/bin/python bench/make_ssl_reference.py --out=tests/data/ssl_reference
 
+(The fixtures in the repo were made with the CPU build of that torch, `torch==2.13.0+cpu`, and Python 3.11.)
+
 Builds two tiny randomly initialised Hugging Face models (seeded) and saves, per model, a folder in the
 Hugging Face layout (`config.json` + `model.safetensors`) and `outputs.npz` (input waveform, its sample
 mask, every entry of `output_hidden_states` and the conv features):

@@ -20,6 +20,7 @@ of 12); any other mismatch is an error naming the tensor.
 """
 import json
 import os
+import pickle
 import re
 
 import numpy as np
@@ -74,7 +75,7 @@ class _FairseqUnpickler(weight_conversion._TorchUnpickler):
     def find_class(self, module, name):
         try:
             return super().find_class(module, name)
-        except Exception:  # pickle.UnpicklingError for any class a state dict does not need
+        except pickle.UnpicklingError:  # any class a state dict does not need
             return _Opaque
 
 
