@@ -13,7 +13,8 @@ mask, every entry of `output_hidden_states` and the conv features):
   GroupNorm ignores the attention mask).
 - `hubert/`: HubertModel, "layer" feature norm with conv biases, pre-LN encoder (the Large layout); a
   padded batch with an attention mask. Also `hubert_fairseq.pt`: the same weights under fairseq's names
-  in a fairseq-style checkpoint (`{"model": state dict, "cfg": an object}`), saved with torch.save.
+  in a fairseq-style checkpoint (`{"model": state dict, "cfg": an object}`), and `hubert_ctc.bin`: them
+  under "hubert." (as a task model such as HubertForCTC saves them) in torch's zip pickle, both torch.save.
 `reference.json` holds the versions used and HF's parameter counts of the published Base and Large shapes.
 The tests read all of it with NumPy only (no torch).
 """
@@ -105,6 +106,7 @@ def main():
     fairseq = fairseq_names(state, len(TINY["conv_dim"]), "layer")
     cfg = FairseqConfig(model=dict(_name="hubert", layer_norm_first=True, extractor_mode="layer_norm"))
     torch.save({"model": fairseq, "cfg": cfg}, os.path.join(args.out, "hubert_fairseq.pt"))
+    torch.save({"hubert." + k: v for k, v in state.items()}, os.path.join(args.out, "hubert_ctc.bin"))
 
     counts = {name: parameter_count(transformers.Wav2Vec2Config, transformers.Wav2Vec2Model, **fields)
               for name, fields in [

@@ -47,10 +47,12 @@ def test_matches_hugging_face_reference(name):
     np.testing.assert_allclose(last[m], ref["last"][m], atol=1e-4)
 
 
-def test_fairseq_checkpoint_gives_the_same_parameters():
+@pytest.mark.parametrize("other", ["hubert_fairseq.pt", "hubert_ctc.bin"])
+def test_fairseq_and_torch_pickle_checkpoints_give_the_same_parameters(other):
     hf = _model("hubert", os.path.join(REF, "hubert", "model.safetensors"))
-    fairseq = _model("hubert", os.path.join(REF, "hubert_fairseq.pt"))  # its cfg is an unknown class: kept inert
-    for a, b in zip(nnx.to_flat_state(nnx.state(hf, nnx.Param)), nnx.to_flat_state(nnx.state(fairseq, nnx.Param))):
+    # .pt: fairseq names, its cfg an unknown class (kept inert); .bin: HF names under "hubert.", torch's pickle.
+    same = _model("hubert", os.path.join(REF, other))
+    for a, b in zip(nnx.to_flat_state(nnx.state(hf, nnx.Param)), nnx.to_flat_state(nnx.state(same, nnx.Param))):
         assert a[0] == b[0]
         np.testing.assert_array_equal(np.asarray(a[1][...]), np.asarray(b[1][...]))
 
