@@ -166,7 +166,7 @@ def test_int16_is_scaled():
 # amplify the float32 rounding of weak bins (a bin 60 dB under the frame's strongest has ~1e-4 relative error), and
 # the DCT sums 39 such logs with weight 2, so the comparison uses atol 1e-3. platalea_mfcc's notch and spectrum are
 # products exact to ~2^-31 and rounded once (vgs_jax.exact_matmul), so it meets 1e-3 on real speech too (below).
-_JAX_ATOL = {"platalea_mfcc": 1e-3, "davenet_logmel": 1e-3, "mfcc": 1e-3, "logmel": 1e-3}
+_JAX_ATOL = {"platalea_mfcc": 1e-3, "davenet_logmel": 1e-3, "mfcc": 1e-3, "logmel": 1e-3, "raw": 1e-7}
 
 
 @pytest.mark.parametrize("recipe", af.RECIPES)
@@ -273,6 +273,8 @@ def test_silence_is_finite(recipe):
             assert np.all(out == 0.0)  # librosa's answer: every bin equals the (zero) maximum
         elif recipe == "logmel":
             np.testing.assert_allclose(out, np.log(1e-6), rtol=1e-6)
+        elif recipe == "raw":
+            assert out.shape == (3200, 1) and not np.any(out)
         else:  # mfcc: -100 dB everywhere -> only c0 non-zero
             np.testing.assert_allclose(out[:, 0], -100.0 * np.sqrt(40), rtol=1e-5)
             np.testing.assert_allclose(out[:, 1:], 0.0, atol=1e-3)
@@ -285,8 +287,10 @@ def test_leading_digital_silence_matches_reference():
 
 
 def test_sizes_and_pad_values():
-    assert af.RECIPES == ("platalea_mfcc", "davenet_logmel", "mfcc", "logmel")
-    assert [af.num_features(r) for r in af.RECIPES] == [39, 40, 39, 40]
+    assert af.RECIPES == ("platalea_mfcc", "davenet_logmel", "mfcc", "logmel", "raw")
+    assert [af.num_features(r) for r in af.RECIPES] == [39, 40, 39, 40, 1]
+    assert af.num_frames(19744, "raw") == 19744 and af.pad_value("raw") == 0.0
+    np.testing.assert_array_equal(af.compute(np.array([16384, -32768], np.int16), "raw"), [[0.5], [-1.0]])
     assert af.num_frames(19744, "platalea_mfcc") == 123
     assert af.num_frames(19744, "davenet_logmel") == af.num_frames(19744, "logmel") == 124
     assert af.num_frames(159, "platalea_mfcc") == 0 and af.num_frames(0, "mfcc") == 1

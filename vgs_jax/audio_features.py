@@ -1,6 +1,7 @@
 """Waveform -> acoustic features, in NumPy (input pipeline) and JAX (on device).
 
-Four named recipes, all at 16 kHz with a 10 ms (160-sample) hop and a 25 ms (400-sample) window:
+Five named recipes at 16 kHz: four with a 10 ms (160-sample) hop and a 25 ms (400-sample) window, and
+``raw``:
 
 - ``platalea_mfcc`` (39-d): the MFCC recipe of platalea / Merkx et al. (Interspeech 2019), reproduced step by
   step: notch filter ``scipy.signal.iirnotch(w0=0.001, Q=3.5)`` run over the whole signal (it sits at 8 Hz and
@@ -22,6 +23,9 @@ Four named recipes, all at 16 kHz with a 10 ms (160-sample) hop and a 25 ms (400
   hop 160, 40 Slaney mels, ``center=True``, then ``librosa.feature.delta`` orders 1 and 2 (width 9, 'interp'
   edges), so it needs at least 9 frames (1280 samples).
 - ``logmel`` (40-d): ``log(librosa.feature.melspectrogram(power=2) + 1e-6)`` with the same STFT settings.
+- ``raw`` (1-d): the waveform itself as float32 in [-1, 1], one "frame" per sample ([n, 1]), padded with 0 (for
+  the self-supervised encoders of `vgs_jax.models.wav2vec2`, which normalise it themselves if asked);
+  ``max_frames`` and ``bucket_boundaries`` then count samples.
 
 Input scale: float samples in [-1, 1]; int16 samples are divided by 32768 by both :func:`compute` and
 :func:`compute_jax`. Both share one implementation written against the array namespace: NumPy in float64 with
@@ -43,16 +47,16 @@ import scipy.signal
 
 from vgs_jax import exact_matmul
 
-RECIPES: tuple[str, ...] = ("platalea_mfcc", "davenet_logmel", "mfcc", "logmel")
+RECIPES: tuple[str, ...] = ("platalea_mfcc", "davenet_logmel", "mfcc", "logmel", "raw")
 SAMPLE_RATE = 16000
 HOP = 160  # samples (10 ms)
 WINDOW = 400  # samples (25 ms)
 LOG_FLOOR = -50.0  # platalea's replacement for log(0)
-_NUM_FEATURES = {"platalea_mfcc": 39, "davenet_logmel": 40, "mfcc": 39, "logmel": 40}
+_NUM_FEATURES = {"platalea_mfcc": 39, "davenet_logmel": 40, "mfcc": 39, "logmel": 40, "raw": 1}
 # platalea zero-pads batches; DAVEnet pads with 0 dB (= the utterance maximum); generic mfcc uses the zero vector;
 # generic logmel pads with log(1e-6), the value digital silence gets.
-_PAD_VALUES = {"platalea_mfcc": 0.0, "davenet_logmel": 0.0, "mfcc": 0.0, "logmel": float(np.log(1e-6))}
-_MIN_SAMPLES = {"platalea_mfcc": HOP, "davenet_logmel": 1, "mfcc": 8 * HOP, "logmel": 1}
+_PAD_VALUES = {"platalea_mfcc": 0.0, "davenet_logmel": 0.0, "mfcc": 0.0, "logmel": float(np.log(1e-6)), "raw": 0.0}
+_MIN_SAMPLES = {"platalea_mfcc": HOP, "davenet_logmel": 1, "mfcc": 8 * HOP, "logmel": 1, "raw": 1}
 _NOTCH_BLOCK = 256  # block length of the JAX notch filter
 
 
@@ -75,11 +79,20 @@ def num_features(recipe: str) -> int:
 
 
 def num_frames(num_samples: int, recipe: str) -> int:
-    """Frames produced from ``num_samples`` 16 kHz samples: n // 160 (platalea) or 1 + n // 160 (centred STFT)."""
+    """Frames produced from ``num_samples`` 16 kHz samples: n // 160 (platalea), n (raw) or 1 + n // 160
+    (centred STFT)."""
     _check_recipe(recipe)
     if num_samples < 0:
         raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+    if recipe == "raw":
+        return num_samples
     return num_samples // HOP if recipe == "platalea_mfcc" else 1 + num_samples // HOP
+
+
+def frame_seconds(recipe: str) -> float:
+    """Seconds between consecutive feature frames of ``recipe``: 0.01 (hop 160), or 1 / 16000 for ``raw``."""
+    _check_recipe(recipe)
+    return (1 if recipe == "raw" else HOP) / SAMPLE_RATE
 
 
 def pad_value(recipe: str) -> float:
@@ -265,6 +278,8 @@ def _features(xp, x, recipe: str, notch, spectrum):
     """Shared recipe body. x: [..., n] float (float64 NumPy or float32 JAX); notch: platalea's notch filter on
     [..., n]; spectrum: notched frames [..., frames, 400] -> platalea's complex 512-point spectrum as
     (real, imag) [..., frames, 257] each. Returns [..., frames, D]."""
+    if recipe == "raw":
+        return x[..., None]
     const = _constants(recipe)
     dtype = x.dtype
     window = xp.asarray(const["window"], dtype=dtype)

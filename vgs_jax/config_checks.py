@@ -1,6 +1,7 @@
 """Validation of a training config before any work starts (no data read, nothing written)."""
 
 import math
+import os
 
 import ml_collections
 
@@ -39,6 +40,11 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
         value = _get(config, field)
         need(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, field,
              "must be a finite number >= 0")
+    speech = config.model.get("speech") or {}
+    weights = speech.get("weights", "") if hasattr(speech, "get") else ""
+    need(not weights or os.path.exists(weights), "model.speech.weights",
+         "no such checkpoint; download it (e.g. wav2vec_small.pt, or a Hugging Face folder with config.json and "
+         "model.safetensors) on a machine with network access and copy it there")
     if problems:
         raise ConfigValueError("Invalid config: " + "; ".join(problems) + ".")
 

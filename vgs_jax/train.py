@@ -35,6 +35,7 @@ from vgs_jax import preemption
 from vgs_jax import workdir as run_workdir
 from vgs_jax.models import dual_encoder
 from vgs_jax.models import image_trunks
+from vgs_jax.models import registry
 from vgs_jax.objectives.registry import make_loss_fn
 
 
@@ -53,11 +54,17 @@ def create_model(config: ml_collections.ConfigDict) -> dual_encoder.DualEncoder:
 
 
 def trainable_mask(config: ml_collections.ConfigDict, params: dict) -> dict | None:
-    """Optimizer mask for a frozen image trunk (`model.image.freeze_trunk`), else None."""
-    if not config.model.image.get("freeze_trunk", False):
+    """Optimizer mask for a frozen image trunk (`model.image.freeze_trunk`) and frozen parts of a speech
+    encoder with a `trainable_mask` (`model.speech.freeze`, the SSL encoders), else None."""
+    speech_cls = registry.SPEECH_ENCODERS.get(config.model.speech_encoder)
+    speech_freeze = (config.model.speech.get("freeze", "none") if hasattr(speech_cls, "trainable_mask") else "none")
+    if not config.model.image.get("freeze_trunk", False) and speech_freeze == "none":
         return None
     mask = jax.tree.map(lambda _: True, params)
-    mask["image_encoder"] = image_trunks.trainable_mask(params["image_encoder"])
+    if config.model.image.get("freeze_trunk", False):
+        mask["image_encoder"] = image_trunks.trainable_mask(params["image_encoder"])
+    if speech_freeze != "none":
+        mask["speech_encoder"] = speech_cls.trainable_mask(params["speech_encoder"], speech_freeze)
     return mask
 
 

@@ -239,8 +239,9 @@ class _Collected:
 def frame_times(clock: capabilities.FrameClock, recipe: str) -> dict[str, float]:
     """{"frame_step", "frame_start"} seconds of layers on `clock` over features of `recipe`."""
     return dict(
-        frame_step=clock.stride * audio_features.HOP / audio_features.SAMPLE_RATE,
+        frame_step=clock.stride * audio_features.frame_seconds(recipe),
         frame_start=float(layer_frame_times(1, kernel=clock.kernel, stride=clock.stride,
+                                            hop=audio_features.frame_seconds(recipe),
                                             feature_offset=feature_frame_offset(recipe))[0]))
 
 

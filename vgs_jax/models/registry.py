@@ -16,6 +16,7 @@ from vgs_jax.models.image_encoders import ConvImageEncoder, ConvMapImageEncoder,
 from vgs_jax.models.conv_rnn_encoders import PlataleaSpeechEncoder, Speech2ImageEncoder
 from vgs_jax.models.recurrent_encoders import RHNSpeechEncoder
 from vgs_jax.models.transformer_encoder import TransformerSpeechEncoder
+from vgs_jax.models.ssl_speech_encoder import SSLSpeechEncoder
 
 SPEECH_ENCODERS = {
     "platalea_gru": PlataleaSpeechEncoder,
@@ -24,6 +25,8 @@ SPEECH_ENCODERS = {
     "transformer": TransformerSpeechEncoder,
     "davenet": Davenet,
     "resdavenet": ResDavenet,
+    "wav2vec2": SSLSpeechEncoder,
+    "hubert": SSLSpeechEncoder,
 }
 IMAGE_ENCODERS = {
     "linear": LinearImageEncoder,

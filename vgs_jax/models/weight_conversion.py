@@ -101,7 +101,9 @@ class _TorchUnpickler(pickle.Unpickler):
         return self._storages[key]
 
 
-def _load_pth(path: str) -> dict:
+def _load_pth(path: str, unpickler=_TorchUnpickler) -> dict:
+    """The object a torch zip checkpoint holds (its "state_dict" entry when it has one), read by `unpickler`
+    (a `_TorchUnpickler` subclass)."""
     if not zipfile.is_zipfile(path):
         raise ValueError(f"load_torchvision_state_dict: '{path}' is not a zip-format torch checkpoint "
                          f"(legacy torch < 1.6 format); {TORCH_HINT}.")
@@ -115,7 +117,7 @@ def _load_pth(path: str) -> dict:
         byteorder = (archive.read(prefix + "byteorder").decode().strip()
                      if prefix + "byteorder" in names else "little")
         with archive.open(pkl[0]) as f:
-            obj = _TorchUnpickler(f, archive, prefix, path, byteorder).load()
+            obj = unpickler(f, archive, prefix, path, byteorder).load()
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
