@@ -71,7 +71,7 @@ class _Opaque:
         self.state = state
 
 
-class _FairseqUnpickler(weight_conversion._TorchUnpickler):
+class _FairseqUnpickler(weight_conversion.TorchUnpickler):
     def find_class(self, module, name):
         try:
             return super().find_class(module, name)
@@ -103,9 +103,9 @@ def load_state_dict(path) -> tuple[dict[str, np.ndarray], str]:
     if path.endswith(".safetensors"):
         return read_safetensors(path), "hf"
     if path.endswith(".bin"):
-        return {str(k): np.asarray(v) for k, v in weight_conversion._load_pth(path).items()}, "hf"
+        return {str(k): np.asarray(v) for k, v in weight_conversion.load_pth(path).items()}, "hf"
     if path.endswith(".pt"):
-        obj = weight_conversion._load_pth(path, _FairseqUnpickler)
+        obj = weight_conversion.load_pth(path, _FairseqUnpickler)
         if "model" not in obj or not isinstance(obj["model"], dict):
             raise ValueError(f"load_state_dict: '{path}' has no 'model' state dict (keys {sorted(obj)[:8]}); "
                              "pass a fairseq wav2vec 2.0 / HuBERT checkpoint.")
@@ -183,7 +183,7 @@ def convert(state_dict: dict, model, layout: str = "hf") -> dict:
     (a `Wav2Vec2Model`, possibly abstract), checked name by name and shape by shape."""
     from flax import nnx
     sd = _normalise(state_dict, layout)
-    ours = weight_conversion._flatten(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    ours = weight_conversion.flatten_tree(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     out, used = {}, set()
     missing = []
     for path, value in ours.items():
@@ -197,7 +197,7 @@ def convert(state_dict: dict, model, layout: str = "hf") -> dict:
                              f"gives {w.shape}, but the model's '{'/'.join(map(str, path))}' is {tuple(value.shape)}; "
                              "build the encoder with the checkpoint's shapes (config.model.speech.size 'base' "
                              "or 'large', or its fields).")
-        weight_conversion._set(out, path, np.ascontiguousarray(w))
+        weight_conversion.set_path(out, path, np.ascontiguousarray(w))
         used.add(key)
     num_layers = len(model.layers)
     extra = sorted(k for k in sd if k not in used and not _IGNORED.match(k)
@@ -205,7 +205,7 @@ def convert(state_dict: dict, model, layout: str = "hf") -> dict:
                             and int(k.split(".")[2]) >= num_layers))
     if missing or extra:
         raise ValueError(f"ssl_weights.convert: the {layout} checkpoint does not match the model: missing "
-                         f"{weight_conversion._few(missing)}, unexpected {weight_conversion._few(extra)}; check "
+                         f"{weight_conversion.few_names(missing)}, unexpected {weight_conversion.few_names(extra)}; check "
                          "the layout and the feature-extractor norm ('group' for Base, 'layer' for Large).")
     return out
 

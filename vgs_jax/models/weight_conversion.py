@@ -70,7 +70,7 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class _TorchUnpickler(pickle.Unpickler):
+class TorchUnpickler(pickle.Unpickler):
     def __init__(self, file, archive: zipfile.ZipFile, prefix: str, path: str, byteorder: str):
         super().__init__(file)
         self._archive, self._prefix, self._path, self._byteorder = archive, prefix, path, byteorder
@@ -101,9 +101,9 @@ class _TorchUnpickler(pickle.Unpickler):
         return self._storages[key]
 
 
-def _load_pth(path: str, unpickler=_TorchUnpickler) -> dict:
+def load_pth(path: str, unpickler=TorchUnpickler) -> dict:
     """The object a torch zip checkpoint holds (its "state_dict" entry when it has one), read by `unpickler`
-    (a `_TorchUnpickler` subclass)."""
+    (a `TorchUnpickler` subclass)."""
     if not zipfile.is_zipfile(path):
         raise ValueError(f"load_torchvision_state_dict: '{path}' is not a zip-format torch checkpoint "
                          f"(legacy torch < 1.6 format); {TORCH_HINT}.")
@@ -139,7 +139,7 @@ def load_torchvision_state_dict(path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {k: np.asarray(data[k]) for k in data.files}
     if path.endswith((".pth", ".pt")):
-        return {str(k): np.asarray(v) for k, v in _load_pth(path).items()}
+        return {str(k): np.asarray(v) for k, v in load_pth(path).items()}
     raise ValueError(f"load_torchvision_state_dict: '{path}' must end in .pth, .pt or .npz.")
 
 
@@ -147,13 +147,13 @@ def _conv_kernel(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)).astype(np.float32))
 
 
-def _set(tree: dict, path: tuple, value: np.ndarray) -> None:
+def set_path(tree: dict, path: tuple, value: np.ndarray) -> None:
     for p in path[:-1]:
         tree = tree.setdefault(p, {})
     tree[path[-1]] = value
 
 
-def _few(keys: list, limit: int = 8) -> str:
+def few_names(keys: list, limit: int = 8) -> str:
     return str(keys) if len(keys) <= limit else f"{keys[:limit]} ... ({len(keys)} in all)"
 
 
@@ -168,8 +168,8 @@ def _convert(state_dict: dict, spec: dict, where: str) -> dict:
     if emb_present and len(emb_present) != len(optional):
         missing += sorted(optional - keys)
     if missing or extra:
-        raise ValueError(f"{where}: state dict does not match torchvision's layout; missing keys {_few(missing)}, "
-                         f"unexpected keys {_few(extra)}. Pass the torchvision model's state_dict() unchanged "
+        raise ValueError(f"{where}: state dict does not match torchvision's layout; missing keys {few_names(missing)}, "
+                         f"unexpected keys {few_names(extra)}. Pass the torchvision model's state_dict() unchanged "
                          "(of the same architecture and depth).")
     out = {}
     for key, (path, shape, kind) in spec.items():
@@ -183,7 +183,7 @@ def _convert(state_dict: dict, spec: dict, where: str) -> dict:
             raise ValueError(f"{where}: '{key}' must be a 4-d OIHW conv weight, got shape {value.shape}.")
         if kind == "vector" and value.ndim != 1:
             raise ValueError(f"{where}: '{key}' must be 1-d, got shape {value.shape}.")
-        _set(out, path, _conv_kernel(value) if kind == "conv" else value.astype(np.float32))
+        set_path(out, path, _conv_kernel(value) if kind == "conv" else value.astype(np.float32))
     if emb_present:
         w, b = state_dict["embedder.weight"], state_dict["embedder.bias"]
         if w.shape[0] != b.shape[0]:
@@ -275,11 +275,11 @@ def convert_resnet152(state_dict: dict) -> dict:
     return convert_resnet(state_dict, 152)
 
 
-def _flatten(tree: dict, prefix: tuple = ()) -> dict:
+def flatten_tree(tree: dict, prefix: tuple = ()) -> dict:
     flat = {}
     for k, v in tree.items():
         if isinstance(v, dict):
-            flat.update(_flatten(v, prefix + (k,)))
+            flat.update(flatten_tree(v, prefix + (k,)))
         else:
             flat[prefix + (k,)] = v
     return flat
@@ -293,8 +293,8 @@ def apply_converted(model: nnx.Module, converted: dict) -> None:
     the random init when `converted` covers every entry (embedder included)."""
     state = nnx.state(model)
     pure = nnx.to_pure_dict(state)
-    ours = _flatten(pure)
-    for path, value in _flatten(converted).items():
+    ours = flatten_tree(pure)
+    for path, value in flatten_tree(converted).items():
         name = "/".join(str(p) for p in path)
         if path not in ours:
             raise ValueError(f"apply_converted: the model has no entry '{name}'; convert with the function "
@@ -303,6 +303,6 @@ def apply_converted(model: nnx.Module, converted: dict) -> None:
         if tuple(ours[path].shape) != tuple(value.shape):
             raise ValueError(f"apply_converted: '{name}' has shape {tuple(value.shape)} but the model expects "
                              f"{tuple(ours[path].shape)}; check out_features.")
-        _set(pure, path, jnp.asarray(value, dtype=ours[path].dtype))
+        set_path(pure, path, jnp.asarray(value, dtype=ours[path].dtype))
     nnx.replace_by_pure_dict(state, pure)
     nnx.update(model, state)
