@@ -101,9 +101,10 @@ def print_table(rows: list[dict], unit: str = "s") -> None:
     for r in rows:
         scale = r.get("scale")
         show = (lambda s: f"{scale / s:.1f}") if scale else (lambda s: f"{s:.3f}")
+        compile_s = r["ours_info"].get("compile_s")
+        compile_text = "none" if compile_s is None else f"{compile_s:.1f}"
         print(f"| {r['measure']} | {show(r['ours_s'])} | {show(r['ref_s'])} | {r['speedup']:.2f}x | "
-              f"{r['ours_info'].get('compile_s', float('nan')):.1f} | {r['ours_rss_mb']:.0f} | "
-              f"{r['ref_rss_mb']:.0f} |", flush=True)
+              f"{compile_text} | {r['ours_rss_mb']:.0f} | {r['ref_rss_mb']:.0f} |", flush=True)
 
 
 def _child(target: str, kwargs: dict) -> None:
