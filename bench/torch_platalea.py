@@ -72,3 +72,26 @@ def train_step_work(hidden: int, num_layers: int, batch: dict, threads: int, see
             raise FloatingPointError(f"torch loss became {loss.item()}")
 
     return {"params": num_params(model), "torch": torch.__version__, "threads": torch.get_num_threads()}, run
+
+
+def speech_params(model: PlataleaDualEncoder) -> int:
+    """Parameters of the speech tower (conv, GRU stack, attention)."""
+    return sum(num_params(m) for m in (model.conv, model.gru, model.att_hidden, model.att_out))
+
+
+def embedding_work(speech: dict, batches: dict, threads: int, seed: int = 0):
+    """(info, run) for the paired harness: run() embeds every batch of `embedding_bench.batches`
+    with the speech tower in eval mode, no gradients."""
+    from embedding_bench import make_batches
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    model = PlataleaDualEncoder(speech["hidden"], speech["num_layers"], stride=speech["conv_stride"],
+                                kernel=speech["conv_kernel"], attention_hidden=speech["attention_hidden"]).eval()
+    data = [(torch.from_numpy(a), torch.from_numpy(n)) for a, n in make_batches(**batches)]
+
+    def run():
+        with torch.inference_mode():
+            for audio, lengths in data:
+                model.encode_speech(audio, lengths).numpy()
+
+    return {"params": speech_params(model)}, run
