@@ -11,12 +11,13 @@ compile s). One run = every caption embedded, result on the host. Each side in i
 Usage: python bench/embedding_bench.py [--captions 2500] [--pairs 5]
 """
 import argparse
+import os
 import sys
 import time
 
 import numpy as np
 
-from paired import Side, compare, print_table, torch_env
+from paired import REPO_DIR, Side, compare, print_table, torch_env
 
 NUM_FEATURES = 39
 
@@ -38,8 +39,9 @@ def make_batches(count: int, batch: int, seed: int = 0, min_frames: int = 100, m
 
 def speech_config() -> dict:
     """configs/shapes_gru.py's speech tower fields."""
+    sys.path.insert(0, REPO_DIR)
     from vgs_jax import config_lib
-    return config_lib.load_config("configs/shapes_gru.py").model.speech.to_dict()
+    return config_lib.load_config(os.path.join(REPO_DIR, "configs", "shapes_gru.py")).model.speech.to_dict()
 
 
 def embedding_work(speech: dict, batches: dict, seed: int = 0):

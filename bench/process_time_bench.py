@@ -44,6 +44,7 @@ def main():
     parser.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "vgs_jax_bench_tfds"))
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    sys.path.insert(0, REPO_DIR)
     from vgs_jax import data_sources
     data_sources.open_split("spoken_shapes/tiny", "train", data_dir=args.data_dir, build_if_missing=True)
     with tempfile.TemporaryDirectory() as scratch:
