@@ -20,9 +20,8 @@ def _run(env_value, tmp_path):
     return out.stdout.strip().splitlines()[-1]
 
 
-def test_cache_folder_from_env_default_and_off(tmp_path):
-    folder = tmp_path / "cache"
-    assert _run(str(folder), tmp_path) == str(folder)
+def test_cache_in_default_folder_and_off(tmp_path):
+    folder = tmp_path / "xdg" / "vgs_jax" / "jax_compilation_cache"
+    assert _run("", tmp_path) == str(folder)
     assert os.listdir(folder), "the compiled program was not written to the cache"
-    assert _run("", tmp_path) == str(tmp_path / "xdg" / "vgs_jax" / "jax_compilation_cache")
     assert _run("off", tmp_path) == "None"
