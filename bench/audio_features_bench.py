@@ -1,30 +1,35 @@
-"""Throughput of vgs_jax.audio_features: recipe x {numpy, jax} -> times real time (audio seconds / compute second).
+"""Feature extraction, `vgs_jax.audio_features.compute` vs librosa on the same waveforms, 1 thread each.
 
-    .venv/bin/python bench/audio_features_bench.py [--utterances 100] [--batch 32] [--repeats 3]
+Both sides featurise the same 2-5 s utterances (harmonic "voice" plus noise, fixed seed), one at a
+time as the input pipeline does, in their own processes (`bench/paired.py`) with every BLAS/OpenMP
+pool at one thread, alternating pairs. librosa side per recipe (what each recipe reproduces):
 
-NumPy: one utterance at a time (as the input pipeline calls it), 2-5 s utterances, BLAS limited to one thread.
-JAX: ``jax.jit``-compiled ``compute_jax`` on a [batch, 4 s] array on the default backend; compile time is excluded
-and reported separately. Prints one table; no assertions.
+  platalea_mfcc   librosa.feature.mfcc(n_mfcc=13, n_fft=512, win 400, hop 160, hamming, 40 mels)
+                  + delta orders 1 and 2 (platalea's own recipe has no librosa form; the issue's
+                  comparison)
+  davenet_logmel  pre-emphasis, melspectrogram(n_fft=400, hop 160, hamming, 40 mels, fmin 20),
+                  power_to_db(ref=max, top_db=80)
+  mfcc            mfcc(n_mfcc=13, n_fft=512, win 400, hop 160, hamming, 40 mels) + delta 1, 2
+  logmel          log(melspectrogram(n_fft=512, win 400, hop 160, hamming, 40 mels) + 1e-6)
+
+Reported as times real time (audio seconds per compute second; higher is better).
+
+Usage: python bench/audio_features_bench.py [--recipes platalea_mfcc,davenet_logmel] [--pairs 5]
 """
 import argparse
 import os
-import sys
-import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+from paired import Side, compare, print_table
 
-from vgs_jax import audio_features  # noqa: E402
+ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+RECIPES = ("platalea_mfcc", "davenet_logmel", "mfcc", "logmel")
 
 
-def _utterances(count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``count`` float32 waveforms of 2-5 s: harmonic 'voice' plus noise."""
+def utterances(count: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` float32 waveforms of 2-5 s at 16 kHz: harmonic 'voice' plus noise."""
+    rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
         n = int(rng.uniform(2.0, 5.0) * 16000)
@@ -34,45 +39,53 @@ def _utterances(count: int, rng: np.random.Generator) -> list[np.ndarray]:
     return out
 
 
-def _best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def librosa_features(y: np.ndarray, recipe: str) -> np.ndarray:
+    """The librosa computation `recipe` reproduces (see module docstring): [frames, D]."""
+    import librosa
+    stft = dict(sr=16000, hop_length=160, window="hamming", n_mels=40)
+    if recipe == "davenet_logmel":
+        y = np.append(y[0], y[1:] - 0.97 * y[:-1])
+        mel = librosa.feature.melspectrogram(y=y, n_fft=400, fmin=20.0, **stft)
+        return librosa.power_to_db(mel, ref=np.max, top_db=80.0).T
+    if recipe == "logmel":
+        return np.log(librosa.feature.melspectrogram(y=y, n_fft=512, win_length=400, **stft) + 1e-6).T
+    c = librosa.feature.mfcc(y=y, n_mfcc=13, n_fft=512, win_length=400, **stft)
+    return np.concatenate([c, librosa.feature.delta(c, order=1), librosa.feature.delta(c, order=2)]).T
 
 
-def main() -> None:
+def features_work(impl: str, recipe: str, count: int, seed: int = 0):
+    """(info, run) for `bench/paired.py`: run() featurises every utterance with `impl` (vgs_jax|librosa)."""
+    waves = utterances(count, seed)
+    if impl == "vgs_jax":
+        from vgs_jax import audio_features
+        fn = lambda y: audio_features.compute(y, recipe)  # noqa: E731
+    else:
+        fn = lambda y: librosa_features(y, recipe)  # noqa: E731
+    fn(waves[0])  # constants, numba compiles
+    return {"audio_s": sum(w.size for w in waves) / 16000.0}, lambda: [fn(w) for w in waves]
+
+
+def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--utterances", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of each JAX batch row")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args()
-
-    rng = np.random.default_rng(0)
-    waves = _utterances(args.utterances, rng)
-    audio_s = sum(w.size for w in waves) / 16000.0
-    batch = jnp.asarray(rng.standard_normal((args.batch, int(args.seconds * 16000))).astype(np.float32) * 0.1)
-    batch_s = batch.size / 16000.0
-    compiled = jax.jit(audio_features.compute_jax, static_argnames=("recipe", "sample_rate"))
-
-    print(f"backend={jax.default_backend()} devices={jax.device_count()} cpus={os.cpu_count()} "
-          f"numpy: {args.utterances} utterances, {audio_s:.0f} s audio; jax: batch {args.batch} x {args.seconds:g} s")
-    header = (f"{'recipe':<16}{'numpy x RT':>12}{'numpy ms/utt':>14}{'jax x RT':>12}{'jax ms/batch':>14}"
-              f"{'compile s':>11}")
-    print(header)
-    print("-" * len(header))
-    for recipe in audio_features.RECIPES:
-        audio_features.compute(waves[0], recipe)  # build cached constants
-        np_time = _best_time(lambda: [audio_features.compute(w, recipe) for w in waves], args.repeats)
-        start = time.perf_counter()
-        compiled(batch, recipe=recipe).block_until_ready()
-        compile_s = time.perf_counter() - start
-        jax_time = _best_time(lambda: compiled(batch, recipe=recipe).block_until_ready(), args.repeats)
-        print(f"{recipe:<16}{audio_s / np_time:>12.0f}{1000 * np_time / len(waves):>14.2f}"
-              f"{batch_s / jax_time:>12.0f}{1000 * jax_time:>14.1f}{compile_s:>11.2f}")
+    recipes = args.recipes.split(",")
+    unknown = set(recipes) - set(RECIPES)
+    if unknown:
+        parser.error(f"unknown --recipes {sorted(unknown)}; choose from {list(RECIPES)}")
+    os.environ.update(ONE_THREAD)
+    rows = []
+    for recipe in recipes:
+        kw = dict(recipe=recipe, count=args.utterances)
+        ours = Side("vgs_jax", "audio_features_bench:features_work", dict(kw, impl="vgs_jax"), env=ONE_THREAD)
+        ref = Side("librosa", "audio_features_bench:features_work", dict(kw, impl="librosa"), env=ONE_THREAD)
+        row = compare(ours, ref, args.pairs)
+        row.update(measure=f"`{recipe}` vs librosa, {args.utterances} utterances, 1 thread",
+                   scale=ours.info["audio_s"])
+        rows.append(row)
+    print_table(rows, unit="x real time")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ reference configs:
 Lengths are uniform in [frames / 2, frames]. Columns: s/step (median of the timed steps after a
 warm-up), utt/s, GF/step (the step's matmul/conv flops, forward and backward, counted by
 `vgs_jax.flop_count` from its jaxpr: XLA's cost analysis counts a scan body once), GF/s, and memory:
-XLA's temp + argument bytes of the compiled step, and this process's peak RSS.
+XLA's temp + argument bytes of the compiled step, and the peak RSS of the process that ran only
+that row.
 `--batch_scale 0.125` runs 1/8 of the reference batch (the CPU numbers in the README).
 
 Usage: python bench/encoders_bench.py [--encoders davenet,resdavenet] [--dtype float32|bfloat16]
@@ -27,6 +28,7 @@ import argparse
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -126,18 +128,24 @@ def main():
     p.add_argument("--dtype", default="float32", help="comma-separated: float32,bfloat16")
     p.add_argument("--batch_scale", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     unknown = set(a.encoders.split(",")) - set(ENCODERS)
     if unknown:
         raise SystemExit(f"unknown --encoders {sorted(unknown)}; choose from {sorted(ENCODERS)}")
-    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, jax {jax.__version__}")
     cols = ("encoder", "dtype", "batch", "frames", "compile_s", "s_step", "utt_s", "gflop_step", "gflop_s",
             "xla_mem_gb", "peak_rss_gb")
+    if a.one:  # the child: one encoder, one dtype, one row
+        r = run(a.encoders, a.dtype, a.batch_scale, a.steps)
+        print(" ".join(f"{r[c]:>13.4g}" if isinstance(r[c], float) else f"{r[c]:>13}" for c in cols), flush=True)
+        return
+    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, jax {jax.__version__}")
     print(" ".join(f"{c:>13}" for c in cols), flush=True)
     for dtype in a.dtype.split(","):
         for name in a.encoders.split(","):
-            r = run(name, dtype, a.batch_scale, a.steps)
-            print(" ".join(f"{r[c]:>13.4g}" if isinstance(r[c], float) else f"{r[c]:>13}" for c in cols), flush=True)
+            # Each row in its own process: peak RSS is that encoder's, not the running maximum.
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--one", f"--encoders={name}",
+                            f"--dtype={dtype}", f"--batch_scale={a.batch_scale}", f"--steps={a.steps}"], check=True)
 
 
 if __name__ == "__main__":

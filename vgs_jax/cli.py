@@ -32,8 +32,37 @@ _EXPECTED = (ValueError, OSError, LookupError, RuntimeError, FloatingPointError,
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """Runs `main(argv)` as a binary (see module docstring)."""
+    """Runs `main(argv)` as a binary (see module docstring), with the compilation cache on."""
+    enable_compilation_cache()
     app.run(_guarded(main), flags_parser=_parse_flags)
+
+
+CACHE_ENV = "VGS_JAX_COMPILATION_CACHE"
+
+
+def enable_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache so a second run of a binary skips XLA compiles.
+
+    The folder is $VGS_JAX_COMPILATION_CACHE, else $XDG_CACHE_HOME/vgs_jax/jax_compilation_cache
+    (default ~/.cache/...); VGS_JAX_COMPILATION_CACHE=off disables it, and a cache folder already
+    set for JAX (JAX_COMPILATION_CACHE_DIR) is left alone. Every compile is cached, however short:
+    the tiny configs' many small programs are what a second run would otherwise pay again.
+    Returns the folder in use, or None when disabled.
+    """
+    import jax  # here, not at import time: the binaries' --help need not load JAX
+
+    if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    folder = os.environ.get(CACHE_ENV, "")
+    if folder.lower() in ("off", "0", "false", "none"):
+        return None
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "vgs_jax", "jax_compilation_cache")
+    jax.config.update("jax_compilation_cache_dir", os.path.abspath(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
 
 
 def _debug(argv: list[str] | None = None) -> bool:

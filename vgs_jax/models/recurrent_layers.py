@@ -5,12 +5,15 @@ converts by copying: `nn.GRU` (gate order r, z, n; n = tanh(W_in x + b_in + r * 
 h' = (1 - z) * n + z * h) with w_ih [3H, in], w_hh [3H, H], b_ih, b_hh [3H] per direction, and
 `nn.LSTM` (gate order i, f, g, o) with w_ih [4H, in], w_hh [4H, H], b_ih, b_hh [4H]. For speed the
 input projection of all frames is one matmul before the `lax.scan`; only h @ w_hh runs inside the
-loop, and both directions of a bidirectional layer share one scan.
+loop, and both directions of a bidirectional layer share one scan. The GRU's backward pass is
+hand-written (`_gru_states`) so that its weight gradient is one matmul after the loop.
 
 Sequences follow packed-sequence semantics: `mask` [B, T] must be a prefix mask (valid frames
 first, then padding; length = mask.sum(1)). Padding never enters the recurrence, the backward
 direction starts at each sequence's own last valid frame, and outputs at padded frames are zero.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -37,6 +40,7 @@ def check_x_mask(x: jax.Array, mask: jax.Array, where: str, in_features: int) ->
             f"{where}: mask shape {mask.shape} must equal the input's [batch, time] = {x.shape[:2]}.")
 
 
+@jax.custom_vjp
 def reverse_within_length(x: jax.Array, lengths: jax.Array) -> jax.Array:
     """Reverse each sequence's first `lengths[b]` frames, leaving padded frames in place.
 
@@ -44,12 +48,21 @@ def reverse_within_length(x: jax.Array, lengths: jax.Array) -> jax.Array:
       x: [B, T, ...] array.
       lengths: [B] int, 0 <= lengths[b] <= T.
     Returns:
-      [B, T, ...] array; the map is its own inverse.
+      [B, T, ...] array; the map is its own inverse, so its gradient is the same gather applied to
+      the cotangent (not the scatter-add autodiff would make, which XLA CPU runs serially).
     """
+    return _reverse_within_length(x, lengths)
+
+
+def _reverse_within_length(x: jax.Array, lengths: jax.Array) -> jax.Array:
     t = jnp.arange(x.shape[1])[None, :]
     idx = jnp.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
     idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
     return jnp.take_along_axis(x, idx, axis=1)
+
+
+reverse_within_length.defvjp(lambda x, lengths: (_reverse_within_length(x, lengths), lengths),
+                             lambda lengths, g: (_reverse_within_length(g, lengths), None))
 
 
 def gru_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
@@ -60,29 +73,78 @@ def gru_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
       xi: [D, T, B, 3H] float32, W_ih x_t + b_ih for every frame (gate order r, z, n).
       w_hh: [D, 3H, H] float32 recurrent weights (PyTorch layout).
       b_hh: [D, 3H] float32 recurrent biases.
-      mask: [T, B] bool, True at valid frames; the state is frozen at invalid frames.
+      mask: [T, B] bool prefix mask (valid frames first), True at valid frames.
       dtype: dtype of the recurrent matmul inputs (accumulation is float32).
     Returns:
       [D, T, B, H] float32 hidden states, zero at invalid frames. The initial state is zero.
+
+    With a prefix mask no valid frame follows a padded one, so the loop runs unmasked (no per-step
+    state freezing) and padded frames are zeroed once afterwards: the same outputs and gradients.
     """
-    num_dirs, _, batch, three_h = xi.shape
+    states = _gru_states(jnp.moveaxis(xi, 1, 0), w_hh, b_hh, dtype)  # [T, D, B, H]
+    return jnp.moveaxis(jnp.where(mask[:, None, :, None], states, 0.0), 0, 1)
+
+
+def _gru_loop(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, dtype, keep_gates: bool):
+    """The recurrence over time-major xi [T, D, B, 3H]: states [T, D, B, H], plus the gates the
+    backward pass needs (rz [T, D, B, 2H], n and W_hn h + b_hn [T, D, B, H]) when `keep_gates`."""
+    _, num_dirs, batch, three_h = xi.shape
     hidden = three_h // 3
-    w = w_hh.astype(dtype)
+    w = jnp.swapaxes(w_hh, 1, 2).astype(dtype)  # [D, H, 3H]: h @ w needs no transpose in the loop
     b = b_hh[:, None, :].astype(jnp.float32)
 
-    def step(h, inputs):
-        xi_t, m_t = inputs
-        hh = mixed_einsum("dbh,dgh->dbg", h.astype(dtype), w) + b
-        r = jax.nn.sigmoid(xi_t[..., :hidden] + hh[..., :hidden])
-        z = jax.nn.sigmoid(xi_t[..., hidden:2 * hidden] + hh[..., hidden:2 * hidden])
-        n = jnp.tanh(xi_t[..., 2 * hidden:] + r * hh[..., 2 * hidden:])
-        h_new = (1.0 - z) * n + z * h
-        m = m_t[None, :, None]
-        return jnp.where(m, h_new, h), jnp.where(m, h_new, 0.0)
+    def step(h, xi_t):
+        hh = jnp.einsum("dbh,dhg->dbg", h.astype(dtype), w, preferred_element_type=jnp.float32) + b
+        rz = jax.nn.sigmoid(xi_t[..., :2 * hidden] + hh[..., :2 * hidden])
+        hn = hh[..., 2 * hidden:]
+        n = jnp.tanh(xi_t[..., 2 * hidden:] + rz[..., :hidden] * hn)
+        h_new = n + rz[..., hidden:] * (h - n)  # = (1 - z) * n + z * h
+        return h_new, ((h_new, rz, n, hn) if keep_gates else h_new)
 
     h0 = jnp.zeros((num_dirs, batch, hidden), jnp.float32)
-    _, out = jax.lax.scan(step, h0, (jnp.moveaxis(xi, 1, 0), mask))
-    return jnp.moveaxis(out, 0, 1)
+    return jax.lax.scan(step, h0, xi)[1]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _gru_states(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, dtype) -> jax.Array:
+    """Unmasked GRU states [T, D, B, H] from time-major xi [T, D, B, 3H], w_hh [D, 3H, H], b_hh [D, 3H].
+
+    The hand-written backward pass returns per-step gate gradients from its loop and forms the
+    w_hh / b_hh gradients after it, as one [3H, T*B] x [T*B, H] product per direction, instead of
+    accumulating a weight-sized gradient in the loop carry at every step as autodiff of `lax.scan`
+    does."""
+    return _gru_loop(xi, w_hh, b_hh, dtype, keep_gates=False)
+
+
+def _gru_states_fwd(xi, w_hh, b_hh, dtype):
+    states, rz, n, hn = _gru_loop(xi, w_hh, b_hh, dtype, keep_gates=True)
+    return states, (states, rz, n, hn, w_hh)
+
+
+def _gru_states_bwd(dtype, residuals, d_states):
+    states, rz, n, hn, w_hh = residuals
+    hidden = n.shape[-1]
+    w = w_hh.astype(dtype)  # [D, 3H, H]
+    h_prev = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]])
+
+    def step(dh, inputs):
+        g_t, h_prev_t, rz_t, n_t, hn_t = inputs
+        dh = dh + g_t
+        r, z = rz_t[..., :hidden], rz_t[..., hidden:]
+        da_n = dh * (1.0 - z) * (1.0 - n_t * n_t)  # through n = tanh(a_n)
+        da_rz = jnp.concatenate([da_n * hn_t, dh * (h_prev_t - n_t)], -1) * rz_t * (1.0 - rz_t)
+        d_hh = jnp.concatenate([da_rz, da_n * r], -1)  # d(W_hh h + b_hh)
+        dh_prev = dh * z + jnp.einsum("dbg,dgh->dbh", d_hh.astype(dtype), w, preferred_element_type=jnp.float32)
+        return dh_prev, (jnp.concatenate([da_rz, da_n], -1), d_hh)
+
+    init = jnp.zeros_like(states[0])
+    _, (d_xi, d_hh) = jax.lax.scan(step, init, (d_states, h_prev, rz, n, hn), reverse=True)
+    d_w = jnp.einsum("tdbg,tdbh->dgh", d_hh.astype(dtype), h_prev.astype(dtype),
+                     preferred_element_type=jnp.float32)
+    return d_xi, d_w.astype(w_hh.dtype), jnp.sum(d_hh, axis=(0, 2))
+
+
+_gru_states.defvjp(_gru_states_fwd, _gru_states_bwd)
 
 
 def lstm_scan(xi: jax.Array, w_hh: jax.Array, b_hh: jax.Array, mask: jax.Array,
