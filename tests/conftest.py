@@ -1,6 +1,16 @@
 """Shared fixtures: one tiny and one quick `spoken_shapes` build per test session (when used)."""
 
+import os
+
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache_per_worker(tmp_path_factory):
+    """The binaries' persistent compilation cache (vgs_jax.cli) in a folder of this test worker, not
+    ~/.cache: subprocess runs of one worker reuse each other's compiles, and two workers never write
+    one cache entry at the same time."""
+    os.environ.setdefault("VGS_JAX_COMPILATION_CACHE", str(tmp_path_factory.mktemp("jax_compilation_cache")))
 
 
 @pytest.fixture(scope="session")
