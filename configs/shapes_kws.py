@@ -44,5 +44,4 @@ def get_config(arg=None):
         hidden=(32,) if arg.tiny else kws_cnn.KAMPER_HIDDEN,
     ))
     config.loss.name = "visual_tags"
-    config.loss.tagger_weight = 1.0
     return config

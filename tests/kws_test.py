@@ -73,7 +73,7 @@ def test_visual_tag_loss_matches_a_slow_version_and_stops_the_taggers_gradient()
 
 
 def test_visual_tags_objective_reads_logits_and_targets():
-    loss_fn = registry.make_loss_fn(ml_collections.ConfigDict(dict(name="visual_tags", tagger_weight=1.0)),
+    loss_fn = registry.make_loss_fn(ml_collections.ConfigDict(dict(name="visual_tags", chunked=False)),
                                     ml_collections.ConfigDict(dict(similarity="cosine")))
     logits = jnp.zeros((2, 3))
     batch = {"example_mask": jnp.ones(2, bool), tags.TARGETS_KEY: jnp.ones((2, 3))}

@@ -5,7 +5,7 @@ CNN (`models.kws_cnn`). Per example, with sigmoid cross-entropy `bce(logits, p)`
 keywords,
 
     loss = bce(speech_logits, stop_gradient(sigmoid(image_logits)))     (the speech model, Kamper 2017)
-         + tagger_weight * bce(image_logits, keyword_targets)            (the tagger)
+         + bce(image_logits, keyword_targets)                            (the tagger)
 
 averaged over the batch's real rows. The tagger learns from the targets of training images only (a
 caption's bag of keywords, or the scene's concepts: `kws.keywords`); the speech model sees no
@@ -48,3 +48,10 @@ def visual_tag_loss(speech_logits: jax.Array, image_logits: jax.Array, targets: 
                    + tagger_weight * summed_sigmoid_cross_entropy(image_logits, targets))
     mask = mask.astype(jnp.float32)
     return jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def visual_tag_loss_on_mesh(speech_logits, image_logits, targets, *, mask, mesh, tagger_weight: float = 1.0):
+    """`visual_tag_loss` for `loss.chunked=True`: it pairs no examples (no B x B scores), so the sharded
+    batch needs no ring and this is the same loss (`mesh` unused)."""
+    del mesh
+    return visual_tag_loss(speech_logits, image_logits, targets, mask=mask, tagger_weight=tagger_weight)
