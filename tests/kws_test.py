@@ -11,7 +11,9 @@ from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
+from vgs_jax import audio_features
 from vgs_jax import config_lib
+from vgs_jax import input_pipeline
 from vgs_jax.kws import evaluation as kws_evaluation
 from vgs_jax.kws import keywords
 from vgs_jax.kws import metrics
@@ -154,3 +156,20 @@ def test_keyword_spotting_systems_and_disagreements():
     d = out["disagreements"]
     assert d["shown_not_spoken"] == 2 and d["spoken_not_shown"] == 0
     assert [(e["keyword"], e["caption_id"], e["model_rank"]) for e in d["examples"]] == [("a", 1, 1), ("b", 2, 1)]
+
+
+def test_train_batches_carry_example_fields_with_zero_padding_rows():
+    rng = np.random.default_rng(0)
+    source = [{"audio": rng.integers(-3000, 3000, 400 + 160 * i).astype(np.int16), "image": np.zeros((4, 4, 3), np.uint8),
+               "image_id": i, "caption_id": i} for i in range(10)]
+    featurizer = audio_features.Featurizer(lambda w: np.ones((len(w) // 160, 2), np.float32), pad_value=0.0,
+                                           num_features=2)
+    fields = lambda ex: {"targets": np.array([ex["caption_id"], 1.0], np.float32)}
+    batch = next(input_pipeline.make_train_iterator(source, global_batch_size=5, featurizer=featurizer, seed=0,
+                                                    max_frames=None, bucket_boundaries=None, num_threads=0,
+                                                    shard_index=1, shard_count=2, example_fields=fields))
+    real = batch["example_mask"]  # the second host's half of 5 examples padded to an even row count
+    assert real.any() and not real.all() and batch["targets"].dtype == np.float32
+    np.testing.assert_array_equal(batch["targets"][real],
+                                  np.stack([batch["caption_id"][real], np.ones(real.sum())], -1))
+    assert (batch["targets"][~real] == 0).all()
