@@ -31,11 +31,12 @@ def test_declared_inputs_match_the_loss_signature_and_the_config(name):
 
 
 def test_views_and_unknown_names():
-    assert set(registry.LOSSES) | set(registry.SIMILARITY_LOSSES) | {"sigmoid"} == set(registry.OBJECTIVES)
+    assert (set(registry.LOSSES) | set(registry.SIMILARITY_LOSSES) | {"sigmoid", "visual_tags"}
+            == set(registry.OBJECTIVES))
     config = _loss_config("triplet")
     with pytest.raises(ValueError, match=r"Unknown loss.name 'triplet'; choose one of \['hardest_negative_hinge', "
                                          r"'infonce', 'platalea_hinge', 'sampled_impostor_hinge', 'semihard_hinge', "
-                                         r"'sigmoid'\]"):
+                                         r"'sigmoid', 'visual_tags'\]"):
         registry.make_loss_fn(config.loss, config.model)
     with pytest.raises(ValueError, match="inputs"):
         registry.Objective(registry.LOSSES["infonce"], "pixels")

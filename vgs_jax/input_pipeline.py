@@ -4,7 +4,9 @@ A *source* is any random-access sequence of example dicts (``len`` + ``[i]``), e
 ``data_sources.open_split`` returns or a plain list.
 Each example needs ``audio`` (int16 waveform ``[num_samples]``, 16 kHz), the image key
 (``image`` uint8 ``[H, W, 3]`` or ``image_features`` float ``[D_img]``), ``image_id`` and
-``caption_id``. Other keys are ignored.
+``caption_id``. Other keys are ignored, unless ``example_fields`` (a function example -> {name:
+fixed-shape array}, e.g. the keyword targets of ``vgs_jax.kws.keywords``) adds fields to the batch
+(zeros in padding rows).
 
 Batches are dicts of host-local NumPy arrays (``B`` = this host's share of the padded batch)::
 
@@ -91,7 +93,8 @@ def make_train_iterator(source: Sequence[dict], *, global_batch_size: int, featu
                         shard_index: int | None = None, shard_count: int | None = None,
                         bucket_window: int = 8, num_threads: int = 4,
                         prefetch_batches: int = 8,
-                        lengths: np.ndarray | None = None) -> grain.DatasetIterator:
+                        lengths: np.ndarray | None = None,
+                        example_fields=None) -> grain.DatasetIterator:
     """Checkpointable iterator of this host's share of each training batch (see module doc).
 
     ``num_epochs=None`` repeats forever. ``lengths`` (from ``data_sources.example_lengths``) may be passed to
@@ -108,7 +111,7 @@ def make_train_iterator(source: Sequence[dict], *, global_batch_size: int, featu
         raise ValueError(f"bucket_window must be >= 1, got {bucket_window}.")
     if num_epochs is not None and num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1 or None (forever), got {num_epochs}.")
-    maker = _BatchMaker(source, featurizer, max_frames, bucket_boundaries, image_key)
+    maker = _BatchMaker(source, featurizer, max_frames, bucket_boundaries, image_key, example_fields)
     _check_example(source[0], 0, image_key)
     if lengths is None and (maker.boundaries is not None or (shard_count > 1 and maker.dynamic)):
         lengths = data_sources.example_lengths(source)
@@ -190,7 +193,7 @@ class _EpochPlans:
 class _BatchMaker:
     """Reads, featurises, truncates, pads and collates rows ``[lo, hi)`` of a global batch."""
 
-    def __init__(self, source, featurizer, max_frames, boundaries, image_key):
+    def __init__(self, source, featurizer, max_frames, boundaries, image_key, example_fields=None):
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be a positive int or None, got {max_frames}.")
         if boundaries is not None:
@@ -203,6 +206,7 @@ class _BatchMaker:
             boundaries = b
         self.source, self.featurizer, self.max_frames = source, featurizer, max_frames
         self.boundaries, self.pad_value, self.image_key = boundaries, float(featurizer.pad_value), image_key
+        self.example_fields = example_fields
         self.dynamic = boundaries is not None or max_frames is None  # T depends on the data
         self.lengths: np.ndarray | None = None
 
@@ -243,8 +247,10 @@ class _BatchMaker:
                 longest = max(longest, self.features(_read(self.source, [top])[0], top).shape[0])
         # A host's share of the last eval batch may be all padding: its image shape from example 0.
         template = exs[0] if real else self.source[0]
-        return self._collate(rows, exs, feats, self.padded_length(longest),
-                             _image(template, self.image_key))
+        batch = self._collate(rows, exs, feats, self.padded_length(longest), _image(template, self.image_key))
+        if self.example_fields is not None:
+            batch.update(_extra_fields(self.example_fields, rows, exs, template))
+        return batch
 
     def _collate(self, rows, exs, feats, t, first):
         b = len(rows)
@@ -272,6 +278,17 @@ class _BatchMaker:
                 "audio_len": lens, self.image_key: images,
                 "image_id": ids[0].astype(np.int32), "caption_id": ids[1].astype(np.int32),
                 "example_mask": np.asarray(rows) >= 0}
+
+
+def _extra_fields(fields, rows, exs, template) -> dict[str, np.ndarray]:
+    """{name: [B, ...]} of `fields(example)` for the real rows, zeros in padding rows."""
+    shapes = {k: np.asarray(v) for k, v in fields(template).items()}
+    out = {k: np.zeros((len(rows),) + v.shape, v.dtype) for k, v in shapes.items()}
+    real = [r for r, i in enumerate(rows) if i >= 0]
+    for r, ex in zip(real, exs):
+        for k, v in fields(ex).items():
+            out[k][r] = v
+    return out
 
 
 def _check_lengths(lengths, n: int) -> np.ndarray:

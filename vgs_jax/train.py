@@ -33,6 +33,7 @@ from vgs_jax import metric_logging
 from vgs_jax import optimizers
 from vgs_jax import preemption
 from vgs_jax import workdir as run_workdir
+from vgs_jax.kws import keywords
 from vgs_jax.models import dual_encoder
 from vgs_jax.models import image_trunks
 from vgs_jax.models import registry
@@ -208,6 +209,7 @@ class Trainer:
             max_frames=c.features.max_frames,
             bucket_boundaries=c.features.bucket_boundaries,
             image_key=c.dataset.image_key,
+            example_fields=keywords.example_fields(c),
         )
 
     def evaluate(self, state, source) -> dict:

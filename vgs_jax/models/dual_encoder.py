@@ -82,11 +82,13 @@ class DualEncoder(nnx.Module):
 
     def encode_speech(self, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None) -> dict:
         """features [B, T, F] float32, mask [B, T] bool -> dict:
-        "embedding" [B, E] float32 unit norm; frame-map towers add "map" [B, T', E], "map_mask" [B, T']
+        "embedding" [B, E] float32 unit norm; pooling towers add "logits" [B, E], the tower's output before
+        normalisation (keyword logits of `models.kws_cnn`); frame-map towers add "map" [B, T', E], "map_mask" [B, T']
         bool, "vq_loss" (float32 scalar, 0 without quantisers), "vq_inputs" (for `update_codebooks`)
         and "vq_stats" {"quantK": {perplexity, usage, ...}}. `key` drives ResDAVEnet's jitter."""
         if not self.speech_has_map:
-            return {"embedding": l2_normalize(self.speech_encoder(features, mask))}
+            logits = self.speech_encoder(features, mask)
+            return {"embedding": l2_normalize(logits), "logits": logits}
         frames, frame_mask, aux = self.speech_encoder.encode(features, mask, key=key)
         stats = {k: v for k, v in aux.items() if k.startswith("quant")}
         return {"embedding": l2_normalize(mean_pool(frames, frame_mask)), "map": frames, "map_mask": frame_mask,
@@ -94,11 +96,12 @@ class DualEncoder(nnx.Module):
 
     def encode_image(self, image: jax.Array, example_mask: jax.Array | None = None) -> dict:
         """image (precomputed [B, D] float or pixels [B, H, W, 3] uint8) -> dict: "embedding" [B, E]
-        float32 unit norm; frame-map towers add "map" [B, h, w, E] and "map_mask" [B, h, w] bool.
+        float32 unit norm; pooling towers add "logits" [B, E] (before normalisation); frame-map towers add "map" [B, h, w, E] and "map_mask" [B, h, w] bool.
         `example_mask` [B] bool (False = padding row): in train mode the image tower's BatchNorm
         statistics come from the True rows only (None: all rows)."""
         if not self.image_has_map:
-            return {"embedding": l2_normalize(self.image_encoder(image, example_mask))}
+            logits = self.image_encoder(image, example_mask)
+            return {"embedding": l2_normalize(logits), "logits": logits}
         fmap, fmask = self.image_encoder(image, example_mask)
         b, h, w, e = fmap.shape
         pooled = mean_pool(fmap.reshape(b, h * w, e), fmask.reshape(b, h * w))

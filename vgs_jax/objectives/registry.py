@@ -19,9 +19,11 @@ from vgs_jax.objectives import chunked
 from vgs_jax.objectives import losses
 from vgs_jax.objectives import sigmoid
 from vgs_jax.objectives import similarity
+from vgs_jax.objectives import tags
 
 EMBEDDINGS = "embeddings"
 SIMILARITY = "similarity"
+TAGS = "tags"  # the towers' unnormalised outputs ("logits") and batch["keyword_targets"]
 TEMPERATURE_MODES = (None, "divide", "multiply")
 
 
@@ -56,8 +58,8 @@ class Objective:
     chunked_fn: Callable[..., jax.Array] | None = None
 
     def __post_init__(self):
-        if self.inputs not in (EMBEDDINGS, SIMILARITY):
-            raise ValueError(f"Objective.inputs must be {EMBEDDINGS!r} or {SIMILARITY!r}; got {self.inputs!r}.")
+        if self.inputs not in (EMBEDDINGS, SIMILARITY, TAGS):
+            raise ValueError(f"Objective.inputs must be {EMBEDDINGS!r}, {SIMILARITY!r} or {TAGS!r}; got {self.inputs!r}.")
         if self.temperature not in TEMPERATURE_MODES:
             raise ValueError(f"Objective.temperature must be one of {TEMPERATURE_MODES}; got {self.temperature!r}.")
 
@@ -84,6 +86,7 @@ OBJECTIVES: dict[str, Objective] = {
     "semihard_hinge": Objective(losses.semihard_hinge_loss, SIMILARITY, takes_key=True,
                                 config_fields=("margin", "reference_quirk"),
                                 chunked_fn=chunked.chunked_semihard_hinge_loss),
+    "visual_tags": Objective(tags.visual_tag_loss, TAGS, chunked_fn=tags.visual_tag_loss_on_mesh),
 }
 
 LOSSES: dict[str, Callable[..., jax.Array]] = {
@@ -167,6 +170,8 @@ def make_loss_fn(loss_config: ml_collections.ConfigDict, model_config: ml_collec
         ring = objective.chunked_fn is not None and loss_config.chunked
         if objective.inputs == EMBEDDINGS:
             args = (speech["embedding"], image["embedding"])
+        elif objective.inputs == TAGS:
+            args = tags.tag_inputs(speech, image, batch)
         elif ring:
             args = (speech, image)
             kwargs.update(similarity_name=sim_name, chunk_size=chunk)

@@ -1,0 +1,101 @@
+"""Keyword vocabularies, and what each utterance's text and image say about them.
+
+A vocabulary is a tuple of `Keyword`s. On spoken_shapes ("spoken_shapes"): the 7 shapes, 8 colours
+and 2 sizes of its scenes. A keyword is
+
+- *spoken* (exact relevance) when one of its `forms` (the name and, for shapes, the plural the
+  captions use) is a word of the utterance's transcript (`words` alignment, else `text`);
+- *shown* (semantic relevance) when the utterance's image has an object of that shape, colour or
+  size (`objects` scene metadata). Synonyms ("little", "crimson", "disc" in 2.0.0) and partial
+  captions make the two differ.
+
+Tagger targets per training example (`config.kws.tagger_targets`): "text", the caption's bag of
+keywords (each of an image's captions in turn, so the tagger learns how often each keyword is said
+of the image), or "scene", the concepts its image shows. Neither reaches the speech model, which only
+sees the tagger's outputs. Batches carry them as `keyword_targets` float32 [B, V] (`example_fields`).
+"""
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from vgs_jax.objectives.tags import TARGETS_KEY
+TAGGER_TARGETS = ("text", "scene")
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyword:
+    """name: the query word; kind: the `objects` field it names ("shape", "color", "size") and
+    index its class number there; forms: words that count as speaking it."""
+
+    name: str
+    kind: str
+    index: int
+    forms: tuple[str, ...]
+
+
+def spoken_shapes_keywords() -> tuple[Keyword, ...]:
+    """Shapes (with the captions' plurals), colours and sizes of spoken_shapes, in that order."""
+    from tfds_builders.spoken_shapes import grammar  # deferred: only spoken_shapes runs need it
+    from tfds_builders.spoken_shapes import scenes
+
+    shapes = tuple(Keyword(s, "shape", i, tuple(grammar.ENGLISH.shapes[s])) for i, s in enumerate(scenes.SHAPES))
+    colors = tuple(Keyword(c, "color", i, (c,)) for i, c in enumerate(scenes.COLORS))
+    sizes = tuple(Keyword(s, "size", i, (s,)) for i, s in enumerate(scenes.SIZES))
+    return shapes + colors + sizes
+
+
+VOCABULARIES: dict[str, Callable[[], tuple[Keyword, ...]]] = {"spoken_shapes": spoken_shapes_keywords}
+
+
+def vocabulary(name: str) -> tuple[Keyword, ...]:
+    """The keywords of `config.kws.vocabulary` = name; ValueError listing the known ones."""
+    if name not in VOCABULARIES:
+        raise ValueError(f"Unknown config.kws.vocabulary {name!r}; choose one of {sorted(VOCABULARIES)}.")
+    return VOCABULARIES[name]()
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def transcript_words(example: dict) -> list[str]:
+    """Lower-case words of the example's transcript: the `words` alignment, else `text` split on spaces."""
+    if "words" in example:
+        return [_text(w).lower() for w in example["words"]["word"]]
+    if "text" in example:
+        return _text(example["text"]).lower().split()
+    raise KeyError(f"Example caption_id={example.get('caption_id')} has neither 'words' nor 'text'; exact "
+                   "keyword spotting needs a transcript.")
+
+
+def spoken(example: dict, keywords: tuple[Keyword, ...]) -> np.ndarray:
+    """bool [V]: keyword v is a word of the transcript (exact relevance)."""
+    words = set(transcript_words(example))
+    return np.array([bool(words.intersection(k.forms)) for k in keywords])
+
+
+def shown(example: dict, keywords: tuple[Keyword, ...]) -> np.ndarray:
+    """bool [V]: the example's image has an object of keyword v's class (semantic relevance)."""
+    if "objects" not in example:
+        raise KeyError(f"Example caption_id={example.get('caption_id')} has no 'objects'; semantic keyword "
+                       "spotting needs the scene metadata (spoken_shapes).")
+    objects = example["objects"]
+    return np.array([k.index in {int(i) for i in objects[k.kind]} for k in keywords])
+
+
+def example_fields(config) -> Callable[[dict], dict[str, np.ndarray]] | None:
+    """For the train iterator: example -> {TARGETS_KEY: float32 [V]} (the tagger's targets) when the
+    config trains a keyword spotter (has a `kws` section), else None."""
+    kws = config.get("kws")
+    if not kws:
+        return None
+    keywords = vocabulary(kws.vocabulary)
+    if kws.tagger_targets not in TAGGER_TARGETS:
+        raise ValueError(f"config.kws.tagger_targets={kws.tagger_targets!r}; choose one of {TAGGER_TARGETS}.")
+    num = config.model.speech.get("num_keywords")
+    if num != len(keywords):
+        raise ValueError(f"config.model.speech.num_keywords={num}, but vocabulary {kws.vocabulary!r} has "
+                         f"{len(keywords)} keywords; set num_keywords={len(keywords)}.")
+    relevance = spoken if kws.tagger_targets == "text" else shown
+    return lambda example: {TARGETS_KEY: relevance(example, keywords).astype(np.float32)}
