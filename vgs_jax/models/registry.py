@@ -11,6 +11,7 @@ from flax import nnx
 
 from vgs_jax.models import image_trunks
 from vgs_jax.models.davenet import Davenet
+from vgs_jax.models.hg2017 import HG2017SpeechEncoder
 from vgs_jax.models.resdavenet import ResDavenet
 from vgs_jax.models.image_encoders import ConvImageEncoder, ConvMapImageEncoder, LinearImageEncoder
 from vgs_jax.models.conv_rnn_encoders import PlataleaSpeechEncoder, Speech2ImageEncoder
@@ -24,6 +25,7 @@ SPEECH_ENCODERS = {
     "transformer": TransformerSpeechEncoder,
     "davenet": Davenet,
     "resdavenet": ResDavenet,
+    "hg2017": HG2017SpeechEncoder,
 }
 IMAGE_ENCODERS = {
     "linear": LinearImageEncoder,
