@@ -132,7 +132,7 @@ def _quick_config(system, data_dir):
     config = config_lib.load_config(f"configs/shapes_{system}.py")
     config.dataset.name, config.dataset.data_dir = "spoken_shapes/quick", data_dir
     config.dataset.max_train_captions, config.dataset.max_eval_captions = 300, 250
-    config.num_train_steps, config.log_every_steps = 150, 50
+    config.num_train_steps, config.log_every_steps = 100, 50
     return config
 
 

@@ -177,8 +177,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, data=Non
     """Trains `config.system` for config.num_train_steps and returns (and writes) its scores on
     config.dataset.eval_split: {"trained": ..., "random_init": ..., "steps": N}. `data`: the
     (train, evaluation) splits when already loaded by `load_data`."""
-    if config.system not in SYSTEMS:
-        raise ValueError(f"config.system must be one of {SYSTEMS}; got {config.system!r}.")
+    if config.get("system") not in SYSTEMS:
+        raise ValueError(f"config.system must be one of {SYSTEMS} (configs/shapes_hg2015.py, "
+                         f"configs/shapes_synnaeve2014.py); got {config.get('system')!r}.")
     if config.num_train_steps < 1 or config.batch_size < 2:
         raise ValueError(f"num_train_steps ({config.num_train_steps}) must be >= 1 and batch_size "
                          f"({config.batch_size}) >= 2.")

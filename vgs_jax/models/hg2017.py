@@ -5,7 +5,10 @@
     -> conv4 512 (17), ReLU -> max-pool 3/2 -> conv5 1024 (17), ReLU -> masked mean over time
     -> L2 norm: one [B, 1024] vector per utterance (a pooled tower, scored by cosine).
 
-No input BatchNorm (unlike DAVEnet). Time convs pad k // 2 each side, pools are
+The input is mean- and variance-normalised per utterance and band over its valid frames
+(`normalize_input`, parameter-free; DAVEnet uses an input BatchNorm instead): without it dB
+log-mels (all <= 0) give every utterance nearly the same pooled direction and training stalls
+(spoken_shapes: loss flat at the collapsed value for 100 steps). Time convs pad k // 2 each side, pools are
 `conv_map_layers.max_pool_time` (kernel 3, stride 2, pad 1): 3 halvings, 8x in time, with
 padding zeroed before every conv and pool so the output does not depend on batch padding.
 """
@@ -30,8 +33,8 @@ POOL_AFTER = (False, True, True, True, False)
 class HG2017SpeechEncoder(nnx.Module):
     """Table 3's encoder: features [B, T, in] + prefix mask [B, T] -> unit-norm [B, widths[-1]]."""
 
-    def __init__(self, in_features: int = 40, *, widths: Sequence[int] = HG2017_WIDTHS, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+    def __init__(self, in_features: int = 40, *, widths: Sequence[int] = HG2017_WIDTHS, normalize_input: bool = True,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
         widths = tuple(int(w) for w in widths)
         if in_features < 1:
             raise ValueError(f"HG2017SpeechEncoder: in_features must be >= 1, got {in_features}.")
@@ -39,6 +42,7 @@ class HG2017SpeechEncoder(nnx.Module):
             raise ValueError(f"HG2017SpeechEncoder: widths must be 5 positive ints (conv1..conv5), got {widths}.")
         self.in_features = in_features
         self.out_features = widths[-1]
+        self.normalize_input = normalize_input
         specs = zip((in_features,) + widths[:-1], widths, HG2017_KERNELS)
         self.convs = nnx.List([
             nnx.Conv(cin, cout, kernel_size=(k,), padding=((k // 2, k // 2),), use_bias=True, dtype=dtype,
@@ -56,7 +60,10 @@ class HG2017SpeechEncoder(nnx.Module):
     def _stages(self, features: jax.Array, mask: jax.Array):
         """Yields ("convK", frames [B, T_K, C_K], stride), then ("final", conv5 frames, their mask)."""
         layers.check_inputs(features, mask, self.in_features, "HG2017SpeechEncoder")
-        h = layers.zero_padding(features.astype(jnp.float32), mask)
+        h = features.astype(jnp.float32)
+        if self.normalize_input:
+            h = utterance_normalize(h, mask)
+        h = layers.zero_padding(h, mask)
         lengths = jnp.sum(mask, axis=1).astype(jnp.int32)
         stride = 1
         for k, (conv, pool) in enumerate(zip(self.convs, POOL_AFTER), start=1):
@@ -80,3 +87,12 @@ class HG2017SpeechEncoder(nnx.Module):
         [B, widths[-1]] float32."""
         *_, (_, h, frame_mask) = self._stages(features, mask)
         return l2_normalize(mean_pool(h, frame_mask))
+
+
+def utterance_normalize(x: jax.Array, mask: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """Per utterance and feature: (x - mean) / sqrt(var + eps) over the valid frames; [B, T, F], [B, T] -> [B, T, F]."""
+    m = mask[..., None].astype(x.dtype)
+    n = jnp.maximum(jnp.sum(m, axis=1, keepdims=True), 1.0)
+    mean = jnp.sum(x * m, axis=1, keepdims=True) / n
+    var = jnp.sum(jnp.square(x - mean) * m, axis=1, keepdims=True) / n
+    return (x - mean) * jax.lax.rsqrt(var + eps)
