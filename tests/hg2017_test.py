@@ -49,7 +49,7 @@ def _np_hg2017(model, x):
         if k in (1, 2, 3):
             h = _np_pool(h)
     v = h.mean(axis=0)
-    return v / np.linalg.norm(v)
+    return v / max(np.linalg.norm(v), 1e-12)   # a 1-frame utterance normalises to 0: stays 0
 
 
 def test_parameter_count_of_table_3():

@@ -35,6 +35,8 @@ from vgs_jax.objectives.losses import coscos2_loss
 from vgs_jax.objectives.score_hinge import all_negatives_hinge_loss
 
 SYSTEMS = ("hg2015", "synnaeve2014")
+SCORE_CHUNK = 128
+"""Caption/image pairs per side of one eq. (3) block when scoring a whole split."""
 
 
 def segment_config(system: str, *, tiny: bool) -> ml_collections.ConfigDict:
@@ -132,8 +134,11 @@ def _synnaeve_batch(tokens: _Tokens, positives: np.ndarray, rng, b: int):
 
 
 def _positives(tokens: _Tokens) -> np.ndarray:
+    by_image: dict[int, list[int]] = {}
+    for f, image in enumerate(tokens.fragment_image):
+        by_image.setdefault(int(image), []).append(f)
     pairs = [(w, f) for w in np.nonzero(tokens.word_concept >= 0)[0]
-             for f in np.nonzero(tokens.fragment_image == tokens.word_image[w])[0] if tokens.same(w, f)]
+             for f in by_image.get(int(tokens.word_image[w]), ()) if tokens.same(w, f)]
     if not pairs:
         raise ValueError("synnaeve2014: no word in the training captions names an object of its image; "
                          "check the corpus's word alignments and object labels.")
@@ -149,8 +154,9 @@ def _score_synnaeve(model, tokens: _Tokens) -> dict:
 
 
 def _score_hg2015(model, split: segment_view.SegmentSplit) -> dict:
-    scores = nnx.jit(lambda m, *a: m.score_matrix(*a))(model, jnp.asarray(split.words), jnp.asarray(split.word_mask),
-                                                      jnp.asarray(split.regions), jnp.asarray(split.region_mask))
+    scores = nnx.jit(lambda m, *a: m.score_matrix(*a, chunk_size=SCORE_CHUNK))(
+        model, jnp.asarray(split.words), jnp.asarray(split.word_mask), jnp.asarray(split.regions),
+        jnp.asarray(split.region_mask))
     results = retrieval.retrieval_metrics_from_scores(np.asarray(scores), split.caption_image)
     results["chance_r10"] = chance_r10(split.caption_image, len(split.image_id))
     return results

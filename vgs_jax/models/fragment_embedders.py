@@ -55,14 +55,16 @@ class HG2015Embedder(nnx.Module):
         self.region = _Branch(region_dim, embed_dim, hidden=hidden, out_relu=False, rngs=rngs)
 
     def score_matrix(self, words: jax.Array, word_mask: jax.Array, regions: jax.Array,
-                     region_mask: jax.Array) -> jax.Array:
+                     region_mask: jax.Array, chunk_size: int | None = None) -> jax.Array:
         """Survey eq. (3) for every caption x image pair: words [Ba, W, Dw] (mask [Ba, W]), regions
         [Bi, R, Dr] (mask [Bi, R]) -> float32 [Ba, Bi], S[u, i] = sum over valid regions t of i of
-        max(0, max over valid words w of u of <e_w, e_t>)."""
+        max(0, max over valid words w of u of <e_w, e_t>). `chunk_size`: pairs per block, as in
+        `matchmap.matchmap_scores` (None: all at once)."""
         e_words = self.word(words)
         e_regions = self.region(regions)
         return matchmap.matchmap_scores(e_regions[:, :, None, :], region_mask[:, :, None], e_words, word_mask,
-                                        simtype="FRAGMENT", precision=jax.lax.Precision.HIGHEST)
+                                        simtype="FRAGMENT", chunk_size=chunk_size,
+                                        precision=jax.lax.Precision.HIGHEST)
 
 
 class Synnaeve2014Embedder(nnx.Module):
