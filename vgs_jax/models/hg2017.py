@@ -7,13 +7,13 @@
 
 Two choices Table 3 does not fix: the input is mean- and variance-normalised per utterance and
 band over its valid frames (`normalize_input`, parameter-free; DAVEnet has an input BatchNorm),
-and kernels are He-normal (fan in) with zero biases. With dB log-mels and PyTorch's default
-uniform init the loss sat at its collapsed value (every caption scored alike) for 100 steps on
-spoken_shapes/small, and with the normalisation alone for 75 steps on spoken_shapes/quick: that
-init shrinks the signal's variance ~6x per layer, so conv5 is nearly its bias for every
-utterance. Time convs pad k // 2 each side, pools are `conv_map_layers.max_pool_time` (kernel 3,
-stride 2, pad 1): 3 halvings, 8x in time, with padding zeroed before every conv and pool so the
-output does not depend on batch padding.
+and kernels are He-normal (fan in) with zero biases (PyTorch's default uniform init shrinks the
+signal's variance ~6x per layer, so conv5 was nearly its bias for every utterance). Neither made
+configs/shapes_hg2017.py learn on spoken_shapes yet (README, "The survey's early systems").
+
+Time convs pad k // 2 each side, pools are `conv_map_layers.max_pool_time` (kernel 3, stride 2,
+pad 1): 3 halvings, 8x in time, with padding zeroed before every conv and pool so the output does
+not depend on batch padding.
 """
 from collections.abc import Sequence
 
