@@ -121,6 +121,17 @@ def test_load_split_on_spoken_shapes_tiny(shapes_data_dir):
     assert named and named <= split.region_concepts[0][0]      # every named concept is in the image
 
 
+@pytest.mark.parametrize("system", segment_train.SYSTEMS)
+def test_configs_load_and_tiny_runs(system, shapes_data_dir, tmp_path):
+    for spec in (f"configs/shapes_{system}.py", f"configs/shapes_{system}.py:tiny"):
+        config = config_lib.load_config(spec)
+        assert config.system == system
+    config.dataset.data_dir = shapes_data_dir
+    config.dataset.max_eval_captions = 20
+    results = segment_train.train_and_evaluate(config, str(tmp_path))
+    assert results["steps"] == 6 and (tmp_path / "results.json").exists()
+
+
 @pytest.fixture(scope="module")
 def quick_segments(quick_shapes_data_dir):
     """spoken_shapes/quick as segments: 300 training and 250 test captions, loaded once."""
