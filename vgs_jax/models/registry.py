@@ -12,6 +12,7 @@ from flax import nnx
 from vgs_jax.models import image_trunks
 from vgs_jax.models.davenet import Davenet
 from vgs_jax.models.kws_cnn import KamperCNN
+from vgs_jax.models.hg2017 import HG2017SpeechEncoder
 from vgs_jax.models.resdavenet import ResDavenet
 from vgs_jax.models.image_encoders import ConvImageEncoder, ConvMapImageEncoder, LinearImageEncoder
 from vgs_jax.models.conv_rnn_encoders import PlataleaSpeechEncoder, Speech2ImageEncoder
@@ -29,6 +30,7 @@ SPEECH_ENCODERS = {
     "wav2vec2": SSLSpeechEncoder,
     "hubert": SSLSpeechEncoder,
     "kamper_cnn": KamperCNN,
+    "hg2017": HG2017SpeechEncoder,
 }
 IMAGE_ENCODERS = {
     "linear": LinearImageEncoder,
