@@ -16,23 +16,13 @@ from vgs_jax.models import image_encoders
 from vgs_jax.models import image_trunks
 from vgs_jax.models import registry
 from vgs_jax.objectives import registry as objectives
+from tests import model_test_helpers as helpers
 
 # One encoder per way remat is applied: `remat.call` on layers with dropout RNG state (Transformer; the
 # GRU/LSTM/RHN stacks call it the same way), `remat.apply` on a stage function with BatchNorm
 # statistics (DAVEnet), `remat.call` on residual blocks before EMA codebooks (ResDAVEnet-VQ).
 SPECS = ["configs/shapes_transformer.py:tiny", "configs/shapes_davenet.py:tiny",
          "configs/shapes_resdavenet.py:tiny,vq=23"]
-
-
-def _batch(num_features: int, batch: int = 6, frames: int = 80):
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(frames // 2, frames + 1, batch)
-    mask = np.arange(frames)[None, :] < lengths[:, None]
-    return {"audio": np.where(mask[..., None], rng.normal(size=(batch, frames, num_features)), 0.0).astype(np.float32),
-            "audio_mask": mask, "audio_len": lengths.astype(np.int32),
-            "image": rng.integers(0, 256, (batch, 64, 64, 3)).astype(np.uint8),
-            "image_id": np.arange(batch, dtype=np.int32), "caption_id": np.arange(batch, dtype=np.int32),
-            "example_mask": np.ones(batch, bool)}
 
 
 def _loss_grads_state(config, batch):
@@ -66,7 +56,7 @@ def _collect(jaxpr, names):
 def test_remat_changes_memory_not_results(spec):
     config = config_lib.load_config(spec)
     config.unlock()
-    batch = _batch(audio_features.num_features(config.features.recipe))
+    batch = helpers.train_batch(audio_features.num_features(config.features.recipe), batch=6, frames=80)
     plain = _loss_grads_state(config, batch)
     config.model.remat = True
     remat = _loss_grads_state(config, batch)
