@@ -20,7 +20,7 @@ Configs: on CPU the `configs/shapes_*.py` recipes (CPU-sized), on an accelerator
 (`--recipes` overrides). One device (the per-device numbers); the ring runs on a mesh of one.
 
 Usage: python bench/scaling_bench.py [--encoders platalea_gru,davenet] [--max_seconds 60]
-       [--budget_mb 2048] [--recipes shapes|full] [--skip_fit]
+       [--budget_mb 2048] [--recipes shapes|full] [--tables throughput,fit]
 """
 import argparse
 import functools
@@ -229,7 +229,7 @@ def main():
                         help="timed seconds per throughput row; also caps each batch search (one per encoder and loss)")
     parser.add_argument("--budget_mb", type=float, default=2048.0, help="CPU memory budget of the batch search")
     parser.add_argument("--max_batch", type=int, default=1 << 16, help="stop doubling at this batch")
-    parser.add_argument("--skip_fit", action="store_true", help="throughput table only")
+    parser.add_argument("--tables", default="throughput,fit", help="comma list of throughput, fit")
     args = parser.parse_args()
     missing = sorted(set(registry.SPEECH_ENCODERS) - set(RECIPES))
     if missing:
@@ -245,17 +245,19 @@ def main():
     budget = (device.memory_stats() or {}).get("bytes_limit", 0) if on_accelerator else args.budget_mb * 2**20
     print(f"backend={backend} device={device.device_kind} recipes={recipes} max_seconds={args.max_seconds}")
 
+    tables = set(args.tables.split(","))
     cols = ("encoder", "dtype", "remat", "B", "T", "compile_s", "steps", "utt_s", "gflop", "gflop_s", "mfu")
     rows = []
-    for encoder in encoders:
+    for encoder in encoders if "throughput" in tables else ():
         for dtype in ("float32", "bfloat16"):
             for remat in (False, True):
                 r = throughput(encoder, recipes, dtype, remat, args.max_seconds)
                 rows.append(dict(encoder=encoder, dtype=dtype, remat=str(remat), **r))
                 print("  ".join(_fmt(rows[-1][c]) for c in cols), flush=True)
-    print("\nthroughput (one device, reference batch)")
-    _table(cols, rows)
-    if args.skip_fit:
+    if rows:
+        print("\nthroughput (one device, reference batch)")
+        _table(cols, rows)
+    if "fit" not in tables:
         return
     print(f"\nlargest global batch per device (float32, no remat; budget {budget / 2**20:.0f} MB"
           f"{', and a real step' if on_accelerator else ' of compiled memory'})")
