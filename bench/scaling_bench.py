@@ -207,7 +207,7 @@ def largest_fitting(probe, start: int, cap: int, deadline: float) -> str:
 def largest_batch(encoder: str, recipes: str, loss: str, budget: float, run: bool, deadline: float,
                   cap: int) -> str:
     """`largest_fitting` global batch with `loss` (the cache: multiples of the reference batch, from
-    2 sub-batches); 'n/a: why' when the loss refuses the model."""
+    2 sub-batches); 'n/a' (the reason printed) when the loss refuses the model."""
     reference = load(encoder, recipes).batch_size
     if loss != "cache":
         return largest_fitting(lambda b: fits(encoder, recipes, loss, b, budget, run), reference, cap, deadline)
@@ -215,7 +215,8 @@ def largest_batch(encoder: str, recipes: str, loss: str, budget: float, run: boo
         found = largest_fitting(lambda k: fits(encoder, recipes, loss, k * reference, budget, run), 2,
                                 cap // reference, deadline)
     except ValueError as e:  # the embedding cache refuses BatchNorm / VQ state
-        return "n/a: " + str(e).split(";")[0][:60]
+        print(f"{encoder}, embedding cache: {e}", flush=True)
+        return "n/a"
     prefix = ">=" if found.startswith(">=") else ""
     return prefix + str(int(found.lstrip(">=")) * reference)
 
