@@ -7,17 +7,7 @@ from flax import nnx
 
 from vgs_jax.models.conv_rnn_encoders import Conv1dFrontEnd, PlataleaSpeechEncoder
 from vgs_jax.models.recurrent_layers import BiGRU, GRULayer, conv_output_lengths, reverse_within_length
-
-
-@pytest.fixture(autouse=True)
-def _full_precision_matmuls():
-    """Exact float32 matmuls (GPUs default to TF32), so the NumPy comparisons hold on any backend."""
-    with jax.default_matmul_precision("highest"):
-        yield
-
-
-def _mask(lengths, t):
-    return jnp.asarray(np.arange(t)[None, :] < np.asarray(lengths)[:, None])
+from tests.model_test_helpers import full_precision_matmuls, length_mask  # noqa: F401 (autouse fixture)
 
 
 def _sigmoid(x):
@@ -46,7 +36,7 @@ def _padded_batch(seqs, t, pad_value=0.0):
     x = np.full((len(seqs), t, seqs[0].shape[1]), pad_value, np.float32)
     for i, s in enumerate(seqs):
         x[i, :len(s)] = s
-    return jnp.asarray(x), _mask([len(s) for s in seqs], t)
+    return jnp.asarray(x), length_mask([len(s) for s in seqs], t)
 
 
 def test_reverse_within_length_hand_case_and_involution():
@@ -106,7 +96,7 @@ def test_conv_front_end_matches_numpy_and_masks():
     assert not hasattr(conv.conv, "bias") or conv.conv.bias is None
     rng = np.random.default_rng(2)
     x = rng.normal(size=(2, 15, 3)).astype(np.float32)
-    mask = _mask([15, 9], 15)
+    mask = length_mask([15, 9], 15)
     y, m = conv(jnp.asarray(x), mask)
     k = np.asarray(conv.conv.kernel[...])  # [kernel, in, out]
     assert y.shape == (2, 5, 4)
@@ -130,7 +120,7 @@ def test_encoder_shapes_and_frame_outputs():
     enc = _tiny_encoder()
     assert enc.out_features == 14
     x = jax.random.normal(jax.random.key(0), (3, 40, 5))
-    mask = _mask([40, 20, 6], 40)
+    mask = length_mask([40, 20, 6], 40)
     assert enc(x, mask).shape == (3, 14)
     outs = enc.frame_outputs(x, mask)
     assert {k: v.shape for k, v in outs.items()} == {
@@ -180,7 +170,7 @@ def test_jitted_forward_backward_tiny():
     enc = PlataleaSpeechEncoder(5, hidden=16, num_layers=1, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(enc, nnx.Param)
     x = jax.random.normal(jax.random.key(1), (4, 30, 5))
-    mask = _mask([30, 25, 12, 7], 30)
+    mask = length_mask([30, 25, 12, 7], 30)
 
     @jax.jit
     def loss_and_grad(params, x, mask):

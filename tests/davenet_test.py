@@ -11,18 +11,9 @@ from vgs_jax.models import registry
 from vgs_jax.models.conv_map_layers import downsampled_lengths, max_pool_time, temporal_jitter
 from vgs_jax.models.davenet import Davenet
 from vgs_jax.models.resdavenet import ResDavenet
+from tests.model_test_helpers import full_precision_matmuls, length_mask  # noqa: F401 (autouse fixture)
 
 EPS = 1e-5
-
-
-@pytest.fixture(autouse=True)
-def _full_precision_matmuls():
-    with jax.default_matmul_precision("highest"):
-        yield
-
-
-def _mask(lengths, t):
-    return jnp.asarray(np.arange(t)[None, :] < np.asarray(lengths)[:, None])
 
 
 @nnx.jit
@@ -96,7 +87,7 @@ def test_davenet_matches_numpy_per_utterance(train):
         model.eval()
     lengths = [37, 16, 5]
     feats = (rng.normal(size=(3, 40, 40)) * 10 - 40).astype(np.float32)
-    h, m = _davenet(model, jnp.asarray(feats), _mask(lengths, 40))
+    h, m = _davenet(model, jnp.asarray(feats), length_mask(lengths, 40))
     assert h.shape == (3, 3, 1024) and m.shape == (3, 3)
     ref = _np_davenet(model, feats, lengths, train)
     for b, n in enumerate(lengths):
@@ -112,17 +103,17 @@ def test_davenet_running_stats_ignore_padding_and_padding_invariance():
     lengths = [21, 9]
     model = Davenet(rngs=nnx.Rngs(1))
     padded = np.concatenate([feats, np.full((2, 30, 40), 77.0, np.float32)], axis=1)
-    h1, m1 = _davenet(model, jnp.asarray(feats), _mask(lengths, 21))
+    h1, m1 = _davenet(model, jnp.asarray(feats), length_mask(lengths, 21))
     valid = np.concatenate([feats[0, :21], feats[1, :9]])
     np.testing.assert_allclose(float(model.input_norm.mean[0]), 0.1 * valid.mean(), rtol=1e-5)
-    h2, m2 = _davenet(model, jnp.asarray(padded), _mask(lengths, 51))
+    h2, m2 = _davenet(model, jnp.asarray(padded), length_mask(lengths, 51))
     np.testing.assert_array_equal(np.asarray(m2[:, :2]), np.asarray(m1))
     np.testing.assert_allclose(np.asarray(h2[:, :2]), np.asarray(h1), rtol=1e-5, atol=1e-6)
     model.eval()
-    e1, _ = _davenet(model, jnp.asarray(feats), _mask(lengths, 21))
-    e2, _ = _davenet(model, jnp.asarray(padded), _mask(lengths, 51))
+    e1, _ = _davenet(model, jnp.asarray(feats), length_mask(lengths, 21))
+    e2, _ = _davenet(model, jnp.asarray(padded), length_mask(lengths, 51))
     np.testing.assert_allclose(np.asarray(e2[:, :2]), np.asarray(e1), rtol=1e-5, atol=1e-6)
-    pooled = model.pooled(jnp.asarray(padded), _mask(lengths, 51))
+    pooled = model.pooled(jnp.asarray(padded), length_mask(lengths, 51))
     np.testing.assert_allclose(np.linalg.norm(np.asarray(pooled), axis=1), 1.0, rtol=1e-5)
     mean0 = np.asarray(e1[1, :1]).mean(axis=0)
     np.testing.assert_allclose(np.asarray(pooled[1]), mean0 / np.linalg.norm(mean0), rtol=1e-4, atol=1e-6)
@@ -186,11 +177,11 @@ def test_resdavenet_matches_numpy_and_ignores_padding(train):
     model = ResDavenet(5, widths=(4, 6, 6, 8, 8), depths=(1, 2, 1, 1), kernel=3, jitter=0.0,
                        vq_on=(False, True, False, False, False), codebook_size=7, rngs=nnx.Rngs(2))
     if not train:
-        _encode(model, jnp.asarray(rng.normal(size=(2, 20, 5)).astype(np.float32)), _mask([20, 11], 20))
+        _encode(model, jnp.asarray(rng.normal(size=(2, 20, 5)).astype(np.float32)), length_mask([20, 11], 20))
         model.eval()
     lengths = [33, 17, 2]
     feats = rng.normal(size=(3, 33, 5)).astype(np.float32)
-    h, m, aux = _encode(model, jnp.asarray(feats), _mask(lengths, 33))
+    h, m, aux = _encode(model, jnp.asarray(feats), length_mask(lengths, 33))
     ref = _np_resdavenet(model, feats, lengths, train)
     for b, n in enumerate(lengths):
         n_out = math.ceil(n / 16)
@@ -198,7 +189,7 @@ def test_resdavenet_matches_numpy_and_ignores_padding(train):
         np.testing.assert_allclose(np.asarray(h[b, :n_out]), ref[b], rtol=2e-4, atol=2e-5)
     assert set(aux) == {"vq_loss", "vq_inputs", "quant2"} and float(aux["vq_loss"]) > 0
     padded = np.concatenate([feats, rng.normal(size=(3, 40, 5)).astype(np.float32) * 50], axis=1)
-    h2, m2, aux2 = _encode(model, jnp.asarray(padded), _mask(lengths, 73))
+    h2, m2, aux2 = _encode(model, jnp.asarray(padded), length_mask(lengths, 73))
     np.testing.assert_allclose(np.asarray(h2[:, :h.shape[1]]), np.asarray(h), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(aux2["vq_loss"]), float(aux["vq_loss"]), rtol=1e-5)
 
@@ -214,7 +205,7 @@ def test_lengths_pooling_and_floor_rounding():
     np.testing.assert_allclose(got, np.stack([_np_pool(h[b].astype(np.float64)) for b in range(2)]), rtol=1e-6)
     model = ResDavenet(5, widths=(4, 4, 4, 4, 4), depths=(1, 1, 1, 1), kernel=3, length_rounding="floor",
                        jitter=0.0, rngs=nnx.Rngs(0))
-    hh, mm, _ = _encode(model, jnp.ones((2, 40, 5)), _mask([40, 31], 40))
+    hh, mm, _ = _encode(model, jnp.ones((2, 40, 5)), length_mask([40, 31], 40))
     np.testing.assert_array_equal(np.asarray(mm.sum(1)), [2, 1])
     assert np.all(np.asarray(hh[1, 1:]) == 0)
 
@@ -241,7 +232,7 @@ def test_jitter_centred_and_reference():
 def test_train_eval_switch_and_key_requirement():
     model = ResDavenet(5, widths=(4, 4, 4, 4, 4), depths=(1, 1, 1, 1), kernel=3, vq_on=(True,) * 5,
                        codebook_size=3, rngs=nnx.Rngs(0))
-    x, m = jnp.ones((2, 32, 5)), _mask([32, 20], 32)
+    x, m = jnp.ones((2, 32, 5)), length_mask([32, 20], 32)
     with pytest.raises(ValueError, match="key="):
         _encode(model, x, m)
     h_a, _, aux = _encode(model, x, m, jax.random.key(0))

@@ -1,8 +1,6 @@
 """Frame-map models (DAVEnet, ResDAVEnet-VQ) and the loss family in the trainer: the train step,
 model state (BatchNorm statistics, VQ codebooks), optimizers, schedules, matchmap evaluation."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,29 +15,11 @@ from vgs_jax import retrieval
 from vgs_jax import train
 from vgs_jax.models import dual_encoder
 from vgs_jax.objectives import similarity
-
-
-def _batch(batch=8, frames=96, features=40, seed=0):
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(frames // 2, frames + 1, batch)
-    mask = np.arange(frames)[None, :] < lengths[:, None]
-    return {
-        "audio": np.where(mask[..., None], rng.normal(size=(batch, frames, features)), 0.0).astype(np.float32),
-        "audio_mask": mask,
-        "image": rng.integers(0, 256, (batch, 64, 64, 3)).astype(np.uint8),
-        "image_id": np.arange(batch, dtype=np.int32),
-        "example_mask": np.ones(batch, bool),
-    }
+from tests import model_test_helpers as helpers
 
 
 def _step_fn(config, mesh=None):
-    template = dual_encoder.Template(train.create_model(config))
-    lr = optimizers.create_learning_rate_fn(config.optimizer, steps_per_epoch=10, total_steps=20)
-    tx = optimizers.create_optimizer(config.optimizer, lr)
-    step = functools.partial(train.train_step, template=template, tx=tx,
-                             loss_fn=train.make_loss_fn(config.loss, config.model, mesh),
-                             learning_rate_fn=lr, image_key="image", seed=config.seed)
-    state = train.create_train_state(template.initial_params, template.initial_model_state, tx)
+    template, step, state = helpers.train_step(config, mesh)
     return template, jax.jit(step), state
 
 
@@ -90,7 +70,7 @@ def test_sgd_momentum_matches_pytorch_and_frozen_leaves_never_move():
 def test_resdavenet_vq_step_updates_batch_stats_codebooks_and_adds_commitment():
     config = _config("configs/shapes_resdavenet.py:tiny,vq=23")
     template, step, state = _step_fn(config)
-    new_state, metrics = step(state, _batch())
+    new_state, metrics = step(state, helpers.train_batch())
     before, after = state["model_state"], new_state["model_state"]
     assert set(after) == set(before)
     changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), before, after)
@@ -108,7 +88,7 @@ def test_batchnorm_step_on_eight_devices_equals_one_device():
     mesh = input_pipeline.data_mesh()
     assert mesh.size == 8
     _, step, state = _step_fn(config)
-    batch = _batch(batch=16)
+    batch = helpers.train_batch(batch=16)
     one, m1 = step(jax.device_put(state, jax.devices()[0]), jax.device_put(batch, jax.devices()[0]))
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     eight, m8 = step(jax.device_put(state, replicated), input_pipeline.shard_batch(batch, mesh))
@@ -125,7 +105,7 @@ def test_step_randomness_follows_the_step_counter():
     config.model.speech.num_layers = 1
     config.features.recipe = "davenet_logmel"  # 40 features, as the synthetic batch
     _, step, state = _step_fn(config)
-    batch = _batch()
+    batch = helpers.train_batch()
     _, a = step(state, batch)
     _, b = step(state, batch)
     later = dict(state, step=jnp.asarray(5, jnp.int32))
@@ -138,7 +118,7 @@ def test_davenet_matchmap_scores_ignore_padding():
     config = _config("configs/shapes_davenet.py:tiny")
     template = dual_encoder.Template(train.create_model(config))
     model = template.merge(template.initial_params)  # eval mode
-    batch = _batch(batch=4, frames=80)
+    batch = helpers.train_batch(batch=4, frames=80)
     padded = np.pad(batch["audio"], ((0, 0), (0, 48), (0, 0)))
     padded_mask = np.pad(batch["audio_mask"], ((0, 0), (0, 48)))
     image = model.encode_image(batch["image"])
@@ -187,7 +167,7 @@ def test_sigmoid_loss_in_the_trainer_chunked_equals_plain():
     config.loss.name = "sigmoid"
     config.optimizer.schedule = "constant"  # a non-zero first step, so the bias must move
     mesh = input_pipeline.data_mesh()
-    batch = _batch(batch=16)
+    batch = helpers.train_batch(batch=16)
     results = []
     for chunked in (False, True):
         config.loss.chunked = chunked

@@ -20,9 +20,10 @@ from vgs_jax import input_pipeline
 from vgs_jax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# 4 steps, every loss logged, checkpoints at 2 and 4, validation (and best checkpoint) at 4 only;
-# one padded length (one compilation of the step).
-SHORT = ["--config.num_train_steps=4", "--config.log_every_steps=1", "--config.checkpoint_every_steps=2",
+# 3 steps (the fewest with a resume point after a step of nonzero learning rate: the warm-up's
+# step 1 has lr 0), every loss logged, checkpoints at 2 and 3, validation (and best checkpoint) at 3
+# only; one padded length (one compilation of the step).
+SHORT = ["--config.num_train_steps=3", "--config.log_every_steps=1", "--config.checkpoint_every_steps=2",
          "--config.eval_every_steps=100", "--config.features.bucket_boundaries=(512,)"]
 
 
@@ -88,14 +89,14 @@ def test_two_processes_train_resume_and_evaluate(tiny_config, shapes_data_dir, e
     uninterrupted = str(tmp_path / "uninterrupted")
     out = _train_two_processes(env, shapes_data_dir, uninterrupted, str(tmp_path / "first"))
     assert "JAX process 0 of 2; 2 local of 4 cpu devices." in out[0]
-    assert "on 4 device(s)" in out[0] and "step 4/4" in out[0]
-    assert "step 4/4" not in out[1]  # only process 0 reports
+    assert "on 4 device(s)" in out[0] and "step 3/3" in out[0]
+    assert "step 3/3" not in out[1]  # only process 0 reports
     with checkpointing.Checkpointer(uninterrupted, read_only=True) as ckpt:
-        assert ckpt.all_steps() == [2, 4] and ckpt.best_step() == 4
+        assert ckpt.all_steps() == [2, 3] and ckpt.best_step() == 3
     records = _records(uninterrupted)
 
     # The loss of step 1 is the global batch's: the same as one process computing the whole batch.
-    tiny_config.num_train_steps = 4
+    tiny_config.num_train_steps = 3
     tiny_config.features.bucket_boundaries = (512,)
     trainer = train.Trainer(tiny_config)
     batch = input_pipeline.shard_batch(next(trainer.train_iterator()), trainer.mesh)
@@ -105,19 +106,18 @@ def test_two_processes_train_resume_and_evaluate(tiny_config, shapes_data_dir, e
     # Restart from the step-2 checkpoint the two processes wrote: the same losses and parameters.
     resumed = str(tmp_path / "resumed")
     shutil.copytree(uninterrupted, resumed, ignore=shutil.ignore_patterns("run.lock"))
-    shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
-    shutil.rmtree(os.path.join(resumed, "checkpoints_best", "4"))
+    shutil.rmtree(os.path.join(resumed, "checkpoints", "3"))
+    shutil.rmtree(os.path.join(resumed, "checkpoints_best", "3"))
     out = _train_two_processes(env, shapes_data_dir, resumed, str(tmp_path / "second"))
     assert f"Resumed from step 2 ({resumed})." in out[0]
     again = _records(resumed)
     timeless = lambda record: {k: v for k, v in record.items() if "per_sec" not in k}
-    for step in (3, 4):
-        assert timeless(again[step]) == timeless(records[step])
+    assert timeless(again[3]) == timeless(records[3])
     a, b = _state(uninterrupted), _state(resumed)
-    assert a[0] == b[0] == 4
+    assert a[0] == b[0] == 3
     jax.tree.map(np.testing.assert_array_equal, a[1:], b[1:])
 
-    # One process evaluates the result (validation split: the numbers training logged at step 4).
+    # One process evaluates the result (validation split: the numbers training logged at step 3).
     output = str(tmp_path / "eval.json")
     done = subprocess.run([sys.executable, "-m", "vgs_jax.evaluate", f"--workdir={resumed}", "--split=validation",
                            f"--output={output}"], cwd=REPO, env=_with_devices(env, 1), capture_output=True,
@@ -125,10 +125,10 @@ def test_two_processes_train_resume_and_evaluate(tiny_config, shapes_data_dir, e
     assert done.returncode == 0, done.stderr[-3000:]
     with open(output) as f:
         results = json.load(f)
-    assert results["step"] == 4
+    assert results["step"] == 3
     for direction in ("speech_to_image", "image_to_speech"):
         for name, value in results[direction].items():
-            np.testing.assert_allclose(value, records[4][f"eval/{direction}_{name}"], rtol=1e-6)
+            np.testing.assert_allclose(value, records[3][f"eval/{direction}_{name}"], rtol=1e-6)
 
 
 def test_incomplete_multiprocess_flags_are_a_usage_error(env):

@@ -84,7 +84,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.matchmap_chunk = 0  # > 0: matchmap pairs per block in the train step (memory); 0: one block
     c.model.temperature_init = 0.07  # initial temperature (infonce divides by it; sigmoid multiplies by 1/it)
     c.model.logit_bias_init = ml_collections.config_dict.placeholder(float)  # learned logit bias (sigmoid loss)
-    c.model.remat = False  # speech tower: recompute each layer's activations in the backward pass (models/remat.py)
+    c.model.remat = False  # both towers: recompute each layer's / block's activations in the backward pass (models/remat.py)
     c.model.dtype = "float32"  # encoder matmuls, forward and backward: float32 / bfloat16 / float16 (state, loss: float32)
 
     c.loss = ml_collections.ConfigDict()

@@ -220,10 +220,12 @@ def build_dual_encoder(model_config, *, num_features: int, rngs: nnx.Rngs) -> Du
     dtype = registry.lookup(COMPUTE_DTYPES, optional("dtype", "float32"), "dtype")
     similarity = optional("similarity", "cosine")
 
+    remat = bool(optional("remat", False))
     speech = registry.build_speech_encoder(speech_name, _field(model_config, "speech", ""), num_features,
-                                           dtype=dtype, rngs=rngs, remat=bool(optional("remat", False)))
+                                           dtype=dtype, rngs=rngs, remat=remat)
     image_cfg = _field(model_config, "image", "")
-    image = registry.build_image_encoder(image_name, image_cfg, speech.out_features, dtype=dtype, rngs=rngs)
+    image = registry.build_image_encoder(image_name, image_cfg, speech.out_features, dtype=dtype, rngs=rngs,
+                                         remat=remat)
     weights = image_cfg.get("weights", "") if hasattr(image_cfg, "get") else ""
     if weights:
         load_image_weights(image, image_name, weights)

@@ -2,7 +2,8 @@
 
 Outputs are not L2-normalised; the dual encoder normalises both towers. Every image encoder takes an
 optional example mask [B] bool (the interface of the BatchNorm trunks in `image_trunks`); these encoders
-work per example, so they ignore it.
+work per example, so they ignore it. `remat=True` (config.model.remat) recomputes each conv stage in the
+backward pass (`models.remat`); the linear map has no inner activations and takes no switch.
 """
 import math
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vgs_jax.models import capabilities as caps
+from vgs_jax.models import remat as remat_lib
 from vgs_jax.models.pooling import torch_uniform_init
 
 POOLED_IMAGE = caps.Capabilities(output=caps.POOLED)
@@ -25,6 +27,14 @@ def _config_field(image_config, name: str):
         return image_config[name]
     except (KeyError, AttributeError) as e:
         raise ValueError(f"image encoder: config.model.image has no field '{name}'; add it.") from e
+
+
+def optional_field(image_config, name: str, default):
+    """config.model.image's field `name`, or `default` when the config (dict, ConfigDict or None) lacks it."""
+    try:
+        return image_config[name]
+    except (KeyError, AttributeError, TypeError):
+        return default
 
 
 class LinearImageEncoder(nnx.Module):
@@ -76,8 +86,14 @@ def _conv_stages(channels: tuple[int, ...], dtype, rngs: nnx.Rngs) -> tuple[nnx.
     return nnx.List(convs), nnx.List(norms)
 
 
-def _run_stages(image: jax.Array, convs, norms, image_size: int, where: str) -> jax.Array:
-    """image [B, S, S, 3] uint8 -> [B, S / 2^n, S / 2^n, channels[-1]] float32 after the n stages."""
+def _conv_stage(stage: tuple[nnx.Conv, nnx.GroupNorm], x: jax.Array) -> jax.Array:
+    conv, norm = stage
+    return jax.nn.relu(norm(conv(x).astype(jnp.float32)))
+
+
+def _run_stages(image: jax.Array, convs, norms, image_size: int, where: str, remat: bool) -> jax.Array:
+    """image [B, S, S, 3] uint8 -> [B, S / 2^n, S / 2^n, channels[-1]] float32 after the n stages
+    (each rematerialised when `remat`)."""
     if image.ndim != 4 or image.shape[1:] != (image_size, image_size, 3):
         raise ValueError(f"{where}: expected images [batch, {image_size}, {image_size}, 3], got shape {image.shape}.")
     if image.dtype != jnp.uint8:
@@ -87,8 +103,8 @@ def _run_stages(image: jax.Array, convs, norms, image_size: int, where: str) -> 
     b, h, w, _ = image.shape
     x = image.astype(jnp.float32) / 127.5 - 1.0
     x = jnp.concatenate([x, coordinate_channels(b, h, w)], axis=-1)
-    for conv, norm in zip(convs, norms):
-        x = jax.nn.relu(norm(conv(x).astype(jnp.float32)))
+    for stage in zip(convs, norms):
+        x = remat_lib.apply(_conv_stage, stage, x, enabled=remat)
     return x
 
 
@@ -111,9 +127,10 @@ class ConvImageEncoder(nnx.Module):
     capabilities = POOLED_IMAGE
 
     def __init__(self, out_features: int, *, channels: Sequence[int] = (32, 64, 128, 128),
-                 image_size: int = 64, dtype=jnp.float32, rngs: nnx.Rngs):
+                 image_size: int = 64, remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         channels = tuple(int(c) for c in channels)
         _check_channels(out_features, channels, "ConvImageEncoder")
+        self.remat = bool(remat)
         final = image_size
         for _ in channels:
             final = (final + 1) // 2
@@ -128,14 +145,15 @@ class ConvImageEncoder(nnx.Module):
 
     @classmethod
     def from_config(cls, image_config, out_features: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-        """Build from a config with field `channels` (conv widths, one stride-2 stage each)."""
-        return cls(out_features, channels=tuple(_config_field(image_config, "channels")), dtype=dtype,
-                   rngs=rngs)
+        """Build from a config with field `channels` (conv widths, one stride-2 stage each) and optional
+        `remat` (bool, default False)."""
+        return cls(out_features, channels=tuple(_config_field(image_config, "channels")),
+                   remat=bool(optional_field(image_config, "remat", False)), dtype=dtype, rngs=rngs)
 
     def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """image [B, H, W, 3] uint8 (H = W = image_size) -> [B, out_features] float32 (`mask` unused)."""
         del mask
-        x = _run_stages(image, self.convs, self.norms, self.image_size, type(self).__name__)
+        x = _run_stages(image, self.convs, self.norms, self.image_size, type(self).__name__, self.remat)
         b = x.shape[0]
         x = self.head_norm(x.reshape(b, -1))
         return self.head(x).astype(jnp.float32)
@@ -152,9 +170,10 @@ class ConvMapImageEncoder(nnx.Module):
     capabilities = MAP_IMAGE
 
     def __init__(self, out_features: int, *, channels: Sequence[int] = (32, 64, 128), image_size: int = 64,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         channels = tuple(int(c) for c in channels)
         _check_channels(out_features, channels, "ConvMapImageEncoder")
+        self.remat = bool(remat)
         self.out_features = out_features
         self.image_size = image_size
         self.channels = channels
@@ -167,7 +186,7 @@ class ConvMapImageEncoder(nnx.Module):
         """image [B, S, S, 3] uint8 -> (map [B, h, w, out_features] float32, mask [B, h, w] bool, all True);
         the example `mask` is unused."""
         del mask
-        x = _run_stages(image, self.convs, self.norms, self.image_size, type(self).__name__)
+        x = _run_stages(image, self.convs, self.norms, self.image_size, type(self).__name__, self.remat)
         out = self.embedder(x).astype(jnp.float32)
         return out, jnp.ones(out.shape[:3], jnp.bool_)
 

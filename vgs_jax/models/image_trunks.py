@@ -42,13 +42,21 @@ Frozen trunk (config field `freeze_trunk`, ResDAVEnet's `--freeze-image-model`).
 gradients; the optimizer should also mask the trunk out with `trainable_mask(params)` (True for
 embedder leaves), e.g. `optax.masked(opt, trainable_mask(params))`, so weight decay does not move
 it. BatchNorm running statistics still follow train / eval mode, as in the reference.
+
+Remat (config field `remat`, config.model.remat). With `remat=True` each VGG16 block (its convs and
+max-pool) and each ResNet stage unit (the stem, every bottleneck) keeps only its input for the
+backward pass and recomputes the rest there (`models.remat`); BatchNorm statistics are carried out,
+so outputs, gradients and running averages are unchanged.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vgs_jax.models import remat as remat_lib
 from vgs_jax.models.conv_map_layers import he_normal_fan_out
-from vgs_jax.models.image_encoders import MAP_IMAGE
+from vgs_jax.models.image_encoders import MAP_IMAGE, optional_field
 from vgs_jax.models.pooling import torch_uniform_init
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -143,17 +151,10 @@ def _check_size(image: jax.Array, stride: int, where: str) -> None:
             f"{image.shape[1]}x{image.shape[2]}.")
 
 
-def _optional_field(image_config, name: str, default):
-    try:
-        return image_config[name]
-    except (KeyError, AttributeError, TypeError):
-        return default
-
-
 def _trunk_from_config(cls, image_config, out_features: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    """Build a trunk from a config with optional field `freeze_trunk` (bool, default False)."""
-    return cls(out_features=out_features, freeze_trunk=bool(_optional_field(image_config, "freeze_trunk", False)),
-               dtype=dtype, rngs=rngs)
+    """Build a trunk from a config with optional fields `freeze_trunk` and `remat` (bools, default False)."""
+    return cls(out_features=out_features, freeze_trunk=bool(optional_field(image_config, "freeze_trunk", False)),
+               remat=bool(optional_field(image_config, "remat", False)), dtype=dtype, rngs=rngs)
 
 
 def _finish(trunk_out: jax.Array, embedder: nnx.Conv, freeze: bool) -> tuple[jax.Array, jax.Array]:
@@ -172,26 +173,32 @@ def _vgg16_convs(dtype, rngs: nnx.Rngs) -> nnx.List:
     return nnx.List(convs)
 
 
-def _vgg16_conv5(features: nnx.List, x: jax.Array) -> jax.Array:
-    """Normalised [B, H, W, 3] -> conv5_3 + ReLU [B, H//16, W//16, 512] (no final max-pool)."""
+def _vgg16_block(convs: tuple[nnx.Conv, ...], x: jax.Array, *, pool: bool) -> jax.Array:
+    for conv in convs:
+        x = jax.nn.relu(conv(x))
+    return max_pool_2d(x, 2, 2, 0) if pool else x
+
+
+def _vgg16_conv5(features: nnx.List, x: jax.Array, remat: bool = False) -> jax.Array:
+    """Normalised [B, H, W, 3] -> conv5_3 + ReLU [B, H//16, W//16, 512] (no final max-pool); each block
+    rematerialised when `remat`."""
     i = 0
     for b, block in enumerate(VGG16_WIDTHS):
-        for _ in block:
-            x = jax.nn.relu(features[i](x))
-            i += 1
-        if b < len(VGG16_WIDTHS) - 1:
-            x = max_pool_2d(x, 2, 2, 0)
+        run = functools.partial(_vgg16_block, pool=b < len(VGG16_WIDTHS) - 1)
+        x = remat_lib.apply(run, tuple(features[i:i + len(block)]), x, enabled=remat)
+        i += len(block)
     return x
 
 
 class VGG16Trunk(nnx.Module):
     """torchvision VGG16 `features` minus the last max-pool, plus a 3x3 conv embedder (DAVEnet)."""
 
-    def __init__(self, *, out_features: int = 1024, freeze_trunk: bool = False, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+    def __init__(self, *, out_features: int = 1024, freeze_trunk: bool = False, remat: bool = False,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
         _check_out_features(out_features, "VGG16Trunk")
         self.out_features = int(out_features)
         self.freeze_trunk = bool(freeze_trunk)
+        self.remat = bool(remat)
         self.features = _vgg16_convs(dtype, rngs)
         self.embedder = _conv(512, self.out_features, 3, 1, bias=True, dtype=dtype, rngs=rngs,
                               torch_default=True)
@@ -203,7 +210,7 @@ class VGG16Trunk(nnx.Module):
         """image [B, H, W, 3] (uint8 or normalised float) -> conv5_3 + ReLU [B, H//16, W//16, 512]."""
         x = normalize_pixels(image, "VGG16Trunk")
         _check_size(image, 16, "VGG16Trunk")
-        return _vgg16_conv5(self.features, x)
+        return _vgg16_conv5(self.features, x, self.remat)
 
     def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """image [B, H, W, 3] -> (map [B, H//16, W//16, out_features] float32, mask of ones bool [B, H//16, W//16]).
@@ -260,19 +267,25 @@ def _init_resnet_body(module: nnx.Module, depth: int, dtype, rngs: nnx.Rngs, fro
     return cin
 
 
-def _resnet_body(module: nnx.Module, image: jax.Array, where: str, mask: jax.Array | None = None) -> jax.Array:
-    """image [B, H, W, 3] -> layer4 output; BatchNorm statistics over the rows of `mask` [B] bool (None: all)."""
+def _resnet_stem(stem: tuple[nnx.Conv, nnx.BatchNorm], x: jax.Array, bn_mask: jax.Array | None) -> jax.Array:
+    conv, bn = stem
+    return max_pool_2d(jax.nn.relu(bn(conv(x), mask=bn_mask)), 3, 2, 1)
+
+
+def _resnet_body(module: nnx.Module, image: jax.Array, where: str, mask: jax.Array | None = None,
+                 remat: bool = False) -> jax.Array:
+    """image [B, H, W, 3] -> layer4 output; BatchNorm statistics over the rows of `mask` [B] bool (None: all);
+    the stem and each bottleneck rematerialised when `remat`."""
     x = normalize_pixels(image, where)
     _check_size(image, 32, where)
     if mask is not None and jnp.shape(mask) != image.shape[:1]:
         raise ValueError(f"{where}: mask must be the example mask [{image.shape[0]}] bool, got shape "
                          f"{jnp.shape(mask)}.")
     bn_mask = None if mask is None else jnp.asarray(mask, bool)[:, None, None, None]
-    x = jax.nn.relu(module.bn1(module.conv1(x), mask=bn_mask))
-    x = max_pool_2d(x, 3, 2, 1)
+    x = remat_lib.apply(_resnet_stem, (module.conv1, module.bn1), x, bn_mask, enabled=remat)
     for stage in (module.layer1, module.layer2, module.layer3, module.layer4):
         for block in stage:
-            x = block(x, bn_mask)
+            x = remat_lib.call(block, x, bn_mask, enabled=remat)
     return x
 
 
@@ -284,11 +297,12 @@ class ResNetTrunk(nnx.Module):
     """
 
     def __init__(self, *, depth: int = 50, out_features: int = 1024, freeze_trunk: bool = False,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         _check_out_features(out_features, type(self).__name__)
         self.depth = int(depth)
         self.out_features = int(out_features)
         self.freeze_trunk = bool(freeze_trunk)
+        self.remat = bool(remat)
         cin = _init_resnet_body(self, self.depth, dtype, rngs)
         self.embedder = _conv(cin, self.out_features, 1, 1, bias=True, dtype=dtype, rngs=rngs,
                               torch_default=True)
@@ -299,7 +313,7 @@ class ResNetTrunk(nnx.Module):
     def trunk(self, image: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """image [B, H, W, 3] (uint8 or normalised float) -> layer4 output [B, ceil(H/32), ceil(W/32), 2048];
         in train mode BatchNorm statistics come from the rows where `mask` [B] bool is True (None: all)."""
-        return _resnet_body(self, image, type(self).__name__, mask)
+        return _resnet_body(self, image, type(self).__name__, mask, self.remat)
 
     def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """image [B, H, W, 3], optional example mask [B] bool (see `trunk`) -> (map [B, H/32, W/32,
@@ -310,9 +324,10 @@ class ResNetTrunk(nnx.Module):
 class ResNet50Trunk(ResNetTrunk):
     """`ResNetTrunk` with depth 50 (ResDAVEnet's image model)."""
 
-    def __init__(self, *, out_features: int = 1024, freeze_trunk: bool = False, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
-        super().__init__(depth=50, out_features=out_features, freeze_trunk=freeze_trunk, dtype=dtype, rngs=rngs)
+    def __init__(self, *, out_features: int = 1024, freeze_trunk: bool = False, remat: bool = False,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
+        super().__init__(depth=50, out_features=out_features, freeze_trunk=freeze_trunk, remat=remat, dtype=dtype,
+                         rngs=rngs)
 
 
 class ResNetFeatures(nnx.Module):

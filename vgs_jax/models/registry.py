@@ -60,7 +60,10 @@ def build_speech_encoder(name: str, speech_config, num_features: int, *, dtype=j
 
 
 def build_image_encoder(name: str, image_config, out_features: int, *, dtype=jnp.float32,
-                        rngs: nnx.Rngs) -> nnx.Module:
-    """IMAGE_ENCODERS[name] built from `config.model.image` with `out_features` channels."""
+                        rngs: nnx.Rngs, remat: bool = False) -> nnx.Module:
+    """IMAGE_ENCODERS[name] built from `config.model.image` with `out_features` channels; `remat`
+    (config.model.remat) adds the field remat=True (towers without inner layers, e.g. "linear", ignore it)."""
+    if remat:
+        image_config = {**dict(image_config or {}), "remat": True}
     return lookup(IMAGE_ENCODERS, name, "image_encoder").from_config(image_config, out_features, dtype=dtype,
                                                                      rngs=rngs)

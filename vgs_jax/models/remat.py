@@ -1,8 +1,9 @@
 """Rematerialisation: a layer's activations recomputed in the backward pass instead of stored.
 
-`config.model.remat=True` trades compute for memory in the speech tower: each layer (recurrent
-layer, Transformer layer, DAVEnet stage, ResDAVEnet block) keeps only its inputs for the backward
-pass and recomputes the rest there (``jax.checkpoint``). Gradients are unchanged (tested);
+`config.model.remat=True` trades compute for memory in both towers: each layer (recurrent layer,
+Transformer layer, DAVEnet stage, ResDAVEnet block; pixel-CNN stage, VGG16 block, ResNet stem and
+bottleneck) keeps only its inputs for the backward pass and recomputes the rest there
+(``jax.checkpoint``). Gradients are unchanged (tested);
 mutable state the layer updates (BatchNorm statistics, dropout RNG counts) is carried out of the
 checkpoint, so train-mode updates are the same too.
 """
@@ -12,8 +13,9 @@ import jax
 from flax import nnx
 
 
-def apply(fn: Callable, module: nnx.Module, *args, enabled: bool):
-    """``fn(module, *args)`` (args: arrays), under ``jax.checkpoint`` when ``enabled``."""
+def apply(fn: Callable, module, *args, enabled: bool):
+    """``fn(module, *args)`` (module: an nnx.Module or a tuple of them; args: arrays or None), under
+    ``jax.checkpoint`` when ``enabled``."""
     if not enabled:
         return fn(module, *args)
     graphdef, state = nnx.split(module)
