@@ -17,7 +17,6 @@ import os
 
 from absl import app
 from absl import flags
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
