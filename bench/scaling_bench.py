@@ -24,6 +24,7 @@ Usage: python bench/scaling_bench.py [--encoders platalea_gru,davenet] [--max_se
 """
 import argparse
 import functools
+import inspect
 import os
 import statistics
 import sys
@@ -51,6 +52,12 @@ RECIPES = {  # speech encoder -> (CPU-sized config, full recipe)
     "transformer": ("configs/shapes_transformer.py", "configs/flickr8k_transformer.py"),
     "davenet": ("configs/shapes_davenet.py", "configs/places_davenet.py"),
     "resdavenet": ("configs/shapes_resdavenet.py", "configs/places_resdavenet.py"),
+    "wav2vec2": ("configs/shapes_ssl_vgs.py", "configs/places_fast_vgs_coarse.py"),
+    "hubert": ("configs/shapes_ssl_vgs.py", "configs/places_fast_vgs_coarse.py"),
+    "hg2017": ("configs/shapes_hg2017.py", "configs/shapes_hg2017.py"),
+}
+NOT_BENCHED = {  # registered speech encoders without a contrastive train step to time, and why
+    "kamper_cnn": "a keyword spotter trained on visual tags (loss visual_tags), not on a contrastive batch",
 }
 PEAK_TFLOPS = {  # device_kind substring -> dense TFLOP/s per chip by compute dtype (module docstring)
     "H100": {"bfloat16": 989.0, "float32": 67.0}, "H200": {"bfloat16": 989.0, "float32": 67.0},
@@ -75,6 +82,9 @@ def load(encoder: str, recipes: str, *, dtype="float32", remat=False, loss="plai
     config = config_lib.load_config(RECIPES[encoder][recipes == "full"])
     config.unlock()
     reference = config.batch_size
+    config.model.speech_encoder = encoder  # wav2vec2 and hubert share their configs
+    if "weights" in config.model.speech:
+        config.model.speech.weights = ""  # timing needs no pretrained weights file
     config.model.dtype, config.model.remat = dtype, remat
     config.batch_size = batch_size or reference
     config.loss.chunked = loss == "chunked"
@@ -157,6 +167,11 @@ def throughput(encoder: str, recipes: str, dtype: str, remat: bool, max_seconds:
                 mfu=None if peak is None else flops / step_s / peak)
 
 
+def takes_remat(encoder: str) -> bool:
+    """Whether the speech encoder has the `model.remat` switch (a keyword argument `remat`)."""
+    return "remat" in inspect.signature(registry.SPEECH_ENCODERS[encoder].__init__).parameters
+
+
 def memory_bytes(compiled) -> int:
     m = compiled.memory_analysis()
     return m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
@@ -232,7 +247,7 @@ def main():
     parser.add_argument("--max_batch", type=int, default=1 << 16, help="stop doubling at this batch")
     parser.add_argument("--tables", default="throughput,fit", help="comma list of throughput, fit")
     args = parser.parse_args()
-    missing = sorted(set(registry.SPEECH_ENCODERS) - set(RECIPES))
+    missing = sorted(set(registry.SPEECH_ENCODERS) - set(RECIPES) - set(NOT_BENCHED))
     if missing:
         parser.error(f"speech encoders {missing} have no reference config in RECIPES; add them.")
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
@@ -251,7 +266,7 @@ def main():
     rows = []
     for encoder in encoders if "throughput" in tables else ():
         for dtype in ("float32", "bfloat16"):
-            for remat in (False, True):
+            for remat in (False, True) if takes_remat(encoder) else (False,):
                 r = throughput(encoder, recipes, dtype, remat, args.max_seconds)
                 rows.append(dict(encoder=encoder, dtype=dtype, remat=str(remat), **r))
                 print("  ".join(_fmt(rows[-1][c]) for c in cols), flush=True)

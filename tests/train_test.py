@@ -200,3 +200,13 @@ def test_fit_params_rearranges_string_indices_and_names_mismatches():
     restored["convs"]["1"]["w"] = np.ones(4)
     with pytest.raises(checkpointing.CheckpointError, match="convs/1/w"):
         checkpointing.fit_tree(expected, restored, where="ckpt")
+
+
+def test_a_field_added_since_the_run_was_saved_resumes_at_its_default():
+    current = config_lib.load_config("configs/shapes_gru.py:tiny")
+    current.loss.margin = config_lib.base_config().loss.margin
+    saved = current.to_dict()
+    del saved["loss"]["margin"]  # as if loss.margin were added to base_config() after this run was saved
+    assert config_lib.incompatible_fields(saved, current) == []
+    current.loss.margin += 0.1  # not the default: the saved run did not train with this value
+    assert config_lib.incompatible_fields(saved, current) == ["loss.margin"]

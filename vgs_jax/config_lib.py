@@ -171,10 +171,15 @@ def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[
 
 
 def incompatible_fields(saved: dict, current: ml_collections.ConfigDict) -> list[str]:
-    """Names of fields (dotted) whose values differ and may not change when resuming a run."""
+    """Names of fields (dotted) whose values differ and may not change when resuming a run.
+    A field the saved config lacks matches its `base_config()` default: a run saved before a field
+    was added resumes as long as the field keeps the default (which keeps the old behaviour)."""
     a, b = flatten(saved), flatten(current.to_dict())
+    defaults = flatten(base_config().to_dict())
+    added_at_default = {k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]}
     return sorted(
-        k for k in set(a) | set(b) if k not in RESUMABLE_FIELDS and a.get(k) != b.get(k)
+        k for k in set(a) | set(b)
+        if k not in RESUMABLE_FIELDS and k not in added_at_default and a.get(k) != b.get(k)
     )
 
 
