@@ -8,8 +8,9 @@
 Two choices Table 3 does not fix: the input is mean- and variance-normalised per utterance and
 band over its valid frames (`normalize_input`, parameter-free; DAVEnet has an input BatchNorm),
 and kernels are He-normal (fan in) with zero biases (PyTorch's default uniform init shrinks the
-signal's variance ~6x per layer, so conv5 was nearly its bias for every utterance). Neither made
-configs/shapes_hg2017.py learn on spoken_shapes yet (README, "The survey's early systems").
+signal's variance ~6x per layer, so conv5 was nearly its bias for every utterance). With no
+normalisation between the ReLU convs, Adam must run at a low rate (configs/shapes_hg2017.py: 2e-4)
+or a few always-on conv5 units take over and every caption embeds to the same direction.
 
 Time convs pad k // 2 each side, pools are `conv_map_layers.max_pool_time` (kernel 3, stride 2,
 pad 1): 3 halvings, 8x in time, with padding zeroed before every conv and pool so the output does
