@@ -50,5 +50,4 @@ def get_config(arg=None):
         hidden=(32,) if arg.tiny else kws_cnn.KAMPER_HIDDEN,
     ))
     config.loss.name = "visual_tags"
-    config.loss.oracle_tagger = False  # True (with kws.tagger_targets="scene"): a perfect visual tagger
     return config
