@@ -72,10 +72,15 @@ def test_visual_tag_loss_matches_a_slow_version_and_stops_the_taggers_gradient()
     g_image = jax.grad(lambda i: tags.visual_tag_loss(speech, i, targets, mask=mask))(image)
     g_tagger = jax.grad(lambda i: tags.summed_sigmoid_cross_entropy(i, targets)[:3].sum() / 3)(image)
     np.testing.assert_allclose(g_image, g_tagger, rtol=1e-5, atol=1e-7)
+    # A perfect tagger: the speech model learns the targets themselves.
+    want = np.mean([_slow_bce(speech[b], targets[b]) + _slow_bce(image[b], targets[b]) for b in range(3)])
+    got = tags.visual_tag_loss(speech, image, targets, mask=mask, oracle_tagger=True)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 def test_visual_tags_objective_reads_logits_and_targets():
-    loss_fn = registry.make_loss_fn(ml_collections.ConfigDict(dict(name="visual_tags", chunked=False)),
+    loss_config = ml_collections.ConfigDict(dict(name="visual_tags", chunked=False, oracle_tagger=False))
+    loss_fn = registry.make_loss_fn(loss_config,
                                     ml_collections.ConfigDict(dict(similarity="cosine")))
     logits = jnp.zeros((2, 3))
     batch = {"example_mask": jnp.ones(2, bool), tags.TARGETS_KEY: jnp.ones((2, 3))}
@@ -85,6 +90,11 @@ def test_visual_tags_objective_reads_logits_and_targets():
         loss_fn(None, {"logits": logits}, {"logits": logits}, {"example_mask": jnp.ones(2, bool)}, None)
     with pytest.raises(ValueError, match="pooled speech and image towers"):
         loss_fn(None, {"embedding": logits}, {"logits": logits}, batch, None)
+    # loss.oracle_tagger=True: speech logits 10 against targets 1 (not the tagger's 0.5) cost softplus(-10).
+    loss_config.oracle_tagger = True
+    oracle_fn = registry.make_loss_fn(loss_config, ml_collections.ConfigDict(dict(similarity="cosine")))
+    loss, _ = oracle_fn(None, {"logits": logits + 10}, {"logits": logits}, batch, None)
+    np.testing.assert_allclose(loss, 3 * np.log1p(np.exp(-10)) + 3 * np.log(2), rtol=1e-6)
 
 
 EXAMPLE = {"caption_id": 7, "text": b"a little red circle above two blue crosses",
@@ -115,6 +125,17 @@ def test_example_fields_give_the_taggers_targets():
     with config.unlocked():
         config.model.speech.num_keywords = 16
     with pytest.raises(ValueError, match="num_keywords=17"):
+        keywords.example_fields(config)
+    with config.unlocked():
+        config.model.speech.num_keywords = 17
+        config.train.embedding_cache_chunks = 2
+    with pytest.raises(ValueError, match="embedding_cache_chunks=2 is unsupported with keyword spotting"):
+        keywords.example_fields(config)
+    with config.unlocked():
+        config.train.embedding_cache_chunks = 1
+        config.loss.oracle_tagger = True
+        config.kws.tagger_targets = "text"
+    with pytest.raises(ValueError, match="oracle_tagger=True with config.kws.tagger_targets='text'"):
         keywords.example_fields(config)
 
 

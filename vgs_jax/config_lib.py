@@ -93,6 +93,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.exclude_same_image = False  # True: captions of the same image are not negatives (embedding losses)
     c.loss.chunked = False  # True: ppermute ring over devices (every loss), per-device scores stay (B/D)^2, not B^2
     c.loss.reference_quirk = False  # semihard_hinge: ResDAVEnet-VQ's mask-multiply row max (anchor §3.5)
+    c.loss.oracle_tagger = False  # visual_tags: the speech model learns the scene's concepts, not the tagger's outputs
 
     c.train = ml_collections.ConfigDict()
     # K > 1: embedding cache ("gradient cache", vgs_jax.embedding_cache): embed the global batch in K

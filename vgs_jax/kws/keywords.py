@@ -93,6 +93,14 @@ def example_fields(config) -> Callable[[dict], dict[str, np.ndarray]] | None:
     keywords = vocabulary(kws.vocabulary)
     if kws.tagger_targets not in TAGGER_TARGETS:
         raise ValueError(f"config.kws.tagger_targets={kws.tagger_targets!r}; choose one of {TAGGER_TARGETS}.")
+    if config.get("train", {}).get("embedding_cache_chunks", 1) > 1:
+        raise ValueError(f"config.train.embedding_cache_chunks={config.train.embedding_cache_chunks} is unsupported "
+                         "with keyword spotting (a `kws` section, loss.name='visual_tags'): the embedding cache keeps "
+                         "no keyword logits. Set train.embedding_cache_chunks=1.")
+    if config.loss.get("oracle_tagger") and kws.tagger_targets != "scene":
+        raise ValueError(f"config.loss.oracle_tagger=True with config.kws.tagger_targets={kws.tagger_targets!r} would "
+                         "train the speech model on its transcripts; set tagger_targets='scene' (a perfect visual "
+                         "tagger) or oracle_tagger=False.")
     num = config.model.speech.get("num_keywords")
     if num != len(keywords):
         raise ValueError(f"config.model.speech.num_keywords={num}, but vocabulary {kws.vocabulary!r} has "

@@ -86,7 +86,8 @@ OBJECTIVES: dict[str, Objective] = {
     "semihard_hinge": Objective(losses.semihard_hinge_loss, SIMILARITY, takes_key=True,
                                 config_fields=("margin", "reference_quirk"),
                                 chunked_fn=chunked.chunked_semihard_hinge_loss),
-    "visual_tags": Objective(tags.visual_tag_loss, TAGS, chunked_fn=tags.visual_tag_loss_on_mesh),
+    "visual_tags": Objective(tags.visual_tag_loss, TAGS, config_fields=("oracle_tagger",),
+                             chunked_fn=tags.visual_tag_loss_on_mesh),
 }
 
 LOSSES: dict[str, Callable[..., jax.Array]] = {

@@ -38,20 +38,24 @@ def summed_sigmoid_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.A
 
 
 def visual_tag_loss(speech_logits: jax.Array, image_logits: jax.Array, targets: jax.Array, *, mask: jax.Array,
-                    tagger_weight: float = 1.0) -> jax.Array:
-    """speech_logits, image_logits, targets [B, V]; mask [B] bool (False: padding row) -> float32 scalar."""
+                    tagger_weight: float = 1.0, oracle_tagger: bool = False) -> jax.Array:
+    """speech_logits, image_logits, targets [B, V]; mask [B] bool (False: padding row) -> float32 scalar.
+
+    oracle_tagger: the speech model learns `targets` instead of the tagger's outputs (a perfect tagger;
+    only meaningful with scene targets, `kws.tagger_targets="scene"`, which `kws.keywords` checks).
+    """
     if not speech_logits.shape == image_logits.shape == targets.shape:
         raise ValueError(f"visual_tag_loss: speech logits {speech_logits.shape}, image logits {image_logits.shape} "
                          f"and keyword targets {targets.shape} must all be [batch, keywords].")
-    soft_labels = jax.lax.stop_gradient(jax.nn.sigmoid(image_logits.astype(jnp.float32)))
+    soft_labels = targets if oracle_tagger else jax.lax.stop_gradient(jax.nn.sigmoid(image_logits.astype(jnp.float32)))
     per_example = (summed_sigmoid_cross_entropy(speech_logits, soft_labels)
                    + tagger_weight * summed_sigmoid_cross_entropy(image_logits, targets))
     mask = mask.astype(jnp.float32)
     return jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def visual_tag_loss_on_mesh(speech_logits, image_logits, targets, *, mask, mesh, tagger_weight: float = 1.0):
+def visual_tag_loss_on_mesh(speech_logits, image_logits, targets, *, mask, mesh, **kwargs):
     """`visual_tag_loss` for `loss.chunked=True`: it pairs no examples (no B x B scores), so the sharded
     batch needs no ring and this is the same loss (`mesh` unused)."""
     del mesh
-    return visual_tag_loss(speech_logits, image_logits, targets, mask=mask, tagger_weight=tagger_weight)
+    return visual_tag_loss(speech_logits, image_logits, targets, mask=mask, **kwargs)
