@@ -95,7 +95,7 @@ def test_unknown_config_names_the_file_and_the_installed_ones(path, tmp_path, mo
     with pytest.raises(FileNotFoundError) as error:
         config_lib.load_config(path + ":tiny")
     message = str(error.value)
-    assert repr(path) in message and repr(str(tmp_path)) in message and "shapes_gru, shapes_resdavenet" in message
+    assert repr(path) in message and repr(str(tmp_path)) in message and "shapes_gru, " in message and "shapes_resdavenet" in message
 
 
 def test_main_config_flag_from_another_folder(tmp_path):
