@@ -28,8 +28,8 @@ Five named recipes at 16 kHz: four with a 10 ms (160-sample) hop and a 25 ms (40
   ``max_frames`` and ``bucket_boundaries`` then count samples.
 
 Input scale: float samples in [-1, 1]; int16 samples are divided by 32768 by both :func:`compute` and
-:func:`compute_jax`. Both share one implementation written against the array namespace: NumPy (float64 with
-``scipy.signal.lfilter`` for the notch for platalea_mfcc, float32 like librosa for the others); JAX in float32. platalea_mfcc has no floor under its logs, so weak bins
+:func:`compute_jax`. Both share one implementation written against the array namespace: NumPy in float64 (with
+``scipy.signal.lfilter`` for the notch of platalea_mfcc); JAX in float32. platalea_mfcc has no floor under its logs, so weak bins
 and the faint filter ringing in silent frames count as much as speech; there the JAX path computes the notch
 filter and the (pre-emphasis, window, DFT) spectrum with products exact to ~2^-39 and ~2^-31 of their terms
 (:mod:`vgs_jax.exact_matmul`), so each value is rounded once, and every frame of real speech, silences included,
@@ -339,7 +339,7 @@ def _check_finite(values: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------ public entry points
 
 def compute(waveform: np.ndarray, recipe: str, sample_rate: int = 16000) -> np.ndarray:
-    """NumPy features for the input pipeline (float64 inside for platalea_mfcc, float32 as librosa otherwise).
+    """NumPy features for the input pipeline (float64 inside, like the references).
 
     Args:
       waveform: [n] int16 (scaled by 1/32768) or float samples in [-1, 1], 16 kHz.
@@ -350,9 +350,9 @@ def compute(waveform: np.ndarray, recipe: str, sample_rate: int = 16000) -> np.n
     """
     waveform = np.asarray(waveform)
     _check_waveform(waveform.shape, waveform.dtype, recipe, sample_rate, max_ndim=1)
-    # float32 like librosa, whose computations three recipes reproduce (and twice as fast); platalea's
-    # notch filter has poles near z = 1 and its logs no floor, so that recipe stays float64.
-    x = waveform.astype(np.float64 if recipe == "platalea_mfcc" else np.float32)
+    # float64 inside: a float32 path (as librosa) was 2.5x faster for davenet_logmel but changed what a short
+    # ResDAVEnet run learns (tests/learning_test.py conv_matchmap: test R@10 0.408 -> 0.234); see README.
+    x = waveform.astype(np.float64)
     if waveform.dtype == np.int16:
         x /= 32768.0
     _check_finite(x)
