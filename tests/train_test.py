@@ -54,7 +54,7 @@ def test_parse_arg_rejects_unknown_keys():
 
 
 # Configs of vgs_jax.segment_train (word-region systems, their own fields): tested in early_systems_test.py.
-SEGMENT_CONFIGS = ("shapes_hg2015.py", "shapes_synnaeve2014.py")
+SEGMENT_CONFIGS = ("shapes_hg2015.py", "shapes_synnaeve2014.py", "shapes_gelderloos2016.py")
 
 
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir("configs")
