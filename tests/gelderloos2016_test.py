@@ -37,6 +37,9 @@ def test_g2p_of_a_known_sentence():
         vocab.encode([["z"]])
     with pytest.raises(ValueError, match="no phonemes"):
         phonemes.g2p("  ")
+    synthesizer, speaker = phonemes._synthesizer()
+    with pytest.raises(ValueError, match="one non-space character"):
+        synthesizer.phonemize("a box", speaker, separator="__")
 
 
 def test_parameter_count_residual_layers_and_last_state():
