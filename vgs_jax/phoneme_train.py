@@ -9,7 +9,7 @@ config.dataset.eval_split, for the trained model, the same model at random initi
 mean predictor (the training images' mean vector for every caption): MSE against the standardised
 image vectors, and caption -> image / image -> caption retrieval by the cosine of predicted and true
 image vectors (R@1, R@10; chance from `segment_train.chance_r10`). Writes `<workdir>/results.json`,
-and the final parameters (`params.npz`) with what rebuilds the model (`run.json`: config, phoneme
+and the final parameters (`params.npz`) with what rebuilds the model (`phoneme_run.json`: config, phoneme
 vocabulary, image standardisation) for `vgs_jax.analyze`.
 """
 import json
@@ -35,7 +35,7 @@ from vgs_jax.objectives.losses import mse_regression_loss
 from vgs_jax.segment_train import chance_r10
 
 SYSTEM = "gelderloos2016"
-RUN_FILE = "run.json"
+RUN_FILE = "phoneme_run.json"
 PARAMS_FILE = "params.npz"
 
 
@@ -177,6 +177,6 @@ def main(argv):
 
 if __name__ == "__main__":
     config_lib.define_config_flag("config", "configs/shapes_gelderloos2016.py[:tiny].")
-    flags.DEFINE_string("workdir", None, "Directory for results.json, run.json and params.npz.")
+    flags.DEFINE_string("workdir", None, "Directory for results.json, phoneme_run.json and params.npz.")
     flags.mark_flags_as_required(["config", "workdir"])
     cli.run(main)
