@@ -4,8 +4,9 @@
     python -m vgs_jax.analyze --workdir=runs/shapes_gelderloos2016
 
 Choices (paper / gchrupala/reimaginet `examples/run.py` and `imaginet/defn/visual.py` where it says):
-- input: each caption's text through espeak-ng's grapheme-to-phoneme (US English voice), spaces
-  removed, stress marks dropped (`vgs_jax.phonemes`); phoneme vocabulary from the training split;
+- input: each caption's text through espeak-ng's grapheme-to-phoneme (US English voice, so English
+  captions only), spaces removed, stress marks dropped (`vgs_jax.phonemes`); phoneme vocabulary
+  from the training split;
 - model: phoneme embedding 256, 3 GRU layers of 1024 units (reimaginet size_embed=256,
   size_hidden=1024, depth=3), layers 2 and 3 residual (input added to the output); the top
   layer's state at the last phoneme -> Linear -> image vector. The GRU is the standard tanh GRU

@@ -69,6 +69,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if phoneme_train.is_run(FLAGS.workdir):
+        if FLAGS["analyses"].present or FLAGS.wav_list:
+            raise app.UsageError(f"{FLAGS.workdir} is a phoneme_train run (text input): it gets its own two "
+                                 "analyses; drop --analyses / --wav_list.")
         report = phoneme_levels.analyze_workdir(FLAGS.workdir, split=FLAGS.split, max_utterances=FLAGS.max_utterances,
                                                 output_dir=FLAGS.output_dir)
         print(phoneme_levels.format_report(report))
