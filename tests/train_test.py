@@ -53,8 +53,9 @@ def test_parse_arg_rejects_unknown_keys():
         config_lib.parse_arg("tinyy", tiny=False)
 
 
-# Configs of vgs_jax.segment_train (word-region systems, their own fields): tested in early_systems_test.py.
-SEGMENT_CONFIGS = ("shapes_hg2015.py", "shapes_synnaeve2014.py")
+# Configs of vgs_jax.segment_train (word-region systems) and vgs_jax.phoneme_train (Gelderloos 2016), with
+# their own fields: tested in early_systems_test.py and gelderloos2016_test.py.
+SEGMENT_CONFIGS = ("shapes_hg2015.py", "shapes_synnaeve2014.py", "shapes_gelderloos2016.py")
 
 
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir("configs")

@@ -17,16 +17,22 @@ per analysis beside it (heatmaps: a folder of PNGs per model), caches activation
 activations of every layer, with frame times and the pooling attention, of those files to
 `<output_dir>/wav_activations_<trained|random>.npz` (no alignments needed; see
 `vgs_jax.analysis.activations` for the layout and `activations.load` to read it).
+
+A `python -m vgs_jax.phoneme_train` run (Gelderloos & Chrupała 2016, text as phonemes) gets that
+paper's analyses instead: word-end probes and RSA with phoneme edit distance and word meaning per
+layer (`vgs_jax.analysis.phoneme_levels`).
 """
 
 from absl import app
 from absl import flags
 
 from vgs_jax import cli
+from vgs_jax import phoneme_train
 from vgs_jax.analysis import activations
 from vgs_jax.analysis import boundaries
 from vgs_jax.analysis import data_fields
 from vgs_jax.analysis import map_analyses
+from vgs_jax.analysis import phoneme_levels
 from vgs_jax.analysis import reporting
 from vgs_jax.analysis import suite
 
@@ -62,6 +68,15 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if phoneme_train.is_run(FLAGS.workdir):
+        if FLAGS["analyses"].present or FLAGS.wav_list:
+            raise app.UsageError(f"{FLAGS.workdir} is a phoneme_train run (text input): it gets its own two "
+                                 "analyses; drop --analyses / --wav_list.")
+        report = phoneme_levels.analyze_workdir(FLAGS.workdir, split=FLAGS.split, max_utterances=FLAGS.max_utterances,
+                                                output_dir=FLAGS.output_dir)
+        print(phoneme_levels.format_report(report))
+        print(f"Wrote {report['report_path']}")
+        return
     if FLAGS.wav_list:
         paths = activations.extract_wav_list(FLAGS.workdir, FLAGS.wav_list, checkpoint=FLAGS.checkpoint,
                                              output_dir=FLAGS.output_dir)

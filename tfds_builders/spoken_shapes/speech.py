@@ -209,18 +209,24 @@ class Synthesizer:
         self._lib.espeak_SetParameter(_RATE, speaker.rate, 0)
         self._lib.espeak_SetParameter(_PITCH, speaker.pitch, 0)
 
-    def phonemize(self, text: str, speaker: Speaker) -> str:
-        """IPA phoneme string of `text` in the speaker's voice, clauses joined by spaces."""
+    def phonemize(self, text: str, speaker: Speaker, separator: str | None = None) -> str:
+        """IPA phoneme string of `text` in the speaker's voice, clauses joined by spaces; with a
+        one-character `separator`, espeak puts it between the phonemes of each word."""
         self._set_speaker(speaker)
-        return self._phonemes(text)
+        return self._phonemes(text, separator)
 
-    def _phonemes(self, text: str) -> str:
-        """IPA of `text` in the voice already set."""
+    def _phonemes(self, text: str, separator: str | None = None) -> str:
+        """IPA of `text` in the voice already set (phonemes separated by `separator` when given)."""
+        mode = _PHONEMES_IPA
+        if separator is not None:
+            if len(separator) != 1 or separator.isspace():
+                raise ValueError(f"separator must be one non-space character; got {separator!r}.")
+            mode |= ord(separator) << 8  # speak_lib.h: bits 8-23 of phonememode
         buf = ctypes.create_string_buffer(text.encode("utf-8"))
         ptr = ctypes.c_void_p(ctypes.addressof(buf))
         parts = []
         while ptr.value:
-            out = self._lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, _PHONEMES_IPA)
+            out = self._lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, mode)
             if out:
                 parts.append(out.decode("utf-8").strip())
         return " ".join(p for p in parts if p)
