@@ -30,24 +30,13 @@ Choices where the paper and notes are silent or do not fit, listed:
 so exact and semantic spotting differ more).
 """
 
-import ml_collections
-
 from vgs_jax import config_lib
 from vgs_jax import configs
-from vgs_jax.models import kws_cnn
+from vgs_jax.kws import recipe
 
 
 def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False, v2=False)
     config = configs.spoken_shapes_config(tiny=arg.tiny, v2=arg.v2)
-    config.kws = ml_collections.ConfigDict(dict(vocabulary="spoken_shapes", tagger_targets="text"))
-    config.model.speech_encoder = "kamper_cnn"
-    config.model.speech = ml_collections.ConfigDict(dict(
-        num_keywords=17,
-        widths=(8, 16, 32) if arg.tiny else kws_cnn.KAMPER_WIDTHS,
-        kernels=kws_cnn.KAMPER_KERNELS,
-        pools=kws_cnn.KAMPER_POOLS,
-        hidden=(32,) if arg.tiny else kws_cnn.KAMPER_HIDDEN,
-    ))
-    config.loss.name = "visual_tags"
+    recipe.set_keyword_spotting(config, vocabulary="spoken_shapes", num_keywords=17, tiny=arg.tiny)
     return config

@@ -17,6 +17,7 @@ from vgs_jax import input_pipeline
 from vgs_jax.kws import evaluation as kws_evaluation
 from vgs_jax.kws import keywords
 from vgs_jax.kws import metrics
+from vgs_jax.kws import pivot
 from vgs_jax.models import kws_cnn
 from vgs_jax.objectives import registry
 from vgs_jax.objectives import tags
@@ -194,3 +195,55 @@ def test_train_batches_carry_example_fields_with_zero_padding_rows():
     np.testing.assert_array_equal(batch["targets"][real],
                                   np.stack([batch["caption_id"][real], np.ones(real.sum())], -1))
     assert (batch["targets"][~real] == 0).all()
+
+
+HINDI = {"caption_id": 8, "meaning_id": 3, "language": b"hi", "text": b"x",
+         "words": {"word": [w.encode() for w in "देखिए इस चित्र में गिनकर दो छोटे लाल डिब्बे हैं".split()]},
+         "objects": {"shape": [1, 1], "color": [0, 0], "size": [0, 0]}}
+
+
+def test_keywords_spoken_in_the_utterances_language():
+    vocab = keywords.vocabulary("spoken_shapes")
+    names = [k.name for k in vocab]
+    said = lambda ex: {n for n, s in zip(names, keywords.spoken(ex, vocab)) if s}
+    # "छोटे" inflects छोटा (small), "लाल" is red; "डिब्बे" (boxes) is a synonym of square: semantic only.
+    assert said(HINDI) == {"small", "red"}
+    japanese = {**HINDI, "language": "ja", "words": {"word": ["あかい", "まる", "と", "おおきな", "あおい", "しかく"]}}
+    assert said(japanese) == {"red", "circle", "blue", "square"}  # "おおきな" is a synonym of おおきい (large)
+    assert said({**EXAMPLE, "language": b"en"}) == said(EXAMPLE) == {"red", "circle", "blue", "cross"}
+    with pytest.raises(ValueError, match="no 'de' forms"):
+        keywords.spoken({**HINDI, "language": "de"}, vocab)
+
+
+def test_shapes_kws_v2_reads_2_0_0_examples():
+    config = config_lib.load_config("configs/shapes_kws.py:tiny,v2")
+    assert config.dataset.name == "spoken_shapes/tiny:2.0.0"
+    v2_example = {**EXAMPLE, "language": b"en", "meaning_id": 1}  # 2.0.0 fields beside 1.0.0's
+    np.testing.assert_array_equal(keywords.example_fields(config)(v2_example)[tags.TARGETS_KEY],
+                                  keywords.spoken(EXAMPLE, keywords.vocabulary("spoken_shapes")))
+
+
+def test_crosslingual_tagger_learns_the_english_caption_of_the_same_meaning(monkeypatch):
+    config = config_lib.load_config("configs/shapes_kws_crosslingual.py:tiny")
+    assert config.dataset.name == "spoken_shapes/tiny_hi:2.0.0" and config.kws.tagger_language == "en"
+    assert pivot.parallel_dataset_name("spoken_shapes/quick_ja:2.0.0", "en") == "spoken_shapes/quick:2.0.0"
+    assert pivot.parallel_dataset_name("spoken_shapes/small:2.0.0", "hi") == "spoken_shapes/small_hi:2.0.0"
+    with pytest.raises(ValueError, match="needs parallel captions"):
+        pivot.parallel_dataset_name("spoken_shapes/tiny", "en")
+    english = [{**EXAMPLE, "language": b"en", "meaning_id": 3}, {**EXAMPLE, "meaning_id": 4, "words": {"word": [b"a"]}}]
+    opened = []
+    monkeypatch.setattr(pivot.data_sources, "open_split", lambda name, split, **kw: opened.append((name, split)) or english)
+    fields = keywords.example_fields(config)
+    assert opened == [("spoken_shapes/tiny:2.0.0", "train")]
+    # The Hindi utterance says small + red; the tagger learns the English caption's red, circle, blue, cross.
+    vocab = keywords.vocabulary("spoken_shapes")
+    np.testing.assert_array_equal(fields(HINDI)[tags.TARGETS_KEY], keywords.spoken(EXAMPLE, vocab))
+    assert fields({**HINDI, "meaning_id": 4})[tags.TARGETS_KEY].sum() == 0
+    with pytest.raises(KeyError, match="meaning_id 5 .* has no caption in spoken_shapes/tiny:2.0.0"):
+        fields({**HINDI, "meaning_id": 5})
+    with config.unlocked():
+        config.kws.tagger_targets = "scene"
+    with pytest.raises(ValueError, match="needs kws.tagger_targets='text'"):
+        keywords.example_fields(config)
+    with pytest.raises(ValueError, match="choose one of \\('hi', 'ja'\\)"):
+        config_lib.load_config("configs/shapes_kws_crosslingual.py:language=de")

@@ -1,10 +1,14 @@
 """Keyword vocabularies, and what each utterance's text and image say about them.
 
 A vocabulary is a tuple of `Keyword`s. On spoken_shapes ("spoken_shapes"): the 7 shapes, 8 colours
-and 2 sizes of its scenes. A keyword is
+and 2 sizes of its scenes, named in English. A keyword is
 
-- *spoken* (exact relevance) when one of its `forms` (the name and, for shapes, the plural the
-  captions use) is a word of the utterance's transcript (`words` alignment, else `text`);
+- *spoken* (exact relevance) when one of its forms in the utterance's language (`language` field,
+  English without one) is a word of the utterance's transcript (`words` alignment, else `text`). In
+  English the forms are the name and, for shapes, the plural the captions use; in spoken_shapes
+  2.0.0's Hindi and Japanese (cross-lingual spotting, `kws.pivot`) they are the translation: every
+  inflection of the plainest lexicon entry (Hindi -a/-e/-i adjectives; shapes' plural and oblique),
+  its head word (Japanese "おれんじいろ の" -> "おれんじいろ");
 - *shown* (semantic relevance) when the utterance's image has an object of that shape, colour or
   size (`objects` scene metadata). Synonyms ("little", "crimson", "disc" in 2.0.0) and partial
   captions make the two differ.
@@ -12,26 +16,57 @@ and 2 sizes of its scenes. A keyword is
 Tagger targets per training example (`config.kws.tagger_targets`): "text", the caption's bag of
 keywords (each of an image's captions in turn, so the tagger learns how often each keyword is said
 of the image), or "scene", the concepts its image shows. Neither reaches the speech model, which only
-sees the tagger's outputs. Batches carry them as `keyword_targets` float32 [B, V] (`example_fields`).
+sees the tagger's outputs. With `kws.tagger_language` set ("en") the text targets are those of the
+same image's caption in that language (`kws.pivot`: Kamper & Roth 2018's English tagger). Batches carry them as `keyword_targets` float32 [B, V] (`example_fields`).
 """
 import dataclasses
 from typing import Callable
 
 import numpy as np
 
+from vgs_jax.kws import pivot
 from vgs_jax.objectives.tags import TARGETS_KEY
+
 TAGGER_TARGETS = ("text", "scene")
 
 
 @dataclasses.dataclass(frozen=True)
 class Keyword:
     """name: the query word; kind: the `objects` field it names ("shape", "color", "size") and
-    index its class number there; forms: words that count as speaking it."""
+    index its class number there; forms: English words that count as speaking it; translations:
+    language -> the words that count in that language."""
 
     name: str
     kind: str
     index: int
     forms: tuple[str, ...]
+    translations: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def forms_in(self, language: str) -> tuple[str, ...]:
+        """The words that speak this keyword in `language` ("en": `forms`)."""
+        if language == "en":
+            return self.forms
+        table = dict(self.translations)
+        if language not in table:
+            raise ValueError(f"Keyword {self.name!r} has no {language!r} forms (it has en and {sorted(table)}); "
+                             "exact spotting in that language needs a vocabulary that translates it.")
+        return table[language]
+
+
+def _heads(phrases) -> tuple[str, ...]:
+    """The first word of each phrase, in order, without repeats."""
+    return tuple(dict.fromkeys(p.split()[0] for p in phrases))
+
+
+def _translations(kind: str, concept: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(("hi", forms), ("ja", forms)) of a spoken_shapes concept: the first (plainest) entry of
+    grammar_v2's lexicon, in every inflection the captions use, head words only."""
+    from tfds_builders.spoken_shapes import grammar_v2  # deferred: only spoken_shapes runs need it
+
+    hi = getattr(grammar_v2, f"HI_{kind.upper()}S")[concept][0]
+    hi = hi if kind == "shape" else tuple(grammar_v2._hi_adj(hi, form) for form in "mef")
+    ja = (getattr(grammar_v2, f"JA_{kind.upper()}S")[concept][0],)
+    return (("hi", _heads(hi)), ("ja", _heads(ja)))
 
 
 def spoken_shapes_keywords() -> tuple[Keyword, ...]:
@@ -39,9 +74,10 @@ def spoken_shapes_keywords() -> tuple[Keyword, ...]:
     from tfds_builders.spoken_shapes import grammar  # deferred: only spoken_shapes runs need it
     from tfds_builders.spoken_shapes import scenes
 
-    shapes = tuple(Keyword(s, "shape", i, tuple(grammar.ENGLISH.shapes[s])) for i, s in enumerate(scenes.SHAPES))
-    colors = tuple(Keyword(c, "color", i, (c,)) for i, c in enumerate(scenes.COLORS))
-    sizes = tuple(Keyword(s, "size", i, (s,)) for i, s in enumerate(scenes.SIZES))
+    shapes = tuple(Keyword(s, "shape", i, tuple(grammar.ENGLISH.shapes[s]), _translations("shape", s))
+                   for i, s in enumerate(scenes.SHAPES))
+    colors = tuple(Keyword(c, "color", i, (c,), _translations("color", c)) for i, c in enumerate(scenes.COLORS))
+    sizes = tuple(Keyword(s, "size", i, (s,), _translations("size", s)) for i, s in enumerate(scenes.SIZES))
     return shapes + colors + sizes
 
 
@@ -69,10 +105,15 @@ def transcript_words(example: dict) -> list[str]:
                    "keyword spotting needs a transcript.")
 
 
+def language(example: dict) -> str:
+    """The example's `language` field ("en" when it has none: spoken_shapes 1.0.0, Flickr8K)."""
+    return _text(example.get("language", "en")) or "en"
+
+
 def spoken(example: dict, keywords: tuple[Keyword, ...]) -> np.ndarray:
-    """bool [V]: keyword v is a word of the transcript (exact relevance)."""
-    words = set(transcript_words(example))
-    return np.array([bool(words.intersection(k.forms)) for k in keywords])
+    """bool [V]: keyword v is a word of the transcript, in the example's language (exact relevance)."""
+    words, lang = set(transcript_words(example)), language(example)
+    return np.array([bool(words.intersection(k.forms_in(lang))) for k in keywords])
 
 
 def shown(example: dict, keywords: tuple[Keyword, ...]) -> np.ndarray:
@@ -106,4 +147,9 @@ def example_fields(config) -> Callable[[dict], dict[str, np.ndarray]] | None:
         raise ValueError(f"config.model.speech.num_keywords={num}, but vocabulary {kws.vocabulary!r} has "
                          f"{len(keywords)} keywords; set num_keywords={len(keywords)}.")
     relevance = spoken if kws.tagger_targets == "text" else shown
+    if kws.get("tagger_language"):
+        if kws.tagger_targets != "text":
+            raise ValueError(f"config.kws.tagger_language={kws.tagger_language!r} picks the captions the tagger learns "
+                             "from; it needs kws.tagger_targets='text' (or set tagger_language='').")
+        return pivot.pivot_fields(config, lambda example: spoken(example, keywords))
     return lambda example: {TARGETS_KEY: relevance(example, keywords).astype(np.float32)}
