@@ -13,14 +13,14 @@ too; `vgs_jax/kws/pivot.py`). `evaluate` scores each English keyword against the
 exact relevance = its Hindi translation is said, semantic = the image shows it.
 
 Choices where the paper and notes are silent or do not fit, listed:
-- Kamper & Roth pretrain the English tagger on other corpora (MSCOCO + Flickr30k) and train the
-  German speech model on Flickr8K images with German spoken captions; here the tagger learns from
-  the English captions of the training images themselves (parallel captions of one meaning: 2.0.0
-  renders each meaning in every language), jointly with the speech model, as in `shapes_kws.py`.
+- Direction: Kamper & Roth retrieve English utterances with German text keywords (survey notes D);
+  here English keywords retrieve Hindi or Japanese utterances, the languages spoken_shapes 2.0.0 has.
+- Kamper's taggers are pretrained on other image-caption corpora; here the English tagger learns from
+  the English captions of the training images themselves (2.0.0 renders each meaning in every
+  language: parallel captions), jointly with the speech model, as in `shapes_kws.py`.
 - Exact relevance needs translations of the keywords: the plainest lexicon entry of each concept in
   the target language, in every inflection the captions use (`kws.keywords.Keyword.forms_in`);
-  synonyms count as semantic only, as "crimson" does for "red" in English. Kamper & Roth had German
-  annotators decide whether an utterance contains a translation; this is the automatic analogue.
+  synonyms count as semantic only, as "crimson" does for "red" in English.
 - Vocabulary, features, optimizer, steps: as `shapes_kws.py` (17 concept words, not 1000 words).
 `:tiny` shrinks everything for tests; `:language=ja` spots in Japanese.
 """

@@ -1,6 +1,9 @@
 """Keyword spotting from visual tags: the Kamper CNN, the visual-tag loss, keywords and the metrics,
 each against a slow obvious version or hand-computed values."""
 
+import os
+import shutil
+
 from flax import nnx
 import jax
 import jax.numpy as jnp
@@ -13,6 +16,7 @@ from sklearn.metrics import roc_curve
 
 from vgs_jax import audio_features
 from vgs_jax import config_lib
+from vgs_jax import data_sources
 from vgs_jax import input_pipeline
 from vgs_jax.kws import evaluation as kws_evaluation
 from vgs_jax.kws import keywords
@@ -104,7 +108,7 @@ EXAMPLE = {"caption_id": 7, "text": b"a little red circle above two blue crosses
 
 
 def test_keywords_spoken_and_shown():
-    vocab = keywords.vocabulary("spoken_shapes")
+    vocab = keywords.spoken_shapes_keywords()
     names = [k.name for k in vocab]
     assert len(vocab) == 17 and names[:3] == ["circle", "square", "triangle"]
     spoken = {n for n, s in zip(names, keywords.spoken(EXAMPLE, vocab)) if s}
@@ -112,7 +116,7 @@ def test_keywords_spoken_and_shown():
     assert spoken == {"red", "circle", "blue", "cross"}  # "little" is not the keyword "small"
     assert shown == {"red", "circle", "blue", "cross", "small", "large"}
     with pytest.raises(ValueError, match="choose one of"):
-        keywords.vocabulary("flickr")
+        keywords.vocabulary(ml_collections.ConfigDict(dict(kws=dict(vocabulary="flickr"))))
 
 
 def test_example_fields_give_the_taggers_targets():
@@ -203,7 +207,7 @@ HINDI = {"caption_id": 8, "meaning_id": 3, "language": b"hi", "text": b"x",
 
 
 def test_keywords_spoken_in_the_utterances_language():
-    vocab = keywords.vocabulary("spoken_shapes")
+    vocab = keywords.spoken_shapes_keywords()
     names = [k.name for k in vocab]
     said = lambda ex: {n for n, s in zip(names, keywords.spoken(ex, vocab)) if s}
     # "छोटे" inflects छोटा (small), "लाल" is red; "डिब्बे" (boxes) is a synonym of square: semantic only.
@@ -220,7 +224,7 @@ def test_shapes_kws_v2_reads_2_0_0_examples():
     assert config.dataset.name == "spoken_shapes/tiny:2.0.0"
     v2_example = {**EXAMPLE, "language": b"en", "meaning_id": 1}  # 2.0.0 fields beside 1.0.0's
     np.testing.assert_array_equal(keywords.example_fields(config)(v2_example)[tags.TARGETS_KEY],
-                                  keywords.spoken(EXAMPLE, keywords.vocabulary("spoken_shapes")))
+                                  keywords.spoken(EXAMPLE, keywords.spoken_shapes_keywords()))
 
 
 def test_crosslingual_tagger_learns_the_english_caption_of_the_same_meaning(monkeypatch):
@@ -236,7 +240,7 @@ def test_crosslingual_tagger_learns_the_english_caption_of_the_same_meaning(monk
     fields = keywords.example_fields(config)
     assert opened == [("spoken_shapes/tiny:2.0.0", "train")]
     # The Hindi utterance says small + red; the tagger learns the English caption's red, circle, blue, cross.
-    vocab = keywords.vocabulary("spoken_shapes")
+    vocab = keywords.spoken_shapes_keywords()
     np.testing.assert_array_equal(fields(HINDI)[tags.TARGETS_KEY], keywords.spoken(EXAMPLE, vocab))
     assert fields({**HINDI, "meaning_id": 4})[tags.TARGETS_KEY].sum() == 0
     with pytest.raises(KeyError, match="meaning_id 5 .* has no caption in spoken_shapes/tiny:2.0.0"):
@@ -247,3 +251,33 @@ def test_crosslingual_tagger_learns_the_english_caption_of_the_same_meaning(monk
         keywords.example_fields(config)
     with pytest.raises(ValueError, match="choose one of \\('hi', 'ja'\\)"):
         config_lib.load_config("configs/shapes_kws_crosslingual.py:language=de")
+
+
+def test_image_relevance_is_any_caption_of_the_image():
+    spoken = np.array([[1, 0], [0, 0], [0, 1], [0, 0]], bool)
+    np.testing.assert_array_equal(keywords.image_relevance(spoken, [7, 7, 3, 5]),
+                                  [[1, 0], [1, 0], [0, 1], [0, 0]])
+
+
+FLICKR_DUMMY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tfds_builders",
+                            "flickr8k_audio", "dummy_data")
+
+
+def test_flickr8k_kws_names_the_missing_corpus_then_reads_its_caption_words(tmp_path):
+    config = config_lib.load_config("configs/flickr8k_kws.py:tiny")
+    config.dataset.data_dir = str(tmp_path)
+    config.dataset.image_key = "image"  # the ResNet vectors are tested with extract_image_features
+    with pytest.raises(FileNotFoundError, match=r"wav2capt\.txt.*downloads/manual/flickr8k_audio"):
+        keywords.example_fields(config)
+    shutil.copytree(FLICKR_DUMMY, tmp_path / "downloads" / "manual" / "flickr8k_audio")
+    # Training captions "A {dog|child|man|boat} is shown in picture {i} caption {k}": 20 captions say
+    # caption, picture, shown; 5 each of the animals and people (ties alphabetically); "a", "is", "in" are stop words.
+    vocab = keywords.vocabulary(config)
+    assert [k.name for k in vocab] == ["caption", "picture", "shown", "boat"] and vocab[3].kind == "word"
+    targets = keywords.example_fields(config)({"text": b"A boat is shown in picture 5 caption 1"})[tags.TARGETS_KEY]
+    np.testing.assert_array_equal(targets, [1, 1, 1, 1])
+    spoken, shown, _, _ = kws_evaluation._annotations(data_sources.open_config_split(config.dataset, "test"), vocab)
+    assert spoken.shape == (5, 4) and spoken[:, :3].all() and not spoken[:, 3].any() and (shown == spoken).all()
+    with pytest.raises(ValueError, match="num_keywords <= 7"):
+        config.model.speech.num_keywords = 8
+        keywords.vocabulary(config)

@@ -40,15 +40,21 @@ def speech_logits(template, params, source, *, batch_size: int, features_config,
 
 
 def _annotations(source, keywords) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """(spoken [N, V] bool, shown [N, V] bool, caption texts, caption ids) of every example."""
-    spoken, shown, texts, ids = [], [], [], []
+    """(spoken [N, V] bool, shown [N, V] bool, caption texts, caption ids) of every example; caption-word
+    vocabularies are shown by the image's captions (`keywords.image_relevance`)."""
+    by_image = any(k.kind == "word" for k in keywords)
+    spoken, shown, texts, ids, images = [], [], [], [], []
     for i in range(len(source)):
         ex = source[i]
         spoken.append(keywords_lib.spoken(ex, keywords))
-        shown.append(keywords_lib.shown(ex, keywords))
+        if not by_image:
+            shown.append(keywords_lib.shown(ex, keywords))
         texts.append(" ".join(keywords_lib.transcript_words(ex)))
         ids.append(int(ex["caption_id"]))
-    return np.stack(spoken), np.stack(shown), texts, np.asarray(ids)
+        images.append(int(ex["image_id"]))
+    spoken = np.stack(spoken)
+    shown = keywords_lib.image_relevance(spoken, images) if by_image else np.stack(shown)
+    return spoken, shown, texts, np.asarray(ids)
 
 
 def disagreements(scores, spoken, shown, texts, caption_ids, names, limit: int) -> dict:
@@ -88,7 +94,7 @@ def evaluate_checkpoint(workdir: str, *, checkpoint: str | int = "latest", split
     if not config.get("kws"):
         raise ValueError(f"The run in {workdir} was not trained for keyword spotting (its config has no `kws` "
                          "section); train one from configs/shapes_kws.py.")
-    keywords = keywords_lib.vocabulary(config.kws.vocabulary)
+    keywords = keywords_lib.vocabulary(config)
     source = data_sources.open_config_split(config.dataset, split)
     scores = speech_logits(template, params, source, batch_size=batch_size or config.eval_batch_size,
                            features_config=config.features, image_key=config.dataset.image_key,

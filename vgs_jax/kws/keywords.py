@@ -13,17 +13,25 @@ and 2 sizes of its scenes, named in English. A keyword is
   size (`objects` scene metadata). Synonyms ("little", "crimson", "disc" in 2.0.0) and partial
   captions make the two differ.
 
+On a captioned corpus ("caption_words", Flickr8K: Kamper et al. 2017) the vocabulary is the
+`model.speech.num_keywords` most frequent words of the training captions, stop words and non-words
+left out (ties alphabetically); such a keyword is spoken when the word is in the transcript and
+*shown* when it is in any caption of the utterance's image in the split (`image_relevance`: Kamper et
+al. 2019 had people judge semantic relevance; the image's other captions are the automatic proxy).
+
 Tagger targets per training example (`config.kws.tagger_targets`): "text", the caption's bag of
 keywords (each of an image's captions in turn, so the tagger learns how often each keyword is said
 of the image), or "scene", the concepts its image shows. Neither reaches the speech model, which only
 sees the tagger's outputs. With `kws.tagger_language` set ("en") the text targets are those of the
 same image's caption in that language (`kws.pivot`: Kamper & Roth 2018's English tagger). Batches carry them as `keyword_targets` float32 [B, V] (`example_fields`).
 """
+import collections
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
+from vgs_jax import data_sources
 from vgs_jax.kws import pivot
 from vgs_jax.objectives.tags import TARGETS_KEY
 
@@ -81,14 +89,41 @@ def spoken_shapes_keywords() -> tuple[Keyword, ...]:
     return shapes + colors + sizes
 
 
-VOCABULARIES: dict[str, Callable[[], tuple[Keyword, ...]]] = {"spoken_shapes": spoken_shapes_keywords}
+# English function words left out of caption vocabularies (closed-class words, a subset of NLTK's English stop list).
+STOP_WORDS = frozenset("""a an the and or but if of at by for with about against between into through during
+before after above below to from up down in out on off over under again further then once here there when where
+why how all any both each few more most other some such no nor not only own same so than too very can will just
+should now is are was were be been being have has had having do does did doing i me my we our you your he him his
+she her it its they them their what which who whom this that these those am while as until""".split())
 
 
-def vocabulary(name: str) -> tuple[Keyword, ...]:
-    """The keywords of `config.kws.vocabulary` = name; ValueError listing the known ones."""
+def caption_word_keywords(config) -> tuple[Keyword, ...]:
+    """The `config.model.speech.num_keywords` most frequent content words of the training captions
+    (count of captions that hold the word; ties alphabetically), kind "word"."""
+    data = config.dataset
+    source = data_sources.open_config_split(data, data.train_split, build_if_missing=data.get("build_if_missing", False))
+    counts = collections.Counter(w for i in range(len(source)) for w in set(transcript_words(source[i]))
+                                 if w.isalpha() and w not in STOP_WORDS)
+    n = config.model.speech.num_keywords
+    if len(counts) < n:
+        raise ValueError(f"config.model.speech.num_keywords={n}, but the {data.train_split} captions of {data.name} hold "
+                         f"only {len(counts)} content words; set num_keywords <= {len(counts)}.")
+    ranked = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:n]
+    return tuple(Keyword(w, "word", i, (w,)) for i, (w, _) in enumerate(ranked))
+
+
+VOCABULARIES: dict[str, Callable[..., tuple[Keyword, ...]]] = {
+    "spoken_shapes": lambda config: spoken_shapes_keywords(),
+    "caption_words": caption_word_keywords,
+}
+
+
+def vocabulary(config) -> tuple[Keyword, ...]:
+    """The keywords of `config.kws.vocabulary`; ValueError listing the known ones."""
+    name = config.kws.vocabulary
     if name not in VOCABULARIES:
         raise ValueError(f"Unknown config.kws.vocabulary {name!r}; choose one of {sorted(VOCABULARIES)}.")
-    return VOCABULARIES[name]()
+    return VOCABULARIES[name](config)
 
 
 def _text(value) -> str:
@@ -118,11 +153,23 @@ def spoken(example: dict, keywords: tuple[Keyword, ...]) -> np.ndarray:
 
 def shown(example: dict, keywords: tuple[Keyword, ...]) -> np.ndarray:
     """bool [V]: the example's image has an object of keyword v's class (semantic relevance)."""
+    if any(k.kind == "word" for k in keywords):
+        raise ValueError("Caption-word keywords are shown by the image's captions, not by one example: use "
+                         "image_relevance over the split (and kws.tagger_targets='text' for training).")
     if "objects" not in example:
         raise KeyError(f"Example caption_id={example.get('caption_id')} has no 'objects'; semantic keyword "
                        "spotting needs the scene metadata (spoken_shapes).")
     objects = example["objects"]
     return np.array([k.index in {int(i) for i in objects[k.kind]} for k in keywords])
+
+
+def image_relevance(spoken_matrix: np.ndarray, image_ids: Sequence[int]) -> np.ndarray:
+    """bool [N, V]: keyword v is spoken in some caption (row) of the same image as row n."""
+    image_ids = np.asarray(image_ids)
+    images, index = np.unique(image_ids, return_inverse=True)
+    per_image = np.zeros((len(images), spoken_matrix.shape[1]), bool)
+    np.logical_or.at(per_image, index, spoken_matrix)
+    return per_image[index]
 
 
 def example_fields(config) -> Callable[[dict], dict[str, np.ndarray]] | None:
@@ -131,7 +178,6 @@ def example_fields(config) -> Callable[[dict], dict[str, np.ndarray]] | None:
     kws = config.get("kws")
     if not kws:
         return None
-    keywords = vocabulary(kws.vocabulary)
     if kws.tagger_targets not in TAGGER_TARGETS:
         raise ValueError(f"config.kws.tagger_targets={kws.tagger_targets!r}; choose one of {TAGGER_TARGETS}.")
     if config.get("train", {}).get("embedding_cache_chunks", 1) > 1:
@@ -142,6 +188,7 @@ def example_fields(config) -> Callable[[dict], dict[str, np.ndarray]] | None:
         raise ValueError(f"config.loss.oracle_tagger=True with config.kws.tagger_targets={kws.tagger_targets!r} would "
                          "train the speech model on its transcripts; set tagger_targets='scene' (a perfect visual "
                          "tagger) or oracle_tagger=False.")
+    keywords = vocabulary(config)
     num = config.model.speech.get("num_keywords")
     if num != len(keywords):
         raise ValueError(f"config.model.speech.num_keywords={num}, but vocabulary {kws.vocabulary!r} has "
