@@ -2,6 +2,8 @@
 
     python -m vgs_jax.main --config=configs/flickr8k_kws.py --workdir=runs/flickr8k_kws
     python -m vgs_jax.evaluate --workdir=runs/flickr8k_kws
+    python -m vgs_jax.main --config=configs/flickr8k_kws.py:tagger_weights=pretrained/flickr8k_tagger.npz \
+        --workdir=runs/flickr8k_kws_pretrained
 
 Kamper's keyword CNN on speech (`models.kws_cnn`: convs 64x9, 256x10, 1024x11, max-pools 3, 3 and over
 time, 4096 hidden) learns, with summed sigmoid cross-entropy (`objectives.tags.visual_tag_loss`), the
@@ -25,19 +27,30 @@ Choices where the paper and notes are silent or do not fit, listed:
   when any caption of the utterance's image says it.
 - Optimiser: Adam at 1e-4, constant, 25 epochs, batch 32 (the batch size is not in the notes);
   features: platalea's 39-d MFCCs (Kamper: MFCC + deltas, CMVN). Utterances are not padded to 800 frames.
+`:tagger_weights=PATH` uses a pretrained tagger instead (`vgs_jax/kws/tagger_file.py`: a NumPy .npz of
+keywords [V], kernel [2048, V], bias [V] over the same ResNet-152 vectors; the vocabulary is its
+keywords, its sigmoid outputs are the speech model's targets, `loss.oracle_tagger=True`), as Kamper's
+tagger was fixed; loading the config stops with a message naming the file when it is missing.
 `:tiny` shrinks the model and keeps 4 keywords (the builder's dummy data has few words).
 """
 
 from vgs_jax import config_lib
 from vgs_jax import configs
 from vgs_jax.kws import recipe
+from vgs_jax.kws import tagger_file
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False)
+    arg = config_lib.parse_arg(arg, tiny=False, tagger_weights="")
     config = configs.platalea_corpus_config("flickr8k_audio")
-    recipe.set_keyword_spotting(config, vocabulary="caption_words", num_keywords=4 if arg.tiny else 1000,
-                                tiny=arg.tiny)
+    if arg.tagger_weights:  # Kamper's fixed tagger: its outputs are the speech model's targets
+        recipe.set_keyword_spotting(config, vocabulary="tagger_file", tiny=arg.tiny, tagger_targets="pretrained",
+                                    num_keywords=len(tagger_file.load(arg.tagger_weights).keywords),
+                                    tagger_weights=arg.tagger_weights)
+        config.loss.oracle_tagger = True
+    else:
+        recipe.set_keyword_spotting(config, vocabulary="caption_words", num_keywords=4 if arg.tiny else 1000,
+                                    tiny=arg.tiny)
     config.optimizer.schedule = "constant"
     config.optimizer.lr_max = 1e-4
     config.num_epochs = 25

@@ -281,3 +281,23 @@ def test_flickr8k_kws_names_the_missing_corpus_then_reads_its_caption_words(tmp_
     with pytest.raises(ValueError, match="num_keywords <= 7"):
         config.model.speech.num_keywords = 8
         keywords.vocabulary(config)
+
+
+def test_flickr8k_kws_with_a_pretrained_tagger_file(tmp_path):
+    path = str(tmp_path / "tagger.npz")
+    with pytest.raises(FileNotFoundError, match="tagger.npz' not found .*'keywords', 'kernel', 'bias'"):
+        config_lib.load_config(f"configs/flickr8k_kws.py:tiny,tagger_weights={path}")
+    kernel, bias = np.array([[1.0, -2.0, 0.0], [0.5, 0.0, 3.0]]), np.array([0.0, 1.0, -1.0])
+    np.savez(path, keywords=np.array(["dog", "beach", "red"]), kernel=kernel, bias=bias)
+    config = config_lib.load_config(f"configs/flickr8k_kws.py:tiny,tagger_weights={path}")
+    assert config.model.speech.num_keywords == 3 and config.loss.oracle_tagger  # the speech model learns its outputs
+    assert [k.name for k in keywords.vocabulary(config)] == ["dog", "beach", "red"]
+    x = np.array([2.0, -1.0], np.float32)
+    want = [1 / (1 + np.exp(-(2 * 1 - 0.5))), 1 / (1 + np.exp(-(-4 + 1))), 1 / (1 + np.exp(-(-3 - 1)))]
+    got = keywords.example_fields(config)({"image_features": x})[tags.TARGETS_KEY]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(ValueError, match="image vectors of 2 values; got shape \\(3,\\)"):
+        keywords.example_fields(config)({"image_features": np.zeros(3)})
+    np.savez(path, keywords=np.array(["dog"]), kernel=kernel, bias=bias)
+    with pytest.raises(ValueError, match="must be \\[D, 1\\]"):
+        keywords.vocabulary(config)

@@ -33,9 +33,10 @@ import numpy as np
 
 from vgs_jax import data_sources
 from vgs_jax.kws import pivot
+from vgs_jax.kws import tagger_file
 from vgs_jax.objectives.tags import TARGETS_KEY
 
-TAGGER_TARGETS = ("text", "scene")
+TAGGER_TARGETS = ("text", "scene", "pretrained")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,9 +113,15 @@ def caption_word_keywords(config) -> tuple[Keyword, ...]:
     return tuple(Keyword(w, "word", i, (w,)) for i, (w, _) in enumerate(ranked))
 
 
+def tagger_file_keywords(config) -> tuple[Keyword, ...]:
+    """The keywords of the pretrained tagger file `config.kws.tagger_weights` (`kws.tagger_file`), kind "word"."""
+    return tuple(Keyword(w, "word", i, (w,)) for i, w in enumerate(tagger_file.load(config.kws.tagger_weights).keywords))
+
+
 VOCABULARIES: dict[str, Callable[..., tuple[Keyword, ...]]] = {
     "spoken_shapes": lambda config: spoken_shapes_keywords(),
     "caption_words": caption_word_keywords,
+    "tagger_file": tagger_file_keywords,
 }
 
 
@@ -172,6 +179,15 @@ def image_relevance(spoken_matrix: np.ndarray, image_ids: Sequence[int]) -> np.n
     return per_image[index]
 
 
+def _pretrained_fields(config) -> Callable[[dict], dict[str, np.ndarray]]:
+    """example -> {TARGETS_KEY: the tagger file's probabilities for its image vector}."""
+    tagger, key = tagger_file.load(config.kws.tagger_weights), config.dataset.image_key
+    if config.kws.vocabulary != "tagger_file":
+        raise ValueError(f"config.kws.tagger_targets='pretrained' scores the tagger file's keywords; set "
+                         f"kws.vocabulary='tagger_file' (got {config.kws.vocabulary!r}).")
+    return lambda example: {TARGETS_KEY: tagger.probabilities(example[key])}
+
+
 def example_fields(config) -> Callable[[dict], dict[str, np.ndarray]] | None:
     """For the train iterator: example -> {TARGETS_KEY: float32 [V]} (the tagger's targets) when the
     config trains a keyword spotter (has a `kws` section), else None."""
@@ -184,15 +200,17 @@ def example_fields(config) -> Callable[[dict], dict[str, np.ndarray]] | None:
         raise ValueError(f"config.train.embedding_cache_chunks={config.train.embedding_cache_chunks} is unsupported "
                          "with keyword spotting (a `kws` section, loss.name='visual_tags'): the embedding cache keeps "
                          "no keyword logits. Set train.embedding_cache_chunks=1.")
-    if config.loss.get("oracle_tagger") and kws.tagger_targets != "scene":
+    if config.loss.get("oracle_tagger") and kws.tagger_targets == "text":
         raise ValueError(f"config.loss.oracle_tagger=True with config.kws.tagger_targets={kws.tagger_targets!r} would "
                          "train the speech model on its transcripts; set tagger_targets='scene' (a perfect visual "
-                         "tagger) or oracle_tagger=False.")
+                         "tagger), 'pretrained' (a tagger file) or oracle_tagger=False.")
     keywords = vocabulary(config)
     num = config.model.speech.get("num_keywords")
     if num != len(keywords):
         raise ValueError(f"config.model.speech.num_keywords={num}, but vocabulary {kws.vocabulary!r} has "
                          f"{len(keywords)} keywords; set num_keywords={len(keywords)}.")
+    if kws.tagger_targets == "pretrained":
+        return _pretrained_fields(config)
     relevance = spoken if kws.tagger_targets == "text" else shown
     if kws.get("tagger_language"):
         if kws.tagger_targets != "text":
