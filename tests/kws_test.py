@@ -184,6 +184,16 @@ def test_keyword_spotting_systems_and_disagreements():
     assert [(e["keyword"], e["caption_id"], e["model_rank"]) for e in d["examples"]] == [("a", 1, 1), ("b", 2, 1)]
 
 
+def test_tagger_ranks_images_per_keyword():
+    logits = np.array([[2.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    shown = np.array([[1, 0], [0, 1], [1, 1]], bool)
+    out = kws_evaluation.tagger_spotting(logits, shown, ["a", "b"])
+    a, b = out["model"]["per_keyword"]["a"], out["model"]["per_keyword"]["b"]
+    assert a["p_at_n"] == 0.5 and a["eer"] == 0.5  # images 0, 1, 2 in that order; relevant: 0 and 2
+    assert b["p_at_n"] == 1.0 and b["eer"] == 0.0  # images 2, 1, 0; relevant: 2 and 1
+    assert out["random"]["keywords_scored"] == 2
+
+
 def test_train_batches_carry_example_fields_with_zero_padding_rows():
     rng = np.random.default_rng(0)
     source = [{"audio": rng.integers(-3000, 3000, 400 + 160 * i).astype(np.int16), "image": np.zeros((4, 4, 3), np.uint8),
@@ -276,8 +286,9 @@ def test_flickr8k_kws_names_the_missing_corpus_then_reads_its_caption_words(tmp_
     assert [k.name for k in vocab] == ["caption", "picture", "shown", "boat"] and vocab[3].kind == "word"
     targets = keywords.example_fields(config)({"text": b"A boat is shown in picture 5 caption 1"})[tags.TARGETS_KEY]
     np.testing.assert_array_equal(targets, [1, 1, 1, 1])
-    spoken, shown, _, _ = kws_evaluation._annotations(data_sources.open_config_split(config.dataset, "test"), vocab)
+    spoken, shown, _, _, image_ids = kws_evaluation._annotations(data_sources.open_config_split(config.dataset, "test"), vocab)
     assert spoken.shape == (5, 4) and spoken[:, :3].all() and not spoken[:, 3].any() and (shown == spoken).all()
+    assert len(set(image_ids)) == 1  # the dummy test split: one image, five captions
     with pytest.raises(ValueError, match="num_keywords <= 7"):
         config.model.speech.num_keywords = 8
         keywords.vocabulary(config)
