@@ -21,9 +21,12 @@ al. 2019 had people judge semantic relevance; the image's other captions are the
 
 Tagger targets per training example (`config.kws.tagger_targets`): "text", the caption's bag of
 keywords (each of an image's captions in turn, so the tagger learns how often each keyword is said
-of the image), or "scene", the concepts its image shows. Neither reaches the speech model, which only
-sees the tagger's outputs. With `kws.tagger_language` set ("en") the text targets are those of the
-same image's caption in that language (`kws.pivot`: Kamper & Roth 2018's English tagger). Batches carry them as `keyword_targets` float32 [B, V] (`example_fields`).
+of the image), "scene", the concepts its image shows, or "pretrained", a tagger file's outputs for its
+image vector (`kws.tagger_file`, vocabulary "tagger_file"). None reaches the speech model, which only
+sees the tagger's outputs (or, with `loss.oracle_tagger`, the scene's or the file's). With
+`kws.tagger_language` set ("en") the text targets are those of the same image's caption in that
+language (`kws.pivot`: cross-lingual spotting, Kamper & Roth 2018). Batches carry the targets as
+`keyword_targets` float32 [B, V] (`example_fields`).
 """
 import collections
 import dataclasses
