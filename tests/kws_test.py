@@ -246,7 +246,8 @@ def test_crosslingual_tagger_learns_the_english_caption_of_the_same_meaning(monk
         pivot.parallel_dataset_name("spoken_shapes/tiny", "en")
     english = [{**EXAMPLE, "language": b"en", "meaning_id": 3}, {**EXAMPLE, "meaning_id": 4, "words": {"word": [b"a"]}}]
     opened = []
-    monkeypatch.setattr(pivot.data_sources, "open_split", lambda name, split, **kw: opened.append((name, split)) or english)
+    monkeypatch.setattr(pivot.data_sources, "open_split",
+                        lambda name, split, **kw: opened.append((name, split)) or english)
     fields = keywords.example_fields(config)
     assert opened == [("spoken_shapes/tiny:2.0.0", "train")]
     # The Hindi utterance says small + red; the tagger learns the English caption's red, circle, blue, cross.
@@ -286,7 +287,8 @@ def test_flickr8k_kws_names_the_missing_corpus_then_reads_its_caption_words(tmp_
     assert [k.name for k in vocab] == ["caption", "picture", "shown", "boat"] and vocab[3].kind == "word"
     targets = keywords.example_fields(config)({"text": b"A boat is shown in picture 5 caption 1"})[tags.TARGETS_KEY]
     np.testing.assert_array_equal(targets, [1, 1, 1, 1])
-    spoken, shown, _, _, image_ids = kws_evaluation._annotations(data_sources.open_config_split(config.dataset, "test"), vocab)
+    test_split = data_sources.open_config_split(config.dataset, "test")
+    spoken, shown, _, _, image_ids = kws_evaluation._annotations(test_split, vocab)
     assert spoken.shape == (5, 4) and spoken[:, :3].all() and not spoken[:, 3].any() and (shown == spoken).all()
     assert len(set(image_ids)) == 1  # the dummy test split: one image, five captions
     with pytest.raises(ValueError, match="num_keywords <= 7"):

@@ -105,20 +105,22 @@ def caption_word_keywords(config) -> tuple[Keyword, ...]:
     """The `config.model.speech.num_keywords` most frequent content words of the training captions
     (count of captions that hold the word; ties alphabetically), kind "word"."""
     data = config.dataset
-    source = data_sources.open_config_split(data, data.train_split, build_if_missing=data.get("build_if_missing", False))
+    source = data_sources.open_config_split(data, data.train_split,
+                                            build_if_missing=data.get("build_if_missing", False))
     counts = collections.Counter(w for i in range(len(source)) for w in set(transcript_words(source[i]))
                                  if w.isalpha() and w not in STOP_WORDS)
     n = config.model.speech.num_keywords
     if len(counts) < n:
-        raise ValueError(f"config.model.speech.num_keywords={n}, but the {data.train_split} captions of {data.name} hold "
-                         f"only {len(counts)} content words; set num_keywords <= {len(counts)}.")
+        raise ValueError(f"config.model.speech.num_keywords={n}, but the {data.train_split} captions of {data.name} "
+                         f"hold only {len(counts)} content words; set num_keywords <= {len(counts)}.")
     ranked = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:n]
     return tuple(Keyword(w, "word", i, (w,)) for i, (w, _) in enumerate(ranked))
 
 
 def tagger_file_keywords(config) -> tuple[Keyword, ...]:
     """The keywords of the pretrained tagger file `config.kws.tagger_weights` (`kws.tagger_file`), kind "word"."""
-    return tuple(Keyword(w, "word", i, (w,)) for i, w in enumerate(tagger_file.load(config.kws.tagger_weights).keywords))
+    words = tagger_file.load(config.kws.tagger_weights).keywords
+    return tuple(Keyword(w, "word", i, (w,)) for i, w in enumerate(words))
 
 
 VOCABULARIES: dict[str, Callable[..., tuple[Keyword, ...]]] = {
