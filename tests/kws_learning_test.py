@@ -8,8 +8,8 @@ The speech model learns from a perfect visual tagger (`kws.tagger_targets="scene
 loss's tagger term, and `evaluate`'s tagger rows check it: the tagger half of Kamper's joint recipe.
 Its speech half (learning the tagger's soft outputs, `loss.oracle_tagger=False`) is not learning-tested:
 with the jointly trained text tagger, measured with these settings, the tagger is above random from
-step 40 (image P@10 58.8 vs 25.3) but the speech model ranks below random until ~step 200 (exact P@10
-12.4 at step 120, 22.9 at 200, 28.2 vs random 26.5 at 240), twice this test's length; Adam at 3e-3 does
+step 40 (image P@10 58.8 vs random 34.7) but the speech model ranks below random until ~step 200
+(exact P@10 12.4 at step 120, 22.9 at 200, 28.2 vs random 26.5 at 240), twice this test's length; Adam at 3e-3 does
 not shorten it (12.4 at step 80), nor does it shorten this oracle run (exact P@10 17.1 at step 60).
 tests/kws_test.py checks the soft-label loss (values, stopped gradient) against a slow version.
 """
