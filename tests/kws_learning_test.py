@@ -1,11 +1,17 @@
 """Keyword spotting learns: a short `vgs_jax.main` + `vgs_jax.evaluate` run (as users run them) of
 configs/shapes_kws.py:tiny on spoken_shapes/quick ranks utterances saying (exact) or showing
-(semantic) a keyword clearly above the random baseline.
+(semantic) a keyword clearly above the random baseline, and its jointly trained visual tagger ranks
+the test images above random.
 
-The run uses a perfect visual tagger (`kws.tagger_targets="scene"`, `loss.oracle_tagger=True`): with
-the jointly trained tagger the speech model's targets are still noise at this length (120 steps: exact
-P@10 14.7 vs random 26.5), so this test protects the speech model, the loss, the batches' keyword
-targets and the evaluation, not the tagger's own learning.
+The speech model learns from a perfect visual tagger (`kws.tagger_targets="scene"`,
+`loss.oracle_tagger=True`); the tagger (the image tower) still learns the scene targets through the
+loss's tagger term, and `evaluate`'s tagger rows check it: the tagger half of Kamper's joint recipe.
+Its speech half (learning the tagger's soft outputs, `loss.oracle_tagger=False`) is not learning-tested:
+with the jointly trained text tagger, measured with these settings, the tagger is above random from
+step 40 (image P@10 58.8 vs random 34.7) but the speech model ranks below random until ~step 200
+(exact P@10 12.4 at step 120, 22.9 at 200, 28.2 vs random 26.5 at 240), twice this test's length; Adam at 3e-3 does
+not shorten it (12.4 at step 80), nor does it shorten this oracle run (exact P@10 17.1 at step 60).
+tests/kws_test.py checks the soft-label loss (values, stopped gradient) against a slow version.
 """
 
 import json
@@ -49,3 +55,8 @@ def test_keyword_spotting_beats_random_with_a_perfect_tagger(quick_shapes_data_d
         assert model["keywords_scored"] == 17
         assert model["p_at_10"] > 1.5 * chance["p_at_10"], (relevance, model["p_at_10"], chance["p_at_10"])
         assert model["eer"] < chance["eer"] - 0.08, (relevance, model["eer"], chance["eer"])
+    # The tagger ranks the 100 test images; measured: P@10 63.5 vs 34.7, EER 32.5 vs 51.9.
+    tagger, chance = kws["tagger"]["model"], kws["tagger"]["random"]
+    assert tagger["keywords_scored"] == 17
+    assert tagger["p_at_10"] > 1.5 * chance["p_at_10"], (tagger["p_at_10"], chance["p_at_10"])
+    assert tagger["eer"] < chance["eer"] - 0.08, (tagger["eer"], chance["eer"])

@@ -1,6 +1,9 @@
 """Keyword spotting from visual tags: the Kamper CNN, the visual-tag loss, keywords and the metrics,
 each against a slow obvious version or hand-computed values."""
 
+import os
+import shutil
+
 from flax import nnx
 import jax
 import jax.numpy as jnp
@@ -13,10 +16,12 @@ from sklearn.metrics import roc_curve
 
 from vgs_jax import audio_features
 from vgs_jax import config_lib
+from vgs_jax import data_sources
 from vgs_jax import input_pipeline
 from vgs_jax.kws import evaluation as kws_evaluation
 from vgs_jax.kws import keywords
 from vgs_jax.kws import metrics
+from vgs_jax.kws import pivot
 from vgs_jax.models import kws_cnn
 from vgs_jax.objectives import registry
 from vgs_jax.objectives import tags
@@ -103,7 +108,7 @@ EXAMPLE = {"caption_id": 7, "text": b"a little red circle above two blue crosses
 
 
 def test_keywords_spoken_and_shown():
-    vocab = keywords.vocabulary("spoken_shapes")
+    vocab = keywords.spoken_shapes_keywords()
     names = [k.name for k in vocab]
     assert len(vocab) == 17 and names[:3] == ["circle", "square", "triangle"]
     spoken = {n for n, s in zip(names, keywords.spoken(EXAMPLE, vocab)) if s}
@@ -111,7 +116,7 @@ def test_keywords_spoken_and_shown():
     assert spoken == {"red", "circle", "blue", "cross"}  # "little" is not the keyword "small"
     assert shown == {"red", "circle", "blue", "cross", "small", "large"}
     with pytest.raises(ValueError, match="choose one of"):
-        keywords.vocabulary("flickr")
+        keywords.vocabulary(ml_collections.ConfigDict(dict(kws=dict(vocabulary="flickr"))))
 
 
 def test_example_fields_give_the_taggers_targets():
@@ -179,6 +184,16 @@ def test_keyword_spotting_systems_and_disagreements():
     assert [(e["keyword"], e["caption_id"], e["model_rank"]) for e in d["examples"]] == [("a", 1, 1), ("b", 2, 1)]
 
 
+def test_tagger_ranks_images_per_keyword():
+    logits = np.array([[2.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    shown = np.array([[1, 0], [0, 1], [1, 1]], bool)
+    out = kws_evaluation.tagger_spotting(logits, shown, ["a", "b"])
+    a, b = out["model"]["per_keyword"]["a"], out["model"]["per_keyword"]["b"]
+    assert a["p_at_n"] == 0.5 and a["eer"] == 0.5  # images 0, 1, 2 in that order; relevant: 0 and 2
+    assert b["p_at_n"] == 1.0 and b["eer"] == 0.0  # images 2, 1, 0; relevant: 2 and 1
+    assert out["random"]["keywords_scored"] == 2
+
+
 def test_train_batches_carry_example_fields_with_zero_padding_rows():
     rng = np.random.default_rng(0)
     source = [{"audio": rng.integers(-3000, 3000, 400 + 160 * i).astype(np.int16), "image": np.zeros((4, 4, 3), np.uint8),
@@ -194,3 +209,108 @@ def test_train_batches_carry_example_fields_with_zero_padding_rows():
     np.testing.assert_array_equal(batch["targets"][real],
                                   np.stack([batch["caption_id"][real], np.ones(real.sum())], -1))
     assert (batch["targets"][~real] == 0).all()
+
+
+HINDI = {"caption_id": 8, "meaning_id": 3, "language": b"hi", "text": b"x",
+         "words": {"word": [w.encode() for w in "देखिए इस चित्र में गिनकर दो छोटे लाल डिब्बे हैं".split()]},
+         "objects": {"shape": [1, 1], "color": [0, 0], "size": [0, 0]}}
+
+
+def test_keywords_spoken_in_the_utterances_language():
+    vocab = keywords.spoken_shapes_keywords()
+    names = [k.name for k in vocab]
+    said = lambda ex: {n for n, s in zip(names, keywords.spoken(ex, vocab)) if s}
+    # "छोटे" inflects छोटा (small), "लाल" is red; "डिब्बे" (boxes) is a synonym of square: semantic only.
+    assert said(HINDI) == {"small", "red"}
+    japanese = {**HINDI, "language": "ja", "words": {"word": ["あかい", "まる", "と", "おおきな", "あおい", "しかく"]}}
+    assert said(japanese) == {"red", "circle", "blue", "square"}  # "おおきな" is a synonym of おおきい (large)
+    assert said({**EXAMPLE, "language": b"en"}) == said(EXAMPLE) == {"red", "circle", "blue", "cross"}
+    with pytest.raises(ValueError, match="no 'de' forms"):
+        keywords.spoken({**HINDI, "language": "de"}, vocab)
+
+
+def test_shapes_kws_v2_reads_2_0_0_examples():
+    config = config_lib.load_config("configs/shapes_kws.py:tiny,v2")
+    assert config.dataset.name == "spoken_shapes/tiny:2.0.0"
+    v2_example = {**EXAMPLE, "language": b"en", "meaning_id": 1}  # 2.0.0 fields beside 1.0.0's
+    np.testing.assert_array_equal(keywords.example_fields(config)(v2_example)[tags.TARGETS_KEY],
+                                  keywords.spoken(EXAMPLE, keywords.spoken_shapes_keywords()))
+
+
+def test_crosslingual_tagger_learns_the_english_caption_of_the_same_meaning(monkeypatch):
+    config = config_lib.load_config("configs/shapes_kws_crosslingual.py:tiny")
+    assert config.dataset.name == "spoken_shapes/tiny_hi:2.0.0" and config.kws.tagger_language == "en"
+    assert pivot.parallel_dataset_name("spoken_shapes/quick_ja:2.0.0", "en") == "spoken_shapes/quick:2.0.0"
+    assert pivot.parallel_dataset_name("spoken_shapes/small:2.0.0", "hi") == "spoken_shapes/small_hi:2.0.0"
+    with pytest.raises(ValueError, match="needs parallel captions"):
+        pivot.parallel_dataset_name("spoken_shapes/tiny", "en")
+    english = [{**EXAMPLE, "language": b"en", "meaning_id": 3}, {**EXAMPLE, "meaning_id": 4, "words": {"word": [b"a"]}}]
+    opened = []
+    monkeypatch.setattr(pivot.data_sources, "open_split",
+                        lambda name, split, **kw: opened.append((name, split)) or english)
+    fields = keywords.example_fields(config)
+    assert opened == [("spoken_shapes/tiny:2.0.0", "train")]
+    # The Hindi utterance says small + red; the tagger learns the English caption's red, circle, blue, cross.
+    vocab = keywords.spoken_shapes_keywords()
+    np.testing.assert_array_equal(fields(HINDI)[tags.TARGETS_KEY], keywords.spoken(EXAMPLE, vocab))
+    assert fields({**HINDI, "meaning_id": 4})[tags.TARGETS_KEY].sum() == 0
+    with pytest.raises(KeyError, match="meaning_id 5 .* has no caption in spoken_shapes/tiny:2.0.0"):
+        fields({**HINDI, "meaning_id": 5})
+    with config.unlocked():
+        config.kws.tagger_targets = "scene"
+    with pytest.raises(ValueError, match="needs kws.tagger_targets='text'"):
+        keywords.example_fields(config)
+    with pytest.raises(ValueError, match="choose one of \\('hi', 'ja'\\)"):
+        config_lib.load_config("configs/shapes_kws_crosslingual.py:language=de")
+
+
+def test_image_relevance_is_any_caption_of_the_image():
+    spoken = np.array([[1, 0], [0, 0], [0, 1], [0, 0]], bool)
+    np.testing.assert_array_equal(keywords.image_relevance(spoken, [7, 7, 3, 5]),
+                                  [[1, 0], [1, 0], [0, 1], [0, 0]])
+
+
+FLICKR_DUMMY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tfds_builders",
+                            "flickr8k_audio", "dummy_data")
+
+
+def test_flickr8k_kws_names_the_missing_corpus_then_reads_its_caption_words(tmp_path):
+    config = config_lib.load_config("configs/flickr8k_kws.py:tiny")
+    config.dataset.data_dir = str(tmp_path)
+    config.dataset.image_key = "image"  # the ResNet vectors are tested with extract_image_features
+    with pytest.raises(FileNotFoundError, match=r"wav2capt\.txt.*downloads/manual/flickr8k_audio"):
+        keywords.example_fields(config)
+    shutil.copytree(FLICKR_DUMMY, tmp_path / "downloads" / "manual" / "flickr8k_audio")
+    # Training captions "A {dog|child|man|boat} is shown in picture {i} caption {k}": 20 captions say
+    # caption, picture, shown; 5 each of the animals and people (ties alphabetically); "a", "is", "in" are stop words.
+    vocab = keywords.vocabulary(config)
+    assert [k.name for k in vocab] == ["caption", "picture", "shown", "boat"] and vocab[3].kind == "word"
+    targets = keywords.example_fields(config)({"text": b"A boat is shown in picture 5 caption 1"})[tags.TARGETS_KEY]
+    np.testing.assert_array_equal(targets, [1, 1, 1, 1])
+    test_split = data_sources.open_config_split(config.dataset, "test")
+    spoken, shown, _, _, image_ids = kws_evaluation._annotations(test_split, vocab)
+    assert spoken.shape == (5, 4) and spoken[:, :3].all() and not spoken[:, 3].any() and (shown == spoken).all()
+    assert len(set(image_ids)) == 1  # the dummy test split: one image, five captions
+    with pytest.raises(ValueError, match="num_keywords <= 7"):
+        config.model.speech.num_keywords = 8
+        keywords.vocabulary(config)
+
+
+def test_flickr8k_kws_with_a_pretrained_tagger_file(tmp_path):
+    path = str(tmp_path / "tagger.npz")
+    with pytest.raises(FileNotFoundError, match="tagger.npz' not found .*'keywords', 'kernel', 'bias'"):
+        config_lib.load_config(f"configs/flickr8k_kws.py:tiny,tagger_weights={path}")
+    kernel, bias = np.array([[1.0, -2.0, 0.0], [0.5, 0.0, 3.0]]), np.array([0.0, 1.0, -1.0])
+    np.savez(path, keywords=np.array(["dog", "beach", "red"]), kernel=kernel, bias=bias)
+    config = config_lib.load_config(f"configs/flickr8k_kws.py:tiny,tagger_weights={path}")
+    assert config.model.speech.num_keywords == 3 and config.loss.oracle_tagger  # the speech model learns its outputs
+    assert [k.name for k in keywords.vocabulary(config)] == ["dog", "beach", "red"]
+    x = np.array([2.0, -1.0], np.float32)
+    want = [1 / (1 + np.exp(-(2 * 1 - 0.5))), 1 / (1 + np.exp(-(-4 + 1))), 1 / (1 + np.exp(-(-3 - 1)))]
+    got = keywords.example_fields(config)({"image_features": x})[tags.TARGETS_KEY]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(ValueError, match="image vectors of 2 values; got shape \\(3,\\)"):
+        keywords.example_fields(config)({"image_features": np.zeros(3)})
+    np.savez(path, keywords=np.array(["dog"]), kernel=kernel, bias=bias)
+    with pytest.raises(ValueError, match="must be \\[D, 1\\]"):
+        keywords.vocabulary(config)

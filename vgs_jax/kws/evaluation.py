@@ -5,7 +5,10 @@ the utterances are ranked and scored (`kws.metrics`) against exact relevance (th
 and semantic relevance (the image shows it), see `kws.keywords`. Two reference systems are scored
 the same way: "random" (uniform scores, seed 0) and "oracle_bow" (1 where the transcript holds the
 keyword: the bag of words a perfect recogniser would give). Utterances whose image shows a keyword
-that they do not say are listed, the model's highest-scored first ("disagreements").
+that they do not say are listed, the model's highest-scored first ("disagreements"). The visual
+tagger itself (the image tower's logits) ranks the split's images per keyword against semantic
+relevance ("tagger", beside random image scores): it says whether the tagger or the speech model
+falls short.
 """
 import numpy as np
 from jax.experimental import multihost_utils
@@ -39,16 +42,36 @@ def speech_logits(template, params, source, *, batch_size: int, features_config,
     return np.concatenate(rows).astype(np.float32)
 
 
-def _annotations(source, keywords) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """(spoken [N, V] bool, shown [N, V] bool, caption texts, caption ids) of every example."""
-    spoken, shown, texts, ids = [], [], [], []
+def image_logits(template, params, images: np.ndarray, *, batch_size: int) -> np.ndarray:
+    """float32 [M, V]: the visual tagger's (image tower's) keyword logits of images (pixels or vectors) [M, ...]."""
+    return np.concatenate([
+        np.asarray(inference.encode_image(template, params, images[lo:lo + batch_size], keys=("logits",))["logits"])
+        for lo in range(0, len(images), batch_size)]).astype(np.float32)
+
+
+def tagger_spotting(logits: np.ndarray, shown: np.ndarray, names: list[str]) -> dict:
+    """{"model", "random": `metrics.keyword_metrics`} of images ranked per keyword by the tagger's
+    logits [M, V] (and by uniform scores, seed 0) against shown [M, V] bool."""
+    return {"model": metrics.keyword_metrics(logits, shown, names),
+            "random": metrics.keyword_metrics(np.random.default_rng(0).random(logits.shape), shown, names)}
+
+
+def _annotations(source, keywords) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """(spoken [N, V] bool, shown [N, V] bool, caption texts, caption ids, image ids) of every example;
+    caption-word vocabularies are shown by the image's captions (`keywords.image_relevance`)."""
+    by_image = any(k.kind == "word" for k in keywords)
+    spoken, shown, texts, ids, images = [], [], [], [], []
     for i in range(len(source)):
         ex = source[i]
         spoken.append(keywords_lib.spoken(ex, keywords))
-        shown.append(keywords_lib.shown(ex, keywords))
+        if not by_image:
+            shown.append(keywords_lib.shown(ex, keywords))
         texts.append(" ".join(keywords_lib.transcript_words(ex)))
         ids.append(int(ex["caption_id"]))
-    return np.stack(spoken), np.stack(shown), texts, np.asarray(ids)
+        images.append(int(ex["image_id"]))
+    spoken = np.stack(spoken)
+    shown = keywords_lib.image_relevance(spoken, images) if by_image else np.stack(shown)
+    return spoken, shown, texts, np.asarray(ids), np.asarray(images)
 
 
 def disagreements(scores, spoken, shown, texts, caption_ids, names, limit: int) -> dict:
@@ -88,12 +111,19 @@ def evaluate_checkpoint(workdir: str, *, checkpoint: str | int = "latest", split
     if not config.get("kws"):
         raise ValueError(f"The run in {workdir} was not trained for keyword spotting (its config has no `kws` "
                          "section); train one from configs/shapes_kws.py.")
-    keywords = keywords_lib.vocabulary(config.kws.vocabulary)
+    keywords = keywords_lib.vocabulary(config)
     source = data_sources.open_config_split(config.dataset, split)
-    scores = speech_logits(template, params, source, batch_size=batch_size or config.eval_batch_size,
-                           features_config=config.features, image_key=config.dataset.image_key,
-                           mesh=input_pipeline.data_mesh())
-    return keyword_spotting(scores, *_annotations(source, keywords), [k.name for k in keywords])
+    batch_size = batch_size or config.eval_batch_size
+    scores = speech_logits(template, params, source, batch_size=batch_size, features_config=config.features,
+                           image_key=config.dataset.image_key, mesh=input_pipeline.data_mesh())
+    spoken, shown, texts, caption_ids, image_ids = _annotations(source, keywords)
+    names = [k.name for k in keywords]
+    results = keyword_spotting(scores, spoken, shown, texts, caption_ids, names)
+    _, first = np.unique(image_ids, return_index=True)  # one row per image
+    images = np.stack([np.asarray(source[int(i)][config.dataset.image_key]) for i in first])
+    results["tagger"] = tagger_spotting(image_logits(template, params, images, batch_size=batch_size),
+                                        shown[first], names)
+    return results
 
 
 def format_results(results: dict) -> str:
@@ -104,6 +134,9 @@ def format_results(results: dict) -> str:
             m = results[system][relevance]
             lines.append(f"{system:<17} {relevance:<9} {100 * m['p_at_10']:6.1f} {100 * m['p_at_n']:5.1f} "
                          f"{100 * m['eer']:5.1f} {m['keywords_scored']:9d}")
+    for system, m in results.get("tagger", {}).items():
+        lines.append(f"{'tagger/' + system:<17} {'images':<9} {100 * m['p_at_10']:6.1f} {100 * m['p_at_n']:5.1f} "
+                     f"{100 * m['eer']:5.1f} {m['keywords_scored']:9d}")
     d = results["disagreements"]
     lines.append(f"exact vs semantic: {d['shown_not_spoken']} (utterance, keyword) pairs shown but not spoken, "
                  f"{d['spoken_not_shown']} spoken but not shown; e.g. (model rank for the keyword):")
