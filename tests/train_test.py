@@ -74,10 +74,11 @@ def test_every_config_loads_in_both_forms(name):
             config.optimizer.lr_maxx = 1.0  # locked: a typo is an error
 
 
-# Configs whose tiny form another test already trains end to end: shapes_gru.py by
-# test_train_and_evaluate_end_to_end (and the README test), shapes_kws.py by kws_learning_test.py.
-# Whether training learns is checked by the learning tests; these only check that each runs.
-TRAINED_ELSEWHERE = ("shapes_gru.py", "shapes_kws.py")
+# Configs this check skips: shapes_gru.py (trained end to end by test_train_and_evaluate_end_to_end
+# and the README test), shapes_kws.py (by kws_learning_test.py), shapes_gru_tts.py (shapes_gru on
+# tiny_tts, whose Trainer tts_augmentation_test.py builds and reads). Whether training learns is
+# checked by the learning tests; these only check that each runs.
+TRAINED_ELSEWHERE = ("shapes_gru.py", "shapes_kws.py", "shapes_gru_tts.py")
 SHAPES_CONFIGS = sorted(f for f in os.listdir("configs")
                         if f.startswith("shapes_") and f not in TRAINED_ELSEWHERE + SEGMENT_CONFIGS)
 

@@ -384,15 +384,15 @@ def image_caption_examples(image_path: str, captions: list[dict], *, image_id: i
         summary.check(skip_corrupt, "image", image_path, e)
         return
     for cap in captions:
-        try:
-            audio = read_wav_16k(cap["wav"])
+        try:  # A caption with "audio" (e.g. synthetic speech) and wav "" has no file to read.
+            audio = cap["audio"] if "audio" in cap else read_wav_16k(cap["wav"])
         except (CorruptFileError, FileNotFoundError) as e:
             summary.check(skip_corrupt, "audio", cap["wav"], e)
             continue
         example = dict(cap)
         example.update(
             audio=audio, image=jpeg, image_id=image_id,
-            wav=os.path.relpath(cap["wav"], corpus_root) if corpus_root else cap["wav"],
+            wav=os.path.relpath(cap["wav"], corpus_root) if corpus_root and cap["wav"] else cap["wav"],
             image_file=(os.path.relpath(image_path, corpus_root) if corpus_root
                         else image_path))
         summary.add_written(split)

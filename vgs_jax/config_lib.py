@@ -52,6 +52,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.dataset.image_key = "image"  # "image" (pixels) or "image_features" (precomputed vectors)
     # Which stored vectors (python -m vgs_jax.extract_image_features --model=...) when several exist.
     c.dataset.image_features_model = ml_collections.config_dict.placeholder(str)
+    # TTS augmentation (vgs_jax/caption_mix.py): the share of spoken train captions kept, and the
+    # synthetic split mixed in ("" = none) at synthetic_ratio of the stream ("rest": only captions
+    # whose spoken version was dropped; "all"). The defaults train on the train split as it is.
+    c.dataset.tts = ml_collections.ConfigDict(dict(
+        spoken_fraction=1.0, synthetic_split="", synthetic_for="rest", synthetic_ratio=0.0))
 
     c.features = ml_collections.ConfigDict()
     c.features.recipe = "platalea_mfcc"  # see vgs_jax.audio_features.RECIPES

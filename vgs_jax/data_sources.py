@@ -87,6 +87,8 @@ def example_lengths(source: Sequence[dict]) -> np.ndarray:
     audio raises ValueError.
     """
     n = check_source(source)
+    if hasattr(source, "example_lengths"):  # e.g. caption_mix.MixedSource: from its sources
+        return np.asarray(source.example_lengths(), np.int64)
     cached = length_cache.load(source)
     if cached is not None:
         return cached

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from vgs_jax import audio_features
+from vgs_jax import caption_mix
 from vgs_jax import checkpointing
 from vgs_jax import config_checks
 from vgs_jax import data_sources
@@ -155,8 +156,7 @@ class Trainer:
         self.config = config
         self.mesh = input_pipeline.data_mesh()
         data = config.dataset
-        self.train_source = data_sources.open_config_split(
-            data, data.train_split, build_if_missing=data.build_if_missing)
+        self.train_source = caption_mix.open_train_source(data, build_if_missing=data.build_if_missing)
         self.eval_source = data_sources.open_config_split(data, data.eval_split)
         self.steps_per_epoch = len(self.train_source) // config.batch_size
         if self.steps_per_epoch == 0:

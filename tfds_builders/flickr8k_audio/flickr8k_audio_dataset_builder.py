@@ -8,6 +8,9 @@ Karpathy's `dataset_flickr8k.json` (config `karpathy`, default; its `val` -> `va
 from the official `Flickr_8k.{train,dev,test}Images.txt` (config `official`). Ids: `image_id`
 is the rank of the image file name among all split images (sorted), `caption_id` is
 `10 * image_id + k` for caption `#k`, so both are stable across builds of the same files.
+Config `karpathy_tts` (TTS augmentation): also a split `train_tts`, every text caption of the
+train images spoken by espeak-ng TTS voices (caption_id + 10^9, `wav` ""), and a feature
+`synthetic` (True only there); see tfds_builders/spoken_shapes/tts_augmentation.py.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import collections
 import dataclasses
 import os
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from tfds_builders import manual_corpus as mc
+from tfds_builders.spoken_shapes import tts_augmentation
 
 README = "tfds_builders/flickr8k_audio/README.md, section 'Getting the data'"
 AUDIO_DIR = "flickr_audio"
@@ -51,11 +56,14 @@ class Flickr8kAudioConfig(tfds.core.BuilderConfig):
 
     image_size: side of the stored square image in pixels. skip_corrupt: skip (and count)
     unreadable files, missing images/WAVs instead of stopping with an error naming them.
+    tts: also write `train_tts` (the train text captions spoken by TTS voices, seed `tts_seed`).
     """
 
     split_source: str = "karpathy"
     image_size: int = 224
     skip_corrupt: bool = False
+    tts: bool = False
+    tts_seed: int = 0
 
     def __post_init__(self):
         if self.split_source not in ("karpathy", "official"):
@@ -85,6 +93,9 @@ class Builder(mc.ManualCorpusBuilder):
         Flickr8kAudioConfig(name="karpathy", description="Karpathy split, 224x224 images."),
         Flickr8kAudioConfig(name="official", split_source="official",
                             description="Official Flickr8K split files, 224x224 images."),
+        Flickr8kAudioConfig(name="karpathy_tts", tts=True, description=(
+            "Karpathy split, 224x224 images, plus train_tts: the train text captions spoken "
+            "by TTS voices.")),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "karpathy"
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
@@ -103,7 +114,8 @@ class Builder(mc.ManualCorpusBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             description=__doc__,
-            features=mc.caption_features(self.builder_config.image_size),
+            features=mc.caption_features(self.builder_config.image_size, **(
+                {"synthetic": np.bool_} if self.builder_config.tts else {})),
             supervised_keys=None,
             homepage="https://groups.csail.mit.edu/sls/downloads/flickraudio/",
             citation=_CITATION,
@@ -195,9 +207,13 @@ class Builder(mc.ManualCorpusBuilder):
         for split in [s for s, images in usable.items() if not images]:
             summary.skip("split", split, "no examples left")  # TFDS cannot write empty splits
             del usable[split]
-        return {split: self._generate_examples(root, split, images, by_image, speakers, texts,
-                                               image_ids, bad)
-                for split, images in usable.items()}
+        out = {split: self._generate_examples(root, split, images, by_image, speakers, texts,
+                                              image_ids, bad)
+               for split, images in usable.items()}
+        if self.builder_config.tts and "train" in usable:
+            out[tts_augmentation.SPLIT] = self._generate_tts(root, usable["train"], texts,
+                                                             image_ids)
+        return out
 
     def _generate_examples(self, root, split, images, by_image, speakers, texts, image_ids, bad):
         size = self.builder_config.image_size
@@ -205,10 +221,32 @@ class Builder(mc.ManualCorpusBuilder):
             image_id = image_ids[image]
             captions = [
                 {"wav": os.path.join(root, WAV_DIR, wav), "caption_id": 10 * image_id + k,
-                 "text": texts.get((image, k), ""), "speaker_id": speakers.get(wav, -1)}
+                 "text": texts.get((image, k), ""), "speaker_id": speakers.get(wav, -1),
+                 **({"synthetic": False} if self.builder_config.tts else {})}
                 for k, wav in sorted(by_image[image])
                 if os.path.join(WAV_DIR, wav) not in bad]
             yield from mc.image_caption_examples(
                 os.path.join(root, IMAGE_DIR, image), captions, image_id=image_id,
                 image_size=size, split=split, summary=self.build_summary,
                 skip_corrupt=self.skip_corrupt, corpus_root=root)
+
+    def _generate_tts(self, root, images, texts, image_ids):
+        """train_tts: each non-empty text caption of the train images, spoken by a TTS voice."""
+        by_image = collections.defaultdict(list)
+        for (image, k), text in texts.items():
+            if text.strip():
+                by_image[image].append((k, text))
+        for image in images:
+            image_id = image_ids[image]
+            items = [(tts_augmentation.CAPTION_ID_OFFSET + 10 * image_id + k, text)
+                     for k, text in sorted(by_image[image])]
+            if not items:
+                continue
+            spoken = tts_augmentation.speak_texts(items, self.builder_config.tts_seed)
+            captions = [{"wav": "", "caption_id": cid, "text": text, "speaker_id": speaker,
+                         "audio": audio, "synthetic": True}
+                        for (cid, text), (audio, speaker) in zip(items, spoken)]
+            yield from mc.image_caption_examples(
+                os.path.join(root, IMAGE_DIR, image), captions, image_id=image_id,
+                image_size=self.builder_config.image_size, split=tts_augmentation.SPLIT,
+                summary=self.build_summary, skip_corrupt=self.skip_corrupt, corpus_root=root)

@@ -31,13 +31,15 @@ def languages(language: str) -> tuple[str, ...]:
     return grammar_v2.LANGUAGES if language == MULTI else (language,)
 
 
-def features(image_size: int) -> tfds.features.FeaturesDict:
+def features(image_size: int, synthetic: bool = False) -> tfds.features.FeaturesDict:
     """The 2.0.0 features. Variable-length arrays are stored as raw bytes (Encoding.BYTES):
     TFDS writes a plain tensor as an int64 list element by element (10 ms per 5 s of audio,
-    the build's largest single cost, and 3x the bytes); decoding gives the same arrays."""
+    the build's largest single cost, and 3x the bytes); decoding gives the same arrays.
+    synthetic (the `*_tts` configs): a bool feature `synthetic`, True in `train_tts`."""
     text = tfds.features.Text
     as_bytes = tfds.features.Encoding.BYTES
-    return tfds.features.FeaturesDict({
+    extra = {"synthetic": np.bool_} if synthetic else {}
+    return tfds.features.FeaturesDict({**extra,
         "caption_id": np.int64,
         "meaning_id": np.int64,
         "image_id": np.int64,
@@ -71,12 +73,14 @@ def plan_config(config) -> dict[str, list[plan_v2.ImagePlan]]:
     return plan_v2.plan(config.seed, config.id_base, split_sizes(config))
 
 
-def generate(images, config, pool):
-    """(key, example) pairs of one split's planned images."""
+def generate(images, config, pool, synthetic: bool = False):
+    """(key, example) pairs of one split's planned images (synthetic: spoken by TTS voices)."""
     spec = generation_v2.SpecV2(config.seed, config.image_size, languages(config.language),
-                                config.clean_audio)
+                                config.clean_audio, synthetic)
     for examples in generation_v2.iter_image_examples(images, spec, config.num_workers,
                                                       pool=pool):
         for example in examples:
+            if config.tts:
+                example["synthetic"] = synthetic
             k = example["meaning_id"] % plan_v2.NUM_CAPTIONS
             yield f"{example['image_id']:08d}_{k}_{example['language']}", example

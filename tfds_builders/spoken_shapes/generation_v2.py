@@ -5,6 +5,7 @@ or "held_out" in test_unseen_speakers) and recording conditions from `acoustics.
 drawn from `numpy.random.default_rng([seed, 2, image_id, k, language index, pool index])`;
 word and phone times are shifted by the added leading silence and clipped to the recording.
 As in 1.0, blocks of images are synthesized in forked children (`speech.run_isolated`).
+`SpecV2.synthetic` speaks the captions with TTS voices instead (`tts_augmentation`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from . import grammar_v2
 from . import plan_v2
 from . import scenes
 from . import speech
+from . import tts_augmentation
 from . import worker_pool
 
 POOLS = ("train", "held_out")
@@ -30,12 +32,14 @@ JOINED_WORD_PHONES = {"en": grammar.ENGLISH.joined_word_phones}
 
 @dataclasses.dataclass(frozen=True)
 class SpecV2:
-    """seed, image side, the languages spoken (in order), and whether the sound is clean."""
+    """seed, image side, the languages spoken (in order), whether the sound is clean, and
+    whether the captions are spoken by TTS voices (`tts_augmentation`) instead of a pool's."""
 
     seed: int
     image_size: int
     languages: tuple[str, ...]
     clean: bool = False
+    synthetic: bool = False
 
 
 def caption_id(image_id: int, k: int, language: str, pool: str) -> int:
@@ -55,6 +59,8 @@ def image_examples(image: plan_v2.ImagePlan, spec: SpecV2) -> list[dict]:
     """The examples of one planned image (caption-major, then language), plain values."""
     png = scenes.png_bytes(scenes.render(image.objects, spec.image_size))
     pool = "held_out" if image.split == "test_unseen_speakers" else "train"
+    stream = tts_augmentation.STREAM if spec.synthetic else POOLS.index(pool)
+    id_offset = tts_augmentation.CAPTION_ID_OFFSET if spec.synthetic else 0
     options = acoustics.AcousticOptions.clean() if spec.clean else acoustics.AcousticOptions()
     objects = {
         "shape": [o.shape for o in image.objects], "color": [o.color for o in image.objects],
@@ -66,8 +72,9 @@ def image_examples(image: plan_v2.ImagePlan, spec: SpecV2) -> list[dict]:
     for cap in image.captions:
         for language in spec.languages:
             rng = np.random.default_rng([spec.seed, 2, image.image_id, cap.k,
-                                         grammar_v2.LANGUAGES.index(language), POOLS.index(pool)])
-            voice = speech.sample_voice(rng, language, pool)
+                                         grammar_v2.LANGUAGES.index(language), stream])
+            voice = (tts_augmentation.tts_voice(rng, language) if spec.synthetic
+                     else speech.sample_voice(rng, language, pool))
             text = cap.texts[language]
             utt = synthesizer.speak(text, voice, JOINED_WORD_PHONES.get(language))
             wave, lead = acoustics.apply(acoustics.from_int16(utt.waveform), rng, options)
@@ -76,7 +83,7 @@ def image_examples(image: plan_v2.ImagePlan, spec: SpecV2) -> list[dict]:
             words, w_start, w_end = _shift(utt.words, lead, duration)
             phones, p_start, p_end = _shift(utt.phones, lead, duration)
             examples.append({
-                "caption_id": caption_id(image.image_id, cap.k, language, pool),
+                "caption_id": caption_id(image.image_id, cap.k, language, pool) + id_offset,
                 "meaning_id": image.image_id * plan_v2.NUM_CAPTIONS + cap.k,
                 "image_id": image.image_id,
                 "image": png,

@@ -24,6 +24,7 @@ from . import grammar
 from . import scenes
 from . import speech
 from . import tfds_compat
+from . import tts_augmentation
 from . import worker_pool
 
 SHAPES = scenes.SHAPES
@@ -52,6 +53,8 @@ class SpokenShapesConfig(tfds.core.BuilderConfig):
     Version 2.0.0 only: language may also be "hi", "ja" or "multi" (every language);
     num_compositional: test_compositional images; id_base: first image id (disjoint per size);
     clean_audio: True keeps espeak's clean sound (no room, noise, silence or dither).
+    tts: True adds the split `train_tts` (each train caption spoken by a TTS voice) and the
+    feature `synthetic` (see tts_augmentation.py).
     """
 
     num_train: int = 24
@@ -64,6 +67,7 @@ class SpokenShapesConfig(tfds.core.BuilderConfig):
     num_compositional: int = 8
     id_base: int = 0
     clean_audio: bool = False
+    tts: bool = False
 
     def __post_init__(self):
         if self.language not in builder_v2.LANGUAGES:
@@ -99,6 +103,14 @@ def _language_configs(configs, languages) -> list[SpokenShapesConfig]:
             for language in languages for c in configs]
 
 
+def _tts_configs(configs) -> list[SpokenShapesConfig]:
+    """`<size>_tts` copies of the size configs: the same splits plus `train_tts`."""
+    return [dataclasses.replace(c, name=f"{c.name}_tts", tts=True, description=(
+        f"{c.description} 2.0.0 only, with the train captions also spoken by TTS voices "
+        f"(split {tts_augmentation.SPLIT})."))
+            for c in configs if c.name in ("tiny", "quick", "small")]
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
     """spoken_shapes: one example = one spoken caption with its image and alignments."""
 
@@ -132,6 +144,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     V1_CONFIG_NAMES = tuple(c.name for c in BUILDER_CONFIGS)
     # Version 2.0.0 only: the same images per size, captions in Hindi, Japanese, or all three.
     BUILDER_CONFIGS += _language_configs(BUILDER_CONFIGS, ("hi", "ja", builder_v2.MULTI))
+    BUILDER_CONFIGS += _tts_configs(BUILDER_CONFIGS)
     DEFAULT_BUILDER_CONFIG_NAME = "small"
 
     def __init__(self, *, file_format=None, **kwargs):
@@ -146,9 +159,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         # array_record is the only format that builds and reads without TensorFlow.
         super().__init__(file_format=file_format or "array_record", **kwargs)
         self._pool: worker_pool.WorkerPool | None = None  # Workers of the running build.
-        if not self._is_v2 and self.builder_config.language != "en":
-            raise ValueError(f"spoken_shapes config {self.builder_config.name!r} (language "
-                             f"{self.builder_config.language!r}) exists only at version "
+        config = self.builder_config
+        if not self._is_v2 and (config.language != "en" or config.tts):
+            raise ValueError(f"spoken_shapes config {config.name!r} (language "
+                             f"{config.language!r}, tts={config.tts}) exists only at version "
                              f"{builder_v2.VERSION}; load 'spoken_shapes/"
                              f"{self.builder_config.name}:{builder_v2.VERSION}'.")
 
@@ -160,7 +174,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         size = self.builder_config.image_size
         if self._is_v2:
             return self.dataset_info_from_configs(description=builder_v2.DESCRIPTION,
-                                                  features=builder_v2.features(size),
+                                                  features=builder_v2.features(
+                                                      size, self.builder_config.tts),
                                                   supervised_keys=None, citation=_CITATION)
         text = tfds.features.Text
         return self.dataset_info_from_configs(
@@ -209,9 +224,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         del dl_manager  # Nothing to download.
         if self._is_v2:
-            plans = builder_v2.plan_config(self.builder_config)
-            return {split: builder_v2.generate(images, self.builder_config, self._pool)
-                    for split, images in plans.items()}
+            config = self.builder_config
+            plans = builder_v2.plan_config(config)
+            splits = {split: builder_v2.generate(images, config, self._pool)
+                      for split, images in plans.items()}
+            if config.tts:
+                splits[tts_augmentation.SPLIT] = builder_v2.generate(
+                    plans["train"], config, self._pool, synthetic=True)
+            return splits
         return {split: self._generate_examples(ids)
                 for split, ids in self.builder_config.split_image_ids.items()}
 
