@@ -164,3 +164,29 @@ def test_field_views_rename_per_language():
     views = data.parallel_views([ex], ml)
     assert views["english"][0]["caption_id"] == 99 and len(views["english"][0]["audio"]) == 1600
     assert views["hindi"][0]["caption_id"] == 0 and len(views["hindi"][0]["audio"]) == 800
+
+
+def test_places_bilingual_views_of_the_dummy_build_and_missing_manual_dir(tmp_path):
+    import pathlib
+
+    import tensorflow_datasets as tfds
+
+    from tfds_builders import places_audio  # noqa: F401  (registers the builder)
+    from vgs_jax import data_sources
+    from vgs_jax import train
+
+    config = config_lib.load_config("configs/places_bilingual_davenet.py:tiny")
+    config.dataset.data_dir = str(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match=r"PlacesHindi100k/metadata/train.json.*downloads/manual/places_audio"):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+    dummy = pathlib.Path(places_audio.__file__).parent / "dummy_data"
+    builder = tfds.builder("places_audio/bilingual", data_dir=str(tmp_path / "data"), file_format="array_record")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(dummy)))
+    source = data_sources.open_split("places_audio/bilingual", "train", data_dir=str(tmp_path / "data"))
+    views = data.parallel_views(source, config.multilingual)
+    for i in range(len(source)):
+        english, hindi = views["english"][i], views["hindi"][i]
+        assert english["image_id"] == hindi["image_id"] == source[i]["image_id"]
+        assert english["caption_id"] == source[i]["caption_id_english"] and hindi["caption_id"] == source[i]["caption_id"]
+        np.testing.assert_array_equal(hindi["audio"], source[i]["audio_hindi"])
+        np.testing.assert_array_equal(english["audio"], source[i]["audio"])
