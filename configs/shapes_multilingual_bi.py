@@ -1,4 +1,4 @@
-"""Multilingual visually grounded speech on spoken_shapes 2.0.0, two languages (English, Hindi), as Harwath et al. 2018a (English + Hindi Places).
+"""Multilingual model on spoken_shapes 2.0.0: English + Hindi, as Harwath et al. 2018a on Places.
 
     python -m vgs_jax.main --config=configs/shapes_multilingual_bi.py --workdir=runs/shapes_multilingual_bi
     python -m vgs_jax.evaluate --workdir=runs/shapes_multilingual_bi --split=test

@@ -1,4 +1,4 @@
-"""Multilingual visually grounded speech on spoken_shapes 2.0.0, one language (English): the single-language model of the same code, the table's baseline.
+"""Multilingual model on spoken_shapes 2.0.0: one language (English), the mono baseline of the README table.
 
     python -m vgs_jax.main --config=configs/shapes_multilingual_mono.py --workdir=runs/shapes_multilingual_mono
     python -m vgs_jax.evaluate --workdir=runs/shapes_multilingual_mono --split=test

@@ -1,4 +1,4 @@
-"""Multilingual visually grounded speech on spoken_shapes 2.0.0, three languages (English, Hindi, Japanese), as Ohishi et al. 2020a's trilingual models.
+"""Multilingual model on spoken_shapes 2.0.0: English + Hindi + Japanese, as Ohishi et al. 2020a (trilingual).
 
     python -m vgs_jax.main --config=configs/shapes_multilingual_tri.py --workdir=runs/shapes_multilingual_tri
     python -m vgs_jax.evaluate --workdir=runs/shapes_multilingual_tri --split=test

@@ -22,12 +22,13 @@ CROSS = ("en->hi", "hi->en")
 def test_bilingual_run_aligns_languages_above_chance(multi_shapes_data_dir, tmp_path):
     config = config_lib.load_config("configs/shapes_multilingual_bi.py:tiny")
     config.dataset.data_dir = multi_shapes_data_dir
-    config.num_train_steps, config.batch_size, config.optimizer.lr_max = 40, 16, 3e-3
-    config.eval_every_steps = config.checkpoint_every_steps = 40
+    config.num_train_steps, config.batch_size, config.optimizer.lr_max = 60, 16, 3e-3
+    config.model.speech.hidden = config.model.speech.attention_hidden = 32
+    config.eval_every_steps = config.checkpoint_every_steps = 60
     workdir = str(tmp_path / "run")
     train.train_and_evaluate(config, workdir)
     step, _, trained = evaluation.evaluate_checkpoint(workdir, split="train")
-    assert step == 40
+    assert step == 60
     for key in ("en/speech_to_image", "en/image_to_speech", "hi/speech_to_image", "hi/image_to_speech") + CROSS:
         assert {"r1", "r5", "r10", "medr", "meanr", "n"} <= set(trained[key]), key
     _, _, template, _ = evaluation.restore_model(workdir)

@@ -187,6 +187,7 @@ def test_places_bilingual_views_of_the_dummy_build_and_missing_manual_dir(tmp_pa
     for i in range(len(source)):
         english, hindi = views["english"][i], views["hindi"][i]
         assert english["image_id"] == hindi["image_id"] == source[i]["image_id"]
-        assert english["caption_id"] == source[i]["caption_id_english"] and hindi["caption_id"] == source[i]["caption_id"]
+        assert english["caption_id"] == source[i]["caption_id_english"]
+        assert hindi["caption_id"] == source[i]["caption_id"]
         np.testing.assert_array_equal(hindi["audio"], source[i]["audio_hindi"])
         np.testing.assert_array_equal(english["audio"], source[i]["audio"])

@@ -85,7 +85,8 @@ def make_loss_fn(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | No
     expansion = bool(ml.pair_expansion)
     if expansion and config.loss.name != "platalea_hinge":
         raise ValueError(f"config.multilingual.pair_expansion=True is implemented for loss.name='platalea_hinge' "
-                         f"(expanded_hinge_loss); got {config.loss.name!r}. Set pair_expansion=False or change the loss.")
+                         f"(expanded_hinge_loss); got {config.loss.name!r}. Set pair_expansion=False or change the "
+                         "loss.")
     image_fn = registry.make_loss_fn(config.loss, config.model, mesh)
     cosine_model = ml_collections.ConfigDict(config.model.to_dict())
     cosine_model.similarity = "cosine"
