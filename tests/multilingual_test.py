@@ -10,7 +10,6 @@ import pytest
 from flax import nnx
 
 from vgs_jax import config_lib
-from vgs_jax import input_pipeline
 from vgs_jax.audio_features import Featurizer
 from vgs_jax.models import dual_encoder
 from vgs_jax.multilingual import data
