@@ -7,7 +7,6 @@ Scored on the train split's 120 parallel captions (chance R@10 = 10/120): tiny's
 tell learning from chance, and generalisation needs more images (README, "Multilingual models", on quick).
 """
 
-
 from vgs_jax import config_lib
 from vgs_jax import data_sources
 from vgs_jax import evaluation
