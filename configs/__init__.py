@@ -122,3 +122,37 @@ def spoken_shapes_config(*, tiny: bool, v2: bool = False) -> ml_collections.Conf
         config.eval_batch_size = 16
         config.num_train_steps = 6
     return config
+
+
+def spoken_shapes_multilingual_config(arg, *, languages: str) -> ml_collections.ConfigDict:
+    """configs/shapes_multilingual_{mono,bi,tri}.py: shapes_gru's recipe on spoken_shapes 2.0.0 `<size>_multi`
+    with one speech tower per language (`vgs_jax.multilingual`). `arg`: the config argument string; its
+    `languages` (default `languages`) joins language codes with "+", e.g. "en+hi".
+
+    Choices, where Harwath et al. 2018a, Havard et al. 2019a and Ohishi et al. 2020a are silent or differ:
+    - Towers: shapes_gru's platalea GRU per language (Harwath 2018a: DAVEnet per language; Havard 2019a: RHN
+      GRUs), separate weights (`shared=true`: one tower for all languages); one image CNN.
+    - Terms: every language-image pair and every language-language pair, each weight 1.0
+      (`--config.multilingual.weights.<A>_<B>=...` changes one, 0 drops it); each term is the shapes recipe's
+      platalea hinge with captions of one image not each other's negatives; language-language terms compare
+      pooled embeddings by cosine.
+    - Parallel captions: row n is meaning n of an image in every language (spoken_shapes' captions are
+      translations, so A-B pairs are aligned); `expansion=true` makes every caption of the same image in the
+      other language a positive (Ohishi 2020a's pair expansion, `objective.expanded_hinge_loss`).
+    - Batches of 32 rows (each row one caption per language); the first language's validation speech->image
+      R@10 picks the best checkpoint; 39-d MFCCs for every language.
+    """
+    arg = config_lib.parse_arg(arg, tiny=False, size="small", languages=languages, shared=False, expansion=False)
+    config = spoken_shapes_config(tiny=arg.tiny, v2=True)
+    config.dataset.name = f"spoken_shapes/{'tiny' if arg.tiny else arg.size}_multi:2.0.0"
+    speech = config.model.speech
+    speech.conv_stride = 3
+    speech.hidden = 16 if arg.tiny else 128
+    speech.num_layers = 1 if arg.tiny else 2
+    speech.attention_hidden = 8 if arg.tiny else 64
+    names = tuple(arg.languages.split("+"))
+    terms = [f"{a}_image" for a in names] + [f"{a}_{b}" for i, a in enumerate(names) for b in names[i + 1:]]
+    config.multilingual = ml_collections.ConfigDict(dict(
+        languages=names, shared_speech=arg.shared, layout="grouped", renames={},
+        weights={term: 1.0 for term in terms}, pair_expansion=arg.expansion))
+    return config

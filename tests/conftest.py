@@ -41,3 +41,14 @@ def tiny_config(shapes_data_dir):
     config = config_lib.load_config("configs/shapes_gru.py:tiny")
     config.dataset.data_dir = shapes_data_dir
     return config
+
+
+@pytest.fixture(scope="session")
+def multi_shapes_data_dir(tmp_path_factory):
+    """A TFDS data_dir holding spoken_shapes/tiny_multi:2.0.0 (en, hi and ja captions of 24/8/8 images; built
+    once per session)."""
+    from vgs_jax import data_sources
+
+    data_dir = str(tmp_path_factory.mktemp("tfds_multi"))
+    data_sources.open_split("spoken_shapes/tiny_multi:2.0.0", "train", data_dir=data_dir, build_if_missing=True)
+    return data_dir

@@ -3,7 +3,8 @@
 Uses the config saved with the checkpoint; prints a table (R@1/5/10, median and mean rank, both
 directions; on datasets that store consistent image ids, also the oracle's R@N and the
 consistent-image R@1, see vgs_jax/ceiling.py; for keyword-spotting runs also exact and semantic
-P@10/P@N/EER, see vgs_jax/kws/evaluation.py) and writes it as JSON to `DIR/eval_<split>_step<N>.json` (or --output).
+P@10/P@N/EER, see vgs_jax/kws/evaluation.py; for multilingual runs also per-language and
+cross-lingual speech->speech retrieval, see vgs_jax/multilingual/evaluation.py) and writes it as JSON to `DIR/eval_<split>_step<N>.json` (or --output).
 """
 
 import json
@@ -17,6 +18,7 @@ from vgs_jax import cli
 from vgs_jax import evaluation
 from vgs_jax import retrieval
 from vgs_jax.kws import evaluation as kws_evaluation
+from vgs_jax.multilingual import evaluation as ml_evaluation
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The training run's --workdir.")
@@ -39,6 +41,8 @@ def main(argv):
     print(retrieval.format_table(results))
     if "ceiling" in results:  # Datasets whose captions fit several images (spoken_shapes 2.0).
         print(ceiling.format_ceiling(results))
+    if config.get("multilingual"):  # per language and cross-lingual (configs/shapes_multilingual_*.py)
+        print(ml_evaluation.format_results(results))
     if config.get("kws"):  # keyword spotting from visual tags (configs/shapes_kws.py)
         results["keyword_spotting"] = kws_evaluation.evaluate_checkpoint(
             FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split, batch_size=FLAGS.batch_size)

@@ -6,6 +6,8 @@ first-seen order (an image with 5 spoken captions is embedded once in the image 
 embeddings come from `inference.embed_split`; the similarity is the model's (`template.similarity`).
 """
 
+import functools
+
 from flax import nnx
 import ml_collections
 import numpy as np
@@ -19,6 +21,7 @@ from vgs_jax import input_pipeline
 from vgs_jax import retrieval
 from vgs_jax.objectives import similarity as similarity_lib
 from vgs_jax.models import dual_encoder
+from vgs_jax.multilingual import model as ml_model
 
 SCORE_BLOCK = 512
 """Captions scored per call when retrieval uses a matchmap similarity (a [512, M] block of scores)."""
@@ -88,11 +91,10 @@ def restore_model(
         step, restored, restored_state = ckpt.restore_model_variables(checkpoint)
     finally:
         ckpt.close()
-    model = dual_encoder.build_dual_encoder(
-        config.model,
-        num_features=audio_features.num_features(config.features.recipe),
-        rngs=nnx.Rngs(config.seed),
-    )
+    num_features = audio_features.num_features(config.features.recipe)
+    model = (ml_model.build_model(config, num_features=num_features, rngs=nnx.Rngs(config.seed))
+             if config.get("multilingual") else
+             dual_encoder.build_dual_encoder(config.model, num_features=num_features, rngs=nnx.Rngs(config.seed)))
     template = dual_encoder.Template(model)
     where = f"Checkpoint step {step} in {workdir}"
     params = checkpointing.fit_tree(template.initial_params, restored, where=where).tree
@@ -106,12 +108,19 @@ def evaluate_checkpoint(
     """Restores a checkpoint and its saved config from `workdir` and scores retrieval on `split`.
 
     Returns (step, config, results) with results as in `retrieval.retrieval_metrics`, plus
-    "ceiling" when the split stores consistent image ids (`ceiling`).
+    "ceiling" when the split stores consistent image ids (`ceiling`); multilingual runs: as in
+    `vgs_jax.multilingual.evaluation` (per language and cross-lingual).
     """
     step, config, template, params = restore_model(workdir, checkpoint)
     data = config.dataset
     source = data_sources.open_config_split(data, split)
-    results = evaluate_split(
+    if config.get("multilingual"):
+        from vgs_jax.multilingual import evaluation as ml_evaluation  # pylint: disable=import-outside-toplevel
+        # (imported here: it builds on this module)
+        split_fn = functools.partial(ml_evaluation.evaluate_split, ml_config=config.multilingual)
+    else:
+        split_fn = evaluate_split
+    results = split_fn(
         template,
         params,
         source,

@@ -38,6 +38,10 @@ from vgs_jax.kws import keywords
 from vgs_jax.models import dual_encoder
 from vgs_jax.models import image_trunks
 from vgs_jax.models import registry
+from vgs_jax.multilingual import data as ml_data
+from vgs_jax.multilingual import evaluation as ml_evaluation
+from vgs_jax.multilingual import model as ml_model
+from vgs_jax.multilingual import objective as ml_objective
 from vgs_jax.objectives.registry import make_loss_fn
 
 
@@ -47,12 +51,12 @@ class NonFiniteLossError(FloatingPointError):
 
 def create_model(config: ml_collections.ConfigDict) -> dual_encoder.DualEncoder:
     """The dual encoder described by `config.model`, initialised from `config.seed` (and the image
-    trunk's pretrained weights when `config.model.image.weights` names a file)."""
-    return dual_encoder.build_dual_encoder(
-        config.model,
-        num_features=audio_features.num_features(config.features.recipe),
-        rngs=nnx.Rngs(config.seed),
-    )
+    trunk's pretrained weights when `config.model.image.weights` names a file); with a
+    `config.multilingual` section, one speech tower per language (`vgs_jax.multilingual.model`)."""
+    num_features = audio_features.num_features(config.features.recipe)
+    if config.get("multilingual"):
+        return ml_model.build_model(config, num_features=num_features, rngs=nnx.Rngs(config.seed))
+    return dual_encoder.build_dual_encoder(config.model, num_features=num_features, rngs=nnx.Rngs(config.seed))
 
 
 def trainable_mask(config: ml_collections.ConfigDict, params: dict) -> dict | None:
@@ -158,6 +162,9 @@ class Trainer:
         data = config.dataset
         self.train_source = caption_mix.open_train_source(data, build_if_missing=data.build_if_missing)
         self.eval_source = data_sources.open_config_split(data, data.eval_split)
+        if config.get("multilingual"):  # a row = one caption in every language; train_source: the first's
+            self.train_views = ml_data.parallel_views(self.train_source, config.multilingual)
+            self.train_source = next(iter(self.train_views.values()))
         self.steps_per_epoch = len(self.train_source) // config.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(
@@ -173,7 +180,8 @@ class Trainer:
         self.learning_rate_fn = optimizers.create_learning_rate_fn(
             config.optimizer, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
-        loss_fn = make_loss_fn(config.loss, config.model, self.mesh)
+        loss_fn = (ml_objective.make_loss_fn(config, self.mesh) if config.get("multilingual")
+                   else make_loss_fn(config.loss, config.model, self.mesh))
         self.template = dual_encoder.Template(create_model(config))
         params, model_state = self.template.initial_params, self.template.initial_model_state
         cache_chunks = config.train.embedding_cache_chunks
@@ -201,6 +209,11 @@ class Trainer:
 
     def train_iterator(self):
         c = self.config
+        if c.get("multilingual"):  # every language's captions of the same images
+            return ml_data.make_train_iterator(
+                self.train_views, global_batch_size=c.batch_size, featurizer=self.featurizer,
+                seed=c.seed, max_frames=c.features.max_frames, bucket_boundaries=c.features.bucket_boundaries,
+                image_key=c.dataset.image_key)
         return input_pipeline.make_train_iterator(
             self.train_source,
             global_batch_size=c.batch_size,
@@ -215,7 +228,9 @@ class Trainer:
     def evaluate(self, state, source) -> dict:
         """Retrieval metrics of the train state's model on `source` (all captions vs all unique images)."""
         c = self.config
-        return evaluation.evaluate_split(
+        evaluate_split = (functools.partial(ml_evaluation.evaluate_split, ml_config=c.multilingual)
+                          if c.get("multilingual") else evaluation.evaluate_split)
+        return evaluate_split(
             self.template.with_model_state(state["model_state"]),
             state["params"],
             source,

@@ -42,6 +42,18 @@ MODEL_STATE = (nnx.BatchStat, VQState)
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
+def speech_outputs(encoder: nnx.Module, features: jax.Array, mask: jax.Array, *, key: jax.Array | None = None) -> dict:
+    """`DualEncoder.encode_speech`'s dict from the speech tower `encoder` (also used by the towers of
+    `vgs_jax.multilingual.model`)."""
+    if not encoder.capabilities.has_map:
+        logits = encoder(features, mask)
+        return {"embedding": l2_normalize(logits), "logits": logits}
+    frames, frame_mask, aux = encoder.encode(features, mask, key=key)
+    stats = {k: v for k, v in aux.items() if k.startswith("quant")}
+    return {"embedding": l2_normalize(mean_pool(frames, frame_mask)), "map": frames, "map_mask": frame_mask,
+            "vq_loss": aux["vq_loss"], "vq_inputs": aux["vq_inputs"], "vq_stats": stats}
+
+
 class DualEncoder(nnx.Module):
     """Speech and image towers, their caption x image similarity (a name of
     `similarity.SIMILARITIES`), a learned log-temperature and optionally a learned logit bias.
@@ -86,13 +98,7 @@ class DualEncoder(nnx.Module):
         normalisation (keyword logits of `models.kws_cnn`); frame-map towers add "map" [B, T', E], "map_mask" [B, T']
         bool, "vq_loss" (float32 scalar, 0 without quantisers), "vq_inputs" (for `update_codebooks`)
         and "vq_stats" {"quantK": {perplexity, usage, ...}}. `key` drives ResDAVEnet's jitter."""
-        if not self.speech_has_map:
-            logits = self.speech_encoder(features, mask)
-            return {"embedding": l2_normalize(logits), "logits": logits}
-        frames, frame_mask, aux = self.speech_encoder.encode(features, mask, key=key)
-        stats = {k: v for k, v in aux.items() if k.startswith("quant")}
-        return {"embedding": l2_normalize(mean_pool(frames, frame_mask)), "map": frames, "map_mask": frame_mask,
-                "vq_loss": aux["vq_loss"], "vq_inputs": aux["vq_inputs"], "vq_stats": stats}
+        return speech_outputs(self.speech_encoder, features, mask, key=key)
 
     def encode_image(self, image: jax.Array, example_mask: jax.Array | None = None) -> dict:
         """image (precomputed [B, D] float or pixels [B, H, W, 3] uint8) -> dict: "embedding" [B, E]
