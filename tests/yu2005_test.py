@@ -1,0 +1,72 @@
+"""Yu et al. 2005: IBM Model 1 against a written-out EM, the attention cue, and cue vs no cue on tiny data."""
+import numpy as np
+import pytest
+
+from vgs_jax import ibm_model1
+from vgs_jax import yu2005
+
+
+def slow_model1(sentences, num_words, num_meanings, iterations, null):
+    """Brown et al.'s model 1 EM with dicts and loops, one word token and one meaning at a time."""
+    meanings_of = [list(m) + ([num_meanings] if null else []) for _, m in sentences]
+    t = {(e, f): 1.0 / num_words for e in range(num_meanings + int(null)) for f in range(num_words)}
+    for _ in range(iterations):
+        count = {key: 0.0 for key in t}
+        for (words, _), meanings in zip(sentences, meanings_of):
+            for f in words:
+                z = sum(t[(e, f)] for e in meanings)
+                for e in meanings:
+                    count[(e, f)] += t[(e, f)] / z
+        for e in range(num_meanings + int(null)):
+            total = sum(count[(e, f)] for f in range(num_words))
+            for f in range(num_words):
+                t[(e, f)] = count[(e, f)] / total if total else 1.0 / num_words
+    return np.array([[t[(e, f)] for f in range(num_words)] for e in range(num_meanings + int(null))])
+
+
+def test_model1_one_iteration_by_hand():
+    # "a b" with meanings {X, Y}, "a" with {X}: counts X: a 1.5, b 0.5; Y: a 0.5, b 0.5.
+    t = ibm_model1.em([([0, 1], [0, 1]), ([0], [0])], 2, 2, iterations=1, null=False)
+    np.testing.assert_allclose(t, [[0.75, 0.25], [0.5, 0.5]])
+
+
+@pytest.mark.parametrize("null", [False, True])
+def test_model1_matches_written_out_em(null):
+    sentences = [([0, 1, 2], [0, 1]), ([0, 3], [0]), ([1, 3, 3], [1, 2]), ([2, 4], [2]), ([4], [])]
+    for iterations in (1, 2, 5):
+        np.testing.assert_allclose(ibm_model1.em(sentences, 5, 4, iterations=iterations, null=null),
+                                   slow_model1(sentences, 5, 4, iterations, null), rtol=1e-12)
+
+
+def test_model1_rejects_bad_ids():
+    with pytest.raises(ValueError, match="sentence 0 has meaning ids"):
+        ibm_model1.em([([0], [3])], 2, 2, iterations=1)
+
+
+def test_attention_cue_from_metadata():
+    words = "i can see two orange stars and a small green cross".split()
+    objects = [("cross", "green"), ("star", "orange"), ("star", "orange")]
+    ref = yu2005.referents(words, objects)
+    np.testing.assert_array_equal(ref, [-1, -1, -1, -1, 1, 1, -1, -1, -1, 0, 0])
+    np.testing.assert_array_equal(yu2005.attention(ref), [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    assert [list(r) for r in yu2005.runs([1, 1, 0, 0, 0])] == [[0, 1], [2, 3, 4]]
+
+
+def test_maximal_common_ngrams():
+    a = yu2005.ngrams("xabcdy", 2, 4)
+    b = yu2005.ngrams("zabcdw", 2, 4)
+    assert yu2005.maximal_common(a, b) == {tuple("abcd")}
+
+
+def test_attention_cue_beats_no_cue_on_tiny(shapes_data_dir):
+    from vgs_jax import data_sources
+
+    source = data_sources.open_split("spoken_shapes/tiny", "train", data_dir=shapes_data_dir)
+    utts, crops = yu2005.load_utterances(source, limit=30)
+    results = yu2005.evaluate(utts, crops, yu2005.Options())
+    cue, base = results["attention_cue"], results["no_cue"]
+    assert cue["semantic_accuracy"] > 70  # 8 colour / 7 shape clusters: chance purity is far lower
+    assert cue["association_precision"] > base["association_precision"] + 10
+    assert cue["spotting_recall"] > 60
+    noisy = yu2005.learn(utts, crops, use_cue=True, opts=yu2005.Options(cue_noise=1.0))
+    assert cue["association_precision"] > noisy["association_precision"]
