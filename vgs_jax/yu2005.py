@@ -96,13 +96,14 @@ def referents(words: Sequence[str], objects: Sequence[tuple[str, str]]) -> np.nd
     return out
 
 
-def load_utterances(source: Sequence[dict], limit: int | None = None) -> tuple[list[Utterance], np.ndarray]:
-    """The first `limit` (all when None) examples -> utterances and object crops [O, CROP, CROP, 3] in
-    [0, 1] (every utterance's objects in order, each image's objects once per caption)."""
+def load_utterances(source: Sequence[dict], limit: int | None = None) -> tuple[list[Utterance], np.ndarray, np.ndarray]:
+    """The first `limit` (all when None) examples -> utterances, object crops [O, CROP, CROP, 3] in
+    [0, 1] (every utterance's objects in order, each image's objects once per caption) and each
+    object's image background colour [O, 3] (median of the image's outermost pixels)."""
     from tfds_builders.spoken_shapes import scenes  # deferred: the label names of spoken_shapes
 
     n = len(source) if limit is None else min(limit, len(source))
-    utts, crops = [], []
+    utts, crops, backgrounds = [], [], []
     for i in range(n):
         ex = source[i]
         segment_view.check_annotations(ex, i, "yu2005")
@@ -117,17 +118,18 @@ def load_utterances(source: Sequence[dict], limit: int | None = None) -> tuple[l
         objects = tuple((scenes.SHAPES[int(s)], scenes.COLORS[int(c)]) for s, c in zip(objs["shape"], objs["color"]))
         image = np.asarray(ex["image"])
         crops += [segment_view.crop(image, b, CROP).reshape(CROP, CROP, 3) for b in objs["bbox"]]
+        edge = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]) / 255.0
+        backgrounds += [np.median(edge, axis=0)] * len(objects)
         utts.append(Utterance(tuple(_text(x).strip(STRESS) for x in p["phone"]), word_of_phone, words,
                               referents(words, objects), objects))
-    return utts, np.asarray(crops, np.float32).reshape(-1, CROP, CROP, 3)
+    return (utts, np.asarray(crops, np.float32).reshape(-1, CROP, CROP, 3),
+            np.asarray(backgrounds, np.float32).reshape(-1, 3))
 
 
-def object_features(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """crops [O, S, S, 3] in [0, 1] -> colour features [O, 3] and shape/texture features [O, S*S + 2].
-    Foreground: pixels away from the crop's border colour (the plain background)."""
-    border = np.concatenate([crops[:, 0], crops[:, -1], crops[:, :, 0], crops[:, :, -1]], axis=1)
-    background = np.median(border, axis=1)[:, None, None, :]
-    fg = np.abs(crops - background).max(-1) > 0.12  # [O, S, S]
+def object_features(crops: np.ndarray, backgrounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """crops [O, S, S, 3] and backgrounds [O, 3] in [0, 1] -> colour features [O, 3] and
+    shape/texture features [O, S*S + 2]. Foreground: crop pixels away from the background colour."""
+    fg = np.abs(crops - backgrounds[:, None, None, :]).max(-1) > 0.12  # [O, S, S]
     count = np.maximum(fg.sum((1, 2)), 1)[:, None]
     colour = (crops * fg[..., None]).sum((1, 2)) / count
     grey = crops.mean(-1)
@@ -153,10 +155,6 @@ def purity(clusters: np.ndarray, labels: Sequence[str]) -> tuple[float, dict[int
     return float(np.mean([majority[c] == l for c, l in zip(clusters.tolist(), labels)])), majority
 
 
-def ngrams(phones: Sequence[str], lo: int, hi: int) -> set:
-    return {tuple(phones[i:i + n]) for n in range(lo, hi + 1) for i in range(len(phones) - n + 1)}
-
-
 def maximal_common(a: set, b: set) -> set:
     """The common n-grams of two n-gram sets that are not inside a longer common one."""
     common = a & b
@@ -167,7 +165,7 @@ def maximal_common(a: set, b: set) -> set:
 def word_types(utts: Sequence[Utterance], meanings: Sequence[set], opts: Options) -> list[list[tuple]]:
     """Word types, each a list of phone n-grams (its first the most frequent), from utterance pairs
     sharing a meaning (at most `max_pairs`, a seeded sample)."""
-    grams = [ngrams(u.phones, opts.min_phones, opts.max_phones) for u in utts]
+    grams = [set(positions(u.phones, opts.min_phones, opts.max_phones)) for u in utts]
     pairs = sorted({(i, j) for i in range(len(utts)) for j in range(i + 1, len(utts)) if meanings[i] & meanings[j]})
     if len(pairs) > opts.max_pairs:
         pick = np.random.default_rng(opts.seed).choice(len(pairs), opts.max_pairs, replace=False)
@@ -186,10 +184,18 @@ def word_types(utts: Sequence[Utterance], meanings: Sequence[set], opts: Options
     return types
 
 
-def occurrences(phones: Sequence[str], members: Sequence[tuple]) -> list[tuple[int, int]]:
-    """(start, end) phone spans where any member n-gram occurs in `phones`."""
-    return sorted({(i, i + len(g)) for g in members for i in range(len(phones) - len(g) + 1)
-                   if tuple(phones[i:i + len(g)]) == g})
+def positions(phones: Sequence[str], lo: int, hi: int) -> dict[tuple, list[int]]:
+    """Every phone n-gram (`lo`..`hi` long) of `phones` -> its start indices."""
+    out = collections.defaultdict(list)
+    for n in range(lo, hi + 1):
+        for i in range(len(phones) - n + 1):
+            out[tuple(phones[i:i + n])].append(i)
+    return out
+
+
+def occurrences(index: dict[tuple, list[int]], members: Sequence[tuple]) -> list[tuple[int, int]]:
+    """(start, end) phone spans where any member n-gram occurs (`index`: `positions` of the phones)."""
+    return sorted({(i, i + len(g)) for g in members for i in index.get(g, ())})
 
 
 def attention(referent: np.ndarray) -> np.ndarray:
@@ -234,9 +240,10 @@ def lexicon_entries(t: np.ndarray, sentences: Sequence[tuple[list, list]]) -> li
             if best[w] != t.shape[0] - 1 and post[best[w], w] >= 0.5]
 
 
-def learn(utts: Sequence[Utterance], crops: np.ndarray, *, use_cue: bool, opts: Options) -> dict:
-    """Runs the system; returns its lexicon and the four metrics (percent)."""
-    colour_f, shape_f = object_features(crops)
+def learn(utts: Sequence[Utterance], crops: np.ndarray, backgrounds: np.ndarray, *, use_cue: bool,
+          opts: Options) -> dict:
+    """Runs the system on `load_utterances`' output; returns its lexicon and the metrics (percent)."""
+    colour_f, shape_f = object_features(crops, backgrounds)
     k_colour, k_shape = 8, 7
     colour_c = kmeans(colour_f, k_colour, opts.seed)
     shape_c = k_colour + kmeans(shape_f, k_shape, opts.seed)
@@ -261,7 +268,8 @@ def learn(utts: Sequence[Utterance], crops: np.ndarray, *, use_cue: bool, opts: 
     types = word_types(utts, meanings, opts)
     if not types:
         raise ValueError("yu2005 found no recurring phone sequences; use more captions or lower min_pairs.")
-    occ = [[occurrences(u.phones, members) for members in types] for u in utts]
+    index = [positions(u.phones, opts.min_phones, opts.max_phones) for u in utts]
+    occ = [[occurrences(ix, members) for members in types] for ix in index]
     sentences = []
     for u, per, gaze, m in zip(utts, occ, attended, meanings):
         if not use_cue:
@@ -311,10 +319,10 @@ METRICS = (("semantic_accuracy", "semantic accuracy (object clusters)"),
            ("spotting_recall", "lexical spotting recall"))
 
 
-def evaluate(utts, crops, opts: Options) -> dict:
+def evaluate(utts, crops, backgrounds, opts: Options) -> dict:
     """Both conditions: with the attention cue and the baseline without it."""
-    return {"attention_cue": learn(utts, crops, use_cue=True, opts=opts),
-            "no_cue": learn(utts, crops, use_cue=False, opts=opts)}
+    return {"attention_cue": learn(utts, crops, backgrounds, use_cue=True, opts=opts),
+            "no_cue": learn(utts, crops, backgrounds, use_cue=False, opts=opts)}
 
 
 def format_results(results: dict, opts: Options, n: int) -> str:
@@ -336,9 +344,9 @@ def main(argv):
     if not 0.0 <= f.cue_noise <= 1.0:
         raise app.UsageError(f"--cue_noise must be a probability in [0, 1], got {f.cue_noise}")
     source = data_sources.open_split(f.dataset, f.split, data_dir=f.data_dir, build_if_missing=True)
-    utts, crops = load_utterances(source, f.max_captions or None)
+    utts, crops, backgrounds = load_utterances(source, f.max_captions or None)
     opts = Options(cue_noise=f.cue_noise, iterations=f.iterations, seed=f.seed)
-    print(format_results(evaluate(utts, crops, opts), opts, len(utts)), flush=True)
+    print(format_results(evaluate(utts, crops, backgrounds, opts), opts, len(utts)), flush=True)
 
 
 if __name__ == "__main__":
