@@ -44,11 +44,11 @@ def test_model1_rejects_bad_ids():
 
 
 def test_attention_cue_from_metadata():
-    words = "i can see two orange stars and a small green cross".split()
+    words = "i can see two orange stars and a small green cross and a red".split()
     objects = [("cross", "green"), ("star", "orange"), ("star", "orange")]
     ref = yu2005.referents(words, objects)
-    np.testing.assert_array_equal(ref, [-1, -1, -1, -1, 1, 1, -1, -1, -1, 0, 0])
-    np.testing.assert_array_equal(yu2005.attention(ref), [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(ref, [-1, -1, -1, -1, 1, 1, -1, -1, -1, 0, 0, -1, -1, -1])
+    np.testing.assert_array_equal(yu2005.attention(ref), [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
     assert [list(r) for r in yu2005.runs([1, 1, 0, 0, 0])] == [[0, 1], [2, 3, 4]]
 
 
@@ -81,3 +81,12 @@ def test_attention_cue_beats_no_cue_on_tiny(shapes_data_dir):
     assert cue["spotting_recall"] > 60
     noisy = yu2005.learn(utts, crops, backgrounds, use_cue=True, opts=yu2005.Options(cue_noise=1.0))
     assert cue["association_precision"] > noisy["association_precision"]
+
+
+def test_refuses_examples_it_cannot_read():
+    words = {"word": [b"a"], "start": [0.0], "end": [0.1]}
+    objects = {"bbox": [], "shape": [], "color": []}
+    with pytest.raises(ValueError, match="example 0 is in 'de'; use an English"):
+        yu2005.load_utterances([{"words": words, "objects": objects, "language": b"de"}])
+    with pytest.raises(ValueError, match="reads phone alignments, but example 0 has none"):
+        yu2005.load_utterances([{"words": words, "objects": objects}])

@@ -74,25 +74,29 @@ def _text(x) -> str:
 
 
 def referents(words: Sequence[str], objects: Sequence[tuple[str, str]]) -> np.ndarray:
-    """[W] the scene object each word is about (-1: none): a shape/colour word's noun phrase is the
-    run of shape/colour words around it (other words such as "small" do not break it; a shape word
-    ends it); its referent is the first object matching all of the phrase's concepts."""
+    """[W] the scene object each word is about (-1: none). A noun phrase is a run of colour words,
+    size words ("small", "big", ...) and a final shape word; its colour and shape words refer to
+    the first object matching all of them (a phrase without a matching object, or a colour word
+    without its noun, refers to none)."""
+    from tfds_builders.spoken_shapes import grammar  # deferred: only spoken_shapes has this grammar
+
     concepts = gating.word_concepts()
+    sizes = {w for forms in grammar.get_lexicon("en").sizes.values() for w in forms}
     out = np.full(len(words), -1)
     phrase = []
     for i, word in enumerate(words):
         concept = concepts.get(word)
         if concept is None:
+            if word not in sizes:
+                phrase = []
             continue
         phrase.append((i, concept))
-        if concept[0] == "shape" or i == len(words) - 1:
+        if concept[0] == "shape":
             wanted = {c for _, c in phrase}
             match = [k for k, (s, c) in enumerate(objects) if wanted <= {("shape", s), ("color", c)}]
             for j, _ in phrase:
                 out[j] = match[0] if match else -1
             phrase = []
-    for j, _ in phrase:  # a trailing colour word without its noun
-        out[j] = -1
     return out
 
 
@@ -107,6 +111,9 @@ def load_utterances(source: Sequence[dict], limit: int | None = None) -> tuple[l
     for i in range(n):
         ex = source[i]
         segment_view.check_annotations(ex, i, "yu2005")
+        if _text(ex.get("language", "en")) != "en":
+            raise ValueError(f"yu2005 reads English shape and colour words, but example {i} is in "
+                             f"{_text(ex['language'])!r}; use an English spoken_shapes config.")
         if "phones" not in ex or "phone" not in ex["phones"]:
             raise ValueError(f"yu2005 reads phone alignments, but example {i} has none (keys {sorted(ex)}); "
                              "spoken_shapes has them.")
