@@ -77,7 +77,7 @@ def test_attention_cue_beats_no_cue_on_tiny(shapes_data_dir):
     results = yu2005.evaluate(utts, crops, backgrounds, yu2005.Options())
     cue, base = results["attention_cue"], results["no_cue"]
     assert cue["semantic_accuracy"] > 85  # 8 colour / 7 shape clusters: chance purity is far lower
-    assert cue["association_precision"] > base["association_precision"] + 8  # measured 69.0 vs 56.3
+    assert cue["association_precision"] > base["association_precision"] + 5  # measured 69.0 vs 59.2 (seeds 0-3: +10-11)
     assert cue["spotting_recall"] > 60
     noisy = yu2005.learn(utts, crops, backgrounds, use_cue=True, opts=yu2005.Options(cue_noise=1.0))
     assert cue["association_precision"] > noisy["association_precision"]

@@ -179,7 +179,7 @@ def word_types(utts: Sequence[Utterance], meanings: Sequence[set], opts: Options
         pairs = [pairs[k] for k in sorted(pick)]
     found = collections.Counter(g for i, j in pairs for g in maximal_common(grams[i], grams[j]))
     types = []
-    for gram, count in found.most_common():
+    for gram, count in sorted(found.items(), key=lambda kv: (-kv[1], kv[0])):  # not set order: hash-seeded
         if count < opts.min_pairs:
             break
         for members in types:
