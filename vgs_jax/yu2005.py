@@ -48,6 +48,7 @@ CROP = 12
 
 @dataclasses.dataclass(frozen=True)
 class Options:
+    """The recipe's settings (module docstring); `seed` drives k-means, pair sampling and cue noise."""
     cue_noise: float = 0.0
     min_phones: int = 3
     max_phones: int = 8
@@ -333,9 +334,12 @@ def evaluate(utts, crops, backgrounds, opts: Options) -> dict:
 
 
 def format_results(results: dict, opts: Options, n: int) -> str:
-    lines = [f"Yu et al. 2005 on {n} utterances (cue noise {opts.cue_noise}): attention cue / no cue (all scene objects)"]
-    lines += [f"{name:40s} {results['attention_cue'][key]:5.1f} / {results['no_cue'][key]:5.1f}" for key, name in METRICS]
-    lines.append(f"{'word types':40s} {results['attention_cue']['num_word_types']:5d} / {results['no_cue']['num_word_types']:5d}")
+    """The metrics table (cue / no cue) and the cue's lexicon."""
+    cue, base = results["attention_cue"], results["no_cue"]
+    lines = [f"Yu et al. 2005 on {n} utterances (cue noise {opts.cue_noise}): "
+             "attention cue / no cue (all scene objects)"]
+    lines += [f"{name:40s} {cue[key]:5.1f} / {base[key]:5.1f}" for key, name in METRICS]
+    lines.append(f"{'word types':40s} {cue['num_word_types']:5d} / {base['num_word_types']:5d}")
     lines.append("lexicon with the cue (meaning: word type phones, word it mostly covers):")
     lines += [f"  {m}: {p} ({w})" for m, p, w in sorted(results["attention_cue"]["lexicon"])]
     return "\n".join(lines)
@@ -362,7 +366,8 @@ if __name__ == "__main__":
     from vgs_jax import config_lib
 
     FLAGS = flags.FLAGS
-    flags.DEFINE_string("dataset", "spoken_shapes/tiny", "A spoken_shapes config (word/phone alignments, object boxes).")
+    flags.DEFINE_string("dataset", "spoken_shapes/tiny",
+                        "An English spoken_shapes config (word/phone alignments, object boxes).")
     flags.DEFINE_string("data_dir", config_lib.default_data_dir(), "TFDS data_dir (built there when missing).")
     flags.DEFINE_string("split", "train", "Split to learn from and score (the method is unsupervised).")
     flags.DEFINE_integer("max_captions", 0, "First N captions (0: all).")
