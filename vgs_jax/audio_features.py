@@ -267,8 +267,8 @@ def _sum_squares(xp, v):
 def _power_spectrum(xp, x, window, n_fft: int):
     """|rfft(window * frame, n_fft)|^2 of the centred frames of x: [..., n] -> [..., 1 + n // 160, n_fft // 2 + 1].
 
-    NumPy uses scipy.fft (its batched rfft is 3-4x numpy.fft's in numpy 2.4) with as few full-size temporaries as
-    possible: memory traffic, not arithmetic, is most of the time here.
+    NumPy uses scipy.fft (numpy 2.4's float32 rfft of 351 frames took 9x scipy's time at n_fft 400, 2.4x at 512)
+    with as few full-size temporaries as possible: memory traffic is much of the rest.
     """
     frames = _frames(xp, x, WINDOW // 2, 1 + x.shape[-1] // HOP) * window
     if xp is not np:
