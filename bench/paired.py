@@ -6,8 +6,10 @@ work and returns `(info, run)`: `info` a dict (parameter count, compile seconds,
 timed unit of work (a train step, an embedding pass) returning after its result is on the host. The
 parent sends "run" to one side at a time, alternating which goes first in each pair, so both see
 the same machine load; the idle side blocks on its stdin. Reported: the median seconds of each side
-over the pairs, the median of the per-pair ratios reference / ours (> 1: ours is faster), and each
-side's peak RSS. Only NumPy is imported here: the reference side needs neither JAX nor the project.
+over the pairs, the median of the per-pair ratios reference / ours (> 1: ours is faster), the same
+ratio of the children's CPU seconds (all threads; under a loaded machine this moves far less than
+wall time for single-threaded work, and for multi-threaded work it compares CPU spent, not waiting),
+and each side's peak RSS. Only NumPy is imported here: the reference side needs neither JAX nor the project.
 
 Thread policy (the same 2 cores for both): XLA's CPU client uses every core; the PyTorch child gets
 `torch.set_num_threads(threads)`, OMP_NUM_THREADS and OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads
@@ -50,10 +52,12 @@ class Side:
                                "its error is printed above.")
         return json.loads(line)
 
-    def run(self) -> float:
+    def run(self) -> tuple[float, float]:
+        """One unit of work: (wall seconds, CPU seconds of the child's threads)."""
         self.proc.stdin.write("run\n")
         self.proc.stdin.flush()
-        return self._read()["s"]
+        out = self._read()
+        return out["s"], out["cpu_s"]
 
     def close(self) -> dict:
         self.proc.stdin.write("quit\n")
@@ -70,17 +74,19 @@ def torch_env(threads: int) -> dict:
 
 def compare(ours: Side, ref: Side, pairs: int) -> dict:
     """Alternate `pairs` runs of each side (ours first in even pairs); medians, ratio, peak RSS."""
-    t_ours, t_ref = [], []
+    m_ours, m_ref = [], []
     for i in range(pairs):
         if i % 2 == 0:
-            t_ours.append(ours.run())
-            t_ref.append(ref.run())
+            m_ours.append(ours.run())
+            m_ref.append(ref.run())
         else:
-            t_ref.append(ref.run())
-            t_ours.append(ours.run())
+            m_ref.append(ref.run())
+            m_ours.append(ours.run())
     rss_ours, rss_ref = ours.close()["peak_rss_mb"], ref.close()["peak_rss_mb"]
+    (t_ours, cpu_ours), (t_ref, cpu_ref) = zip(*m_ours), zip(*m_ref)
     return dict(ours_s=statistics.median(t_ours), ref_s=statistics.median(t_ref),
                 speedup=statistics.median(r / o for o, r in zip(t_ours, t_ref)),
+                cpu_speedup=statistics.median(r / o for o, r in zip(cpu_ours, cpu_ref)),
                 ours_min_max=(min(t_ours), max(t_ours)), ref_min_max=(min(t_ref), max(t_ref)),
                 ours_rss_mb=rss_ours, ref_rss_mb=rss_ref, rss_ratio=rss_ours / rss_ref,
                 ours_info=ours.info, ref_info=ref.info, pairs=pairs)
@@ -96,14 +102,15 @@ def print_table(rows: list[dict], unit: str = "s") -> None:
     seconds -> the printed unit, e.g. utterances per second)."""
     print(f"load average (1/5/15 min): {load()}")
     print(f"| measure | ours {unit} | reference {unit} | ours speed-up (median of pair ratios) | "
-          "ours compile s | ours peak RSS MiB | reference peak RSS MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "by CPU seconds | ours compile s | ours peak RSS MiB | reference peak RSS MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         scale = r.get("scale")
         show = (lambda s: f"{scale / s:.1f}") if scale else (lambda s: f"{s:.3f}")
         compile_s = r["ours_info"].get("compile_s")
         compile_text = "none" if compile_s is None else f"{compile_s:.1f}"
         print(f"| {r['measure']} | {show(r['ours_s'])} | {show(r['ref_s'])} | {r['speedup']:.2f}x | "
+              f"{r['cpu_speedup']:.2f}x | "
               f"{compile_text} | {r['ours_rss_mb']:.0f} | {r['ref_rss_mb']:.0f} |", flush=True)
 
 
@@ -118,9 +125,9 @@ def _child(target: str, kwargs: dict) -> None:
     for command in sys.stdin:
         if command.strip() == "quit":
             break
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         run()
-        out.write(json.dumps({"s": time.perf_counter() - start}) + "\n")
+        out.write(json.dumps({"s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start}) + "\n")
         out.flush()
     out.write(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}) + "\n")
     out.flush()

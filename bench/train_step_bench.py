@@ -82,6 +82,8 @@ def train_step_work(hidden: int, num_layers: int, batch: dict, dtype: str = "flo
     start = time.perf_counter()
     compiled = jax.jit(step, donate_argnums=(0, 1)).lower(state["params"], state["opt_state"], data).compile()
     compile_s = time.perf_counter() - start
+    memory = compiled.memory_analysis()  # XLA's buffer assignment: where the step's own memory goes
+    xla_mib = {k: getattr(memory, f"{k}_size_in_bytes") / 2**20 for k in ("argument", "output", "temp")}
 
     def run():
         state["params"], state["opt_state"], loss = compiled(state["params"], state["opt_state"], data)
@@ -90,7 +92,8 @@ def train_step_work(hidden: int, num_layers: int, batch: dict, dtype: str = "flo
 
     run()  # warm-up
     num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-    return {"params": num_params, "compile_s": compile_s, "gflop": flops / 1e9, "jax": jax.__version__}, run
+    return {"params": num_params, "compile_s": compile_s, "gflop": flops / 1e9, "jax": jax.__version__,
+            "xla_mib": xla_mib}, run
 
 
 def main():
@@ -124,7 +127,8 @@ def main():
                           f"{ours.info['gflop']:.0f} GFLOP)")
         rows.append(row)
         print(f"{name}: ours {row['ours_min_max']} s, PyTorch {row['ref_min_max']} s "
-              f"(min, max over {args.pairs}; {ref.info['torch']}, jax {ours.info['jax']})", flush=True)
+              f"(min, max over {args.pairs}; {ref.info['torch']}, jax {ours.info['jax']}); XLA buffers MiB "
+              f"{', '.join(f'{k} {v:.0f}' for k, v in ours.info['xla_mib'].items())}", flush=True)
     print_table(rows, unit="s/step")
 
 
