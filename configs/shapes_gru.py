@@ -7,7 +7,8 @@ Same architecture family as platalea (Conv1D -> stacked BiGRU -> vectorial atten
 39-d platalea MFCCs, symmetric margin loss over all in-batch negatives) but sized to learn in
 about ten minutes on 2 CPU cores; images are pixels (64x64) through a small CNN. The dataset
 is generated on first use (a few minutes). `:tiny` is the seconds-long variant used by tests.
-Measured (README): test speech->image R@10 0.855.
+Measured (README, on spoken_shapes 1.0.0, i.e. `:v1`): test speech->image R@10 0.855. Data: 2.0.0 by
+default, `:v1` for 1.0.0 (see configs.spoken_shapes_name).
 """
 
 from vgs_jax import config_lib

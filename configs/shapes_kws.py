@@ -26,8 +26,8 @@ Choices where the paper and notes are silent or do not fit, listed:
   of the README's run (the tagger is still learning); with the oracle, `:tiny` at widths 32/64/128,
   hidden 128, constant Adam 1e-3, 120 steps of 32 on spoken_shapes/quick spots clearly above random
   (tests/kws_learning_test.py), where the joint run does not.
-`:tiny` shrinks everything for tests; `:v2` uses spoken_shapes 2.0.0 (synonyms and partial captions,
-so exact and semantic spotting differ more).
+`:tiny` shrinks everything for tests. The data is spoken_shapes 2.0.0 by default (synonyms and partial
+captions, so exact and semantic spotting differ more); `:v1` pins 1.0.0, which the README's table used.
 """
 
 import ml_collections
