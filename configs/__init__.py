@@ -90,18 +90,27 @@ def places_resdavenet_config(*, tiny: bool, vq: str) -> ml_collections.ConfigDic
 
 
 
-def spoken_shapes_config(*, tiny: bool, v2: bool = False) -> ml_collections.ConfigDict:
+def spoken_shapes_name(*, tiny: bool, v1: bool = False, v2: bool = False) -> str:
+    """"spoken_shapes/tiny:2.0.0" or ".../small:2.0.0" (the builder's default version, `v2`), or
+    ":1.0.0" with the config argument `v1` (the README's older results, the test suite's short audio).
+    Always pinned, so a workdir's config.json names the data it was trained on even after the
+    builder's default version moves on."""
+    if v1 and v2:
+        raise ValueError("Config arguments v1 and v2 both given; pick one spoken_shapes version (or "
+                         "neither for the default, 2.0.0).")
+    return ("spoken_shapes/tiny" if tiny else "spoken_shapes/small") + (":1.0.0" if v1 else ":2.0.0")
+
+
+def spoken_shapes_config(*, tiny: bool, v1: bool = False, v2: bool = False) -> ml_collections.ConfigDict:
     """Shared set-up of the `configs/shapes_*.py` family: data, image CNN, loss, optimizer, length.
 
     Sized to train in minutes on 2 CPU cores on `spoken_shapes/small` (generated on first use);
     `tiny` shrinks everything to seconds on `spoken_shapes/tiny` for tests. Each config then sets
-    its speech encoder in `config.model`. `v2` uses spoken_shapes 2.0.0 (same config names; its
-    test splits also report the oracle ceiling, see vgs_jax/ceiling.py).
+    its speech encoder in `config.model`. The data version: see `spoken_shapes_name` (2.0.0's test
+    splits also report the oracle ceiling, see vgs_jax/ceiling.py).
     """
     config = config_lib.base_config()
-    config.dataset.name = "spoken_shapes/tiny" if tiny else "spoken_shapes/small"
-    if v2:
-        config.dataset.name += ":2.0.0"
+    config.dataset.name = spoken_shapes_name(tiny=tiny, v1=v1, v2=v2)
     config.dataset.build_if_missing = True  # generated locally, no download
     config.features.bucket_boundaries = (256, 512) if tiny else (160, 224, 288, 384, 512)
     config.features.max_frames = 512  # utterances are 1-4 s

@@ -16,8 +16,8 @@ from vgs_jax import configs
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False, v2=False)
-    config = configs.spoken_shapes_config(tiny=arg.tiny, v2=arg.v2)
+    arg = config_lib.parse_arg(arg, tiny=False, v1=False, v2=False)
+    config = configs.spoken_shapes_config(tiny=arg.tiny, v1=arg.v1, v2=arg.v2)
     config.features.recipe = "davenet_logmel"
     config.model.speech_encoder = "davenet"
     config.model.speech = ml_collections.ConfigDict(

@@ -24,15 +24,16 @@ Choices (paper / gchrupala/reimaginet `examples/run.py` and `imaginet/defn/visua
 import ml_collections
 
 from vgs_jax import config_lib
+from vgs_jax import configs
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False)
+    arg = config_lib.parse_arg(arg, tiny=False, v1=False, v2=False)
     c = ml_collections.ConfigDict()
     c.system = "gelderloos2016"
     c.seed = 0
     c.dataset = ml_collections.ConfigDict(dict(
-        name="spoken_shapes/tiny" if arg.tiny else "spoken_shapes/small", data_dir=config_lib.default_data_dir(),
+        name=configs.spoken_shapes_name(tiny=arg.tiny, v1=arg.v1, v2=arg.v2), data_dir=config_lib.default_data_dir(),
         build_if_missing=True, eval_split="test", max_train_captions=0, max_eval_captions=0))  # 0: all
     c.image_vector = "scene"
     c.model = ml_collections.ConfigDict(dict(embed_dim=16 if arg.tiny else 256, hidden=32 if arg.tiny else 1024,

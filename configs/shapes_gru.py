@@ -7,7 +7,8 @@ Same architecture family as platalea (Conv1D -> stacked BiGRU -> vectorial atten
 39-d platalea MFCCs, symmetric margin loss over all in-batch negatives) but sized to learn in
 about ten minutes on 2 CPU cores; images are pixels (64x64) through a small CNN. The dataset
 is generated on first use (a few minutes). `:tiny` is the seconds-long variant used by tests.
-Measured (README): test speech->image R@10 0.855.
+Measured (README, on spoken_shapes 1.0.0, i.e. `:v1`): test speech->image R@10 0.855. Data: 2.0.0 by
+default, `:v1` for 1.0.0 (see configs.spoken_shapes_name).
 """
 
 from vgs_jax import config_lib
@@ -15,8 +16,8 @@ from vgs_jax import configs
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False, v2=False)
-    config = configs.spoken_shapes_config(tiny=arg.tiny, v2=arg.v2)
+    arg = config_lib.parse_arg(arg, tiny=False, v1=False, v2=False)
+    config = configs.spoken_shapes_config(tiny=arg.tiny, v1=arg.v1, v2=arg.v2)
     speech = config.model.speech
     speech.conv_stride = 3  # 33 frames/s into the GRU: 1.4x faster than stride 2 on CPU
     speech.hidden = 16 if arg.tiny else 128
@@ -28,6 +29,6 @@ def get_config(arg=None):
 def get_sweep(arg=None):
     """`python -m vgs_jax.sweep --config=configs/shapes_gru.py[:tiny] --workdir=runs/sweep`: peak
     learning rate (x margin, full size). Each point is a dict of config overrides."""
-    if config_lib.parse_arg(arg, tiny=False).tiny:
+    if config_lib.parse_arg(arg, tiny=False, v1=False, v2=False).tiny:
         return [{"optimizer.lr_max": lr} for lr in (1e-3, 3e-3)]
     return [{"optimizer.lr_max": lr, "loss.margin": margin} for lr in (5e-4, 1e-3, 2e-3) for margin in (0.1, 0.2)]

@@ -18,5 +18,5 @@ from vgs_jax.segment_train import segment_config
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False)
-    return segment_config("hg2015", tiny=arg.tiny)
+    arg = config_lib.parse_arg(arg, tiny=False, v1=False, v2=False)
+    return segment_config("hg2015", tiny=arg.tiny, v1=arg.v1, v2=arg.v2)

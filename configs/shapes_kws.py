@@ -28,8 +28,8 @@ Choices where the paper and notes are silent or do not fit, listed:
   stays below random until ~step 200 (README). With the oracle, `:tiny` at widths 32/64/128,
   hidden 128, constant Adam 1e-3, 120 steps of 32 on spoken_shapes/quick spots clearly above random
   (tests/kws_learning_test.py), where the joint run does not.
-`:tiny` shrinks everything for tests; `:v2` uses spoken_shapes 2.0.0 (synonyms and partial captions,
-so exact and semantic spotting differ more).
+`:tiny` shrinks everything for tests. The data is spoken_shapes 2.0.0 by default (synonyms and partial
+captions, so exact and semantic spotting differ more); `:v1` pins 1.0.0, which the README's table used.
 """
 
 from vgs_jax import config_lib
@@ -38,7 +38,7 @@ from vgs_jax.kws import recipe
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False, v2=False)
-    config = configs.spoken_shapes_config(tiny=arg.tiny, v2=arg.v2)
+    arg = config_lib.parse_arg(arg, tiny=False, v1=False, v2=False)
+    config = configs.spoken_shapes_config(tiny=arg.tiny, v1=arg.v1, v2=arg.v2)
     recipe.set_keyword_spotting(config, vocabulary="spoken_shapes", num_keywords=17, tiny=arg.tiny)
     return config

@@ -20,8 +20,8 @@ from vgs_jax import configs
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False)
-    config = configs.spoken_shapes_config(tiny=arg.tiny)
+    arg = config_lib.parse_arg(arg, tiny=False, v1=False, v2=False)
+    config = configs.spoken_shapes_config(tiny=arg.tiny, v1=arg.v1, v2=arg.v2)
     config.features.recipe = "raw"
     config.features.max_frames = 16000 if arg.tiny else 81920  # tiny: first second, one padded length
     config.features.bucket_boundaries = (16000,) if arg.tiny else (24000, 32000, 40000, 48000, 64000, 81920)

@@ -15,10 +15,10 @@ from vgs_jax.models import davenet
 from vgs_jax.models import dual_encoder
 
 
-@pytest.mark.parametrize("spec, top", [("configs/shapes_gru.py:tiny", "gru_0"),
-                                       ("configs/shapes_rhn.py:tiny", "rhn_0"),
-                                       ("configs/shapes_speech2image.py:tiny", "rnn_0"),
-                                       ("configs/shapes_transformer.py:tiny", "layer_0")])
+@pytest.mark.parametrize("spec, top", [("configs/shapes_gru.py:tiny,v1", "gru_0"),
+                                       ("configs/shapes_rhn.py:tiny,v1", "rhn_0"),
+                                       ("configs/shapes_speech2image.py:tiny,v1", "rnn_0"),
+                                       ("configs/shapes_transformer.py:tiny,v1", "layer_0")])
 def test_frame_outputs_and_attention(spec, top):
     config = config_lib.load_config(spec)
     template = dual_encoder.Template(train.create_model(config))
@@ -37,8 +37,8 @@ def test_frame_outputs_and_attention(spec, top):
     assert np.all(attention[~np.asarray(out["mask"])] == 0)
 
 
-CONV_SPECS = [("configs/shapes_davenet.py:tiny", ("conv1", "conv2", "conv3", "conv4", "conv5")),
-              ("configs/shapes_resdavenet.py:tiny,vq=23", ("conv1", "layer1", "layer2", "layer3", "layer4"))]
+CONV_SPECS = [("configs/shapes_davenet.py:tiny,v1", ("conv1", "conv2", "conv3", "conv4", "conv5")),
+              ("configs/shapes_resdavenet.py:tiny,vq=23,v1", ("conv1", "layer1", "layer2", "layer3", "layer4"))]
 
 
 def _conv_setup(spec):

@@ -137,7 +137,7 @@ def test_bad_settings():
 
 @pytest.fixture(scope="module")
 def trained_workdir(shapes_data_dir, tmp_path_factory):
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     config.dataset.data_dir = shapes_data_dir
     workdir = str(tmp_path_factory.mktemp("analyze") / "run")
     train.train_and_evaluate(config, workdir)
@@ -318,7 +318,7 @@ def test_corpus_without_alignments(trained_workdir, tmp_path, monkeypatch):
         suite.analyze_workdir(trained_workdir, max_utterances=8, settings=SMALL, output_dir=out,
                               analyses=["boundaries", "semantics"])
     message = str(error.value)
-    assert message.startswith("dataset 'spoken_shapes/tiny' split 'validation' has no ['phones'] field(s)")
+    assert message.startswith("dataset 'spoken_shapes/tiny:1.0.0' split 'validation' has no ['phones'] field(s)")
     assert "boundaries needs ['phones']" in message and "--analyses=semantics" in message
     assert "--wav_list" in message and not os.path.exists(out)
     analyze.FLAGS(["analyze", f"--workdir={trained_workdir}", "--analyses=word_presence", f"--output_dir={out}"])
@@ -332,7 +332,7 @@ def test_corpus_without_alignments(trained_workdir, tmp_path, monkeypatch):
     assert report["analyses"] == ["semantics"] and report["layers"] == [] and "gating" not in report
     assert list(report["not_applicable"]) == [a for a in suite.ANALYSES if a != "semantics"]
     reasons = report["not_applicable"]
-    assert reasons["probes"].startswith("dataset 'spoken_shapes/tiny' split 'validation' has no ['phones']")
+    assert reasons["probes"].startswith("dataset 'spoken_shapes/tiny:1.0.0' split 'validation' has no ['phones']")
     assert "has no ['words'] " in reasons["gating"]  # only what is missing
     assert report["semantics"]["trained"]["retrieval"]["num_queries"] == 8
     stored = json.load(open(os.path.join(out, "report.json")))

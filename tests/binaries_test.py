@@ -18,7 +18,7 @@ import pytest
 from vgs_jax import checkpointing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(REPO, "configs", "shapes_gru.py") + ":tiny"
+CONFIG = os.path.join(REPO, "configs", "shapes_gru.py") + ":tiny,v1"
 # 12 steps: checkpoints at 4, 8, 12; validation (and best) at 6, 12; a progress line every step.
 LONG = ["--config.num_train_steps=12", "--config.checkpoint_every_steps=4", "--config.eval_every_steps=6",
         "--config.log_every_steps=1"]

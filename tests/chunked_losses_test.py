@@ -150,7 +150,7 @@ def test_ring_errors_are_clear():
 
 
 def test_registry_chunked_flag(monkeypatch):
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     for name, objective in registry.OBJECTIVES.items():
         assert objective.chunked_fn is not None, name
     config.loss.chunked = True
@@ -166,7 +166,7 @@ def test_registry_chunked_flag(monkeypatch):
 def test_registry_loss_fn_chunked_equals_plain():
     """make_loss_fn passes the towers' output dicts (extra keys such as vq outputs are ignored) to
     the chunked similarity loss, with the mesh; same loss and gradients as the plain one."""
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     config.unlock()
     config.loss.name = "semihard_hinge"
     zs, zi, _, mask = _case("ids_mask", seed=5)

@@ -2,7 +2,7 @@
 
 Each notebook runs top to bottom in a python3 kernel of this test's interpreter (so with the vgs_jax this
 environment installed, as a user's kernel after the notebook's install cell), in a fresh temporary working
-directory, reading the session's tiny spoken_shapes through VGS_NOTEBOOK_DATA_DIR. A cell error fails the test.
+directory, reading the session's tiny spoken_shapes (1.0.0) through VGS_NOTEBOOK_DATA_DIR and VGS_NOTEBOOK_DATASET. A cell error fails the test.
 """
 
 import ast
@@ -55,6 +55,7 @@ def execute(shapes_data_dir, compilation_cache, tmp_path, monkeypatch):
     ipykernel.kernelspec.write_kernel_spec(jupyter / "kernels" / "python3")  # argv: this interpreter
     monkeypatch.setenv("JUPYTER_PATH", str(jupyter))  # searched before the user's kernel specs
     monkeypatch.setenv("VGS_NOTEBOOK_DATA_DIR", shapes_data_dir)
+    monkeypatch.setenv("VGS_NOTEBOOK_DATASET", "spoken_shapes/tiny:1.0.0")  # the session's data, short audio
     # One CPU device, as a user's kernel has (not the 8 fake devices of conftest.py); and a JAX compilation
     # cache shared by this module's kernels, so the tiny GRU that both notebooks train is compiled once.
     monkeypatch.setenv("XLA_FLAGS", re.sub(r"--xla_force_host_platform_device_count=\d+", "",
@@ -126,7 +127,7 @@ def test_quickstart(execute):
 def test_analysis(execute):
     nb = execute("analysis.ipynb")
     table = _text(_cell(nb, "analyze")).splitlines()
-    assert re.match(r"spoken_shapes/tiny validation, first \d+ captions", table[0])
+    assert re.match(r"spoken_shapes/tiny:1.0.0 validation, first \d+ captions", table[0])
     assert table[1].split()[:3] == ["layer", "phone", "acc"]
     assert [line.split()[0] for line in table[2:5]] == ["conv", "gru_0", "pooled"]
     assert any(line.startswith("gating (") for line in table) and any("attention share" in l for l in table)

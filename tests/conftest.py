@@ -13,32 +13,42 @@ def compilation_cache_per_worker(tmp_path_factory):
     os.environ.setdefault("VGS_JAX_COMPILATION_CACHE", str(tmp_path_factory.mktemp("jax_compilation_cache")))
 
 
-@pytest.fixture(scope="session")
-def shapes_data_dir(tmp_path_factory):
-    """A TFDS data_dir holding spoken_shapes/tiny (built once per session, in seconds)."""
+# The suite runs on spoken_shapes 1.0.0 (short audio, so CI time stays put): pin it in tests, with
+# "spoken_shapes/tiny:1.0.0" names and the `v1` config argument ("configs/shapes_gru.py:tiny,v1").
+SHAPES_V1 = "1.0.0"
+
+
+def _v1_data_dir(tmp_path_factory, config: str):
+    """Yields a data_dir holding spoken_shapes/<config> 1.0.0 (built here); after the session, an error
+    if a test built another version (the default, 2.0.0) of it there, i.e. forgot the pin."""
     from vgs_jax import data_sources
 
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    data_sources.open_split("spoken_shapes/tiny", "train", data_dir=data_dir, build_if_missing=True)
-    return data_dir
+    data_dir = tmp_path_factory.mktemp(f"tfds_{config}")
+    data_sources.open_split(f"spoken_shapes/{config}:{SHAPES_V1}", "train", data_dir=str(data_dir), build_if_missing=True)
+    yield str(data_dir)
+    others = sorted(p.name for p in data_dir.glob(f"spoken_shapes/{config}/*") if p.name != SHAPES_V1)
+    assert not others, (f"a test built spoken_shapes/{config} {others} into the session's data_dir {data_dir}: pin "
+                        f"1.0.0 (name 'spoken_shapes/{config}:1.0.0', config argument ':tiny,v1')")
+
+
+@pytest.fixture(scope="session")
+def shapes_data_dir(tmp_path_factory):
+    """A TFDS data_dir holding spoken_shapes/tiny 1.0.0 (built once per session, in seconds)."""
+    yield from _v1_data_dir(tmp_path_factory, "tiny")
 
 
 @pytest.fixture(scope="session")
 def quick_shapes_data_dir(tmp_path_factory):
-    """A TFDS data_dir holding spoken_shapes/quick (100 test images; built once per session, ~32 s)."""
-    from vgs_jax import data_sources
-
-    data_dir = str(tmp_path_factory.mktemp("tfds_quick"))
-    data_sources.open_split("spoken_shapes/quick", "train", data_dir=data_dir, build_if_missing=True)
-    return data_dir
+    """A TFDS data_dir holding spoken_shapes/quick 1.0.0 (100 test images; built once per session, ~32 s)."""
+    yield from _v1_data_dir(tmp_path_factory, "quick")
 
 
 @pytest.fixture
 def tiny_config(shapes_data_dir):
-    """configs/shapes_gru.py:tiny reading the session's tiny dataset."""
+    """configs/shapes_gru.py:tiny,v1 reading the session's tiny dataset."""
     from vgs_jax import config_lib
 
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     config.dataset.data_dir = shapes_data_dir
     return config
 

@@ -51,7 +51,7 @@ def _padded_and_plain_batch(config) -> tuple[dict, dict]:
 
 def _gru_hinge_plus_infonce():
     """The tiny GRU whose objective is platalea's hinge plus InfoNCE (both losses in one step)."""
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     infonce = config.loss.copy_and_resolve_references()
     infonce.name = "infonce"
     hinge_fn = train.make_loss_fn(config.loss, config.model)
@@ -67,7 +67,7 @@ def _gru_hinge_plus_infonce():
 
 def _resdavenet_vq_semihard():
     """Tiny ResDAVEnet-VQ {2,3}: BatchNorm, codebooks, jitter, sampled + semi-hard hinges."""
-    config = config_lib.load_config("configs/shapes_resdavenet.py:tiny,vq=23")
+    config = config_lib.load_config("configs/shapes_resdavenet.py:tiny,vq=23,v1")
     assert config.loss.name == "semihard_hinge" and config.model.speech.jitter > 0
     return config, train.make_loss_fn(config.loss, config.model)
 
@@ -138,7 +138,7 @@ def test_evaluation_pads_any_eval_batch_size_like_training():
     """Evaluation batches follow training's rule (`input_pipeline.padded_batch_size`: masked padding
     rows up to a multiple of the device count): eval batch sizes that 8 devices do not divide give
     the embeddings and metrics of one that they do."""
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     template = dual_encoder.Template(train.create_model(config))
     source = _source(30)
     num_features = audio_features.num_features(config.features.recipe)

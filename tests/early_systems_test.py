@@ -106,7 +106,7 @@ def test_scores_and_baselines_by_hand():
 
 
 def test_load_split_on_spoken_shapes_tiny(shapes_data_dir):
-    source = data_sources.open_split("spoken_shapes/tiny", "test", data_dir=shapes_data_dir)
+    source = data_sources.open_split("spoken_shapes/tiny:1.0.0", "test", data_dir=shapes_data_dir)
     featurizer = lambda wav: np.ones((len(wav) // 160, 40), np.float32)
     split = segment_view.load_split(source, featurizer, frames=3, size=4, max_words=20, max_objects=3,
                                     system="hg2015", limit=10)
@@ -123,7 +123,7 @@ def test_load_split_on_spoken_shapes_tiny(shapes_data_dir):
 
 @pytest.mark.parametrize("system", segment_train.SYSTEMS)
 def test_configs_load_and_tiny_runs(system, shapes_data_dir, tmp_path):
-    for spec in (f"configs/shapes_{system}.py", f"configs/shapes_{system}.py:tiny"):
+    for spec in (f"configs/shapes_{system}.py", f"configs/shapes_{system}.py:tiny,v1"):
         config = config_lib.load_config(spec)
         assert config.system == system
     config.dataset.data_dir = shapes_data_dir
@@ -141,7 +141,7 @@ def quick_segments(quick_shapes_data_dir):
 
 def _quick_config(system, data_dir):
     config = config_lib.load_config(f"configs/shapes_{system}.py")
-    config.dataset.name, config.dataset.data_dir = "spoken_shapes/quick", data_dir
+    config.dataset.name, config.dataset.data_dir = "spoken_shapes/quick:1.0.0", data_dir
     config.dataset.max_train_captions, config.dataset.max_eval_captions = 300, 250
     config.num_train_steps, config.log_every_steps = 100, 50
     return config

@@ -14,7 +14,7 @@ from vgs_jax import train
 from vgs_jax.models import dual_encoder
 
 
-def _config(spec="configs/shapes_gru.py:tiny", loss="platalea_hinge"):
+def _config(spec="configs/shapes_gru.py:tiny,v1", loss="platalea_hinge"):
     config = config_lib.load_config(spec)
     config.unlock()
     config.loss.name = loss

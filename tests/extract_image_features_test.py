@@ -213,7 +213,7 @@ def torch_resnet_state_dict(depth, rng):
 def test_missing_or_wrong_weights_name_the_file(tmp_path, shapes_data_dir):
     with pytest.raises(FileNotFoundError, match=r"'/no/such/r152.pth' for --model=resnet152 does not exist.*"
                        r"https://download.pytorch.org/models/resnet152-394f9c45.pth"):
-        ex.main(ex.parse_own_flags(["prog", "--dataset=spoken_shapes/tiny", f"--data_dir={shapes_data_dir}",
+        ex.main(ex.parse_own_flags(["prog", "--dataset=spoken_shapes/tiny:1.0.0", f"--data_dir={shapes_data_dir}",
                                     "--weights=/no/such/r152.pth"]))
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth.*legacy format"):
         ex.load_feature_model("vgg16", None)
@@ -233,14 +233,14 @@ def test_cli_end_to_end_on_spoken_shapes(tmp_path, shapes_data_dir):
     data_dir = str(tmp_path / "tfds")
     shutil.copytree(shapes_data_dir, data_dir)  # keep the shared dataset free of stores
     with pytest.raises(FileNotFoundError, match="python -m vgs_jax.extract_image_features "
-                       f"--dataset=spoken_shapes/tiny --data_dir={data_dir} --split=all --model=resnet152"):
-        data_sources.open_split("spoken_shapes/tiny", "test", data_dir=data_dir, image_key="image_features")
+                       f"--dataset=spoken_shapes/tiny:1.0.0 --data_dir={data_dir} --split=all --model=resnet152"):
+        data_sources.open_split("spoken_shapes/tiny:1.0.0", "test", data_dir=data_dir, image_key="image_features")
     np.savez(tmp_path / "r50.npz", **torch_resnet_state_dict(50, np.random.default_rng(1)))
-    argv = ["prog", "--dataset=spoken_shapes/tiny", f"--data_dir={data_dir}", "--split=validation,test",
+    argv = ["prog", "--dataset=spoken_shapes/tiny:1.0.0", f"--data_dir={data_dir}", "--split=validation,test",
             "--model=resnet50", f"--weights={tmp_path / 'r50.npz'}", "--batch_size=4", "--chunk_size=6",
             "--image_size=32"]
     store = ex.main(ex.parse_own_flags(argv))
-    sources = [data_sources.open_split("spoken_shapes/tiny", s, data_dir=data_dir) for s in ("validation", "test")]
+    sources = [data_sources.open_split("spoken_shapes/tiny:1.0.0", s, data_dir=data_dir) for s in ("validation", "test")]
     want = sorted({int(src[i]["image_id"]) for src in sources for i in range(len(src))})
     assert store.ids.tolist() == want and store.features.shape == (len(want), 2048)
     assert store.directory == os.path.join(data_dir, "spoken_shapes", "tiny", "1.0.0", "image_features")
@@ -253,7 +253,7 @@ def test_cli_end_to_end_on_spoken_shapes(tmp_path, shapes_data_dir):
     np.testing.assert_allclose(store.vector(int(ex_test["image_id"])), np.asarray(model(crops)).mean(0),
                                rtol=2e-4, atol=1e-5)
     # the input pipeline reads the vectors by image_id
-    joined = data_sources.open_split("spoken_shapes/tiny", "test", data_dir=data_dir, image_key="image_features")
+    joined = data_sources.open_split("spoken_shapes/tiny:1.0.0", "test", data_dir=data_dir, image_key="image_features")
     got = joined[3]
     np.testing.assert_array_equal(got["image_features"], store.vector(int(got["image_id"])))
     assert "audio" in got and len(joined) == len(sources[1])

@@ -66,7 +66,7 @@ def test_cond_takes_the_costliest_branch_and_while_with_matmuls_raises():
 
 def test_platalea_encoder_forward_matches_a_hand_count():
     """Conv front end + BiGRU layers + vectorial attention, every padded frame counted."""
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     s = config.model.speech
     encoder = registry.build_speech_encoder(config.model.speech_encoder, s, 13, rngs=nnx.Rngs(0))
     b, frames = 3, 50

@@ -68,7 +68,7 @@ def test_sgd_momentum_matches_pytorch_and_frozen_leaves_never_move():
 
 
 def test_resdavenet_vq_step_updates_batch_stats_codebooks_and_adds_commitment():
-    config = _config("configs/shapes_resdavenet.py:tiny,vq=23")
+    config = _config("configs/shapes_resdavenet.py:tiny,vq=23,v1")
     template, step, state = _step_fn(config)
     new_state, metrics = step(state, helpers.train_batch())
     before, after = state["model_state"], new_state["model_state"]
@@ -84,7 +84,7 @@ def test_resdavenet_vq_step_updates_batch_stats_codebooks_and_adds_commitment():
 
 
 def test_batchnorm_step_on_eight_devices_equals_one_device():
-    config = _config("configs/shapes_resdavenet.py:tiny")
+    config = _config("configs/shapes_resdavenet.py:tiny,v1")
     mesh = input_pipeline.data_mesh()
     assert mesh.size == 8
     _, step, state = _step_fn(config)
@@ -100,7 +100,7 @@ def test_batchnorm_step_on_eight_devices_equals_one_device():
 
 
 def test_step_randomness_follows_the_step_counter():
-    config = _config("configs/shapes_transformer.py:tiny")
+    config = _config("configs/shapes_transformer.py:tiny,v1")
     config.model.speech.dropout = 0.5
     config.model.speech.num_layers = 1
     config.features.recipe = "davenet_logmel"  # 40 features, as the synthetic batch
@@ -115,7 +115,7 @@ def test_step_randomness_follows_the_step_counter():
 
 
 def test_davenet_matchmap_scores_ignore_padding():
-    config = _config("configs/shapes_davenet.py:tiny")
+    config = _config("configs/shapes_davenet.py:tiny,v1")
     template = dual_encoder.Template(train.create_model(config))
     model = template.merge(template.initial_params)  # eval mode
     batch = helpers.train_batch(batch=4, frames=80)
@@ -160,7 +160,7 @@ def test_retrieval_from_scores_equals_retrieval_from_embeddings():
 
 
 def test_sigmoid_loss_in_the_trainer_chunked_equals_plain():
-    config = _config("configs/shapes_davenet.py:tiny")
+    config = _config("configs/shapes_davenet.py:tiny,v1")
     config.model.similarity = "cosine"
     config.model.temperature_init = 0.1
     config.model.logit_bias_init = -10.0
@@ -181,7 +181,7 @@ def test_sigmoid_loss_in_the_trainer_chunked_equals_plain():
 
 
 def test_objective_and_similarity_mismatches_are_clear_errors():
-    config = _config("configs/shapes_davenet.py:tiny")
+    config = _config("configs/shapes_davenet.py:tiny,v1")
     config.loss.name = "platalea_hinge"
     with pytest.raises(ValueError, match="similarity='cosine'"):
         train.make_loss_fn(config.loss, config.model)
@@ -192,20 +192,20 @@ def test_objective_and_similarity_mismatches_are_clear_errors():
     config.loss.name = "triplet"
     with pytest.raises(ValueError, match="triplet"):
         train.make_loss_fn(config.loss, config.model)
-    gru = _config("configs/shapes_gru.py:tiny")
+    gru = _config("configs/shapes_gru.py:tiny,v1")
     gru.model.similarity = "MISA"
     with pytest.raises(ValueError, match="frame maps"):
         train.create_model(gru)
 
 
 def test_vq_warm_start_copies_the_seed_run(shapes_data_dir, tmp_path):
-    seed = _config("configs/shapes_resdavenet.py:tiny")
+    seed = _config("configs/shapes_resdavenet.py:tiny,v1")
     seed.dataset.data_dir = shapes_data_dir
     seed.num_train_steps = 2
     train.train_and_evaluate(seed, str(tmp_path / "seed"))
     _, _, template, seed_params = evaluation.restore_model(str(tmp_path / "seed"), "best")
 
-    vq = _config("configs/shapes_resdavenet.py:tiny,vq=23")
+    vq = _config("configs/shapes_resdavenet.py:tiny,vq=23,v1")
     vq.dataset.data_dir = shapes_data_dir
     vq.init_from = str(tmp_path / "seed")
     trainer = train.Trainer(vq)

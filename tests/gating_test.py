@@ -95,7 +95,7 @@ def test_fake_embedder_hears_the_word_at_sixty_percent():
 
 
 def test_model_embedder_matches_the_model():
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     recipe = config.features.recipe
     model = dual_encoder.build_dual_encoder(config.model, num_features=audio_features.num_features(recipe),
                                             rngs=nnx.Rngs(0))

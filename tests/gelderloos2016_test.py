@@ -166,7 +166,7 @@ def test_word_correlations_match_a_slow_version():
 
 
 def test_a_short_run_learns_and_analyze_reads_it(shapes_data_dir, tmp_path):
-    config = config_lib.load_config("configs/shapes_gelderloos2016.py:tiny")
+    config = config_lib.load_config("configs/shapes_gelderloos2016.py:tiny,v1")
     config.dataset.data_dir = shapes_data_dir
     config.lr, config.num_train_steps, config.batch_size = 3e-3, 300, 16
     workdir = str(tmp_path / "run")

@@ -78,7 +78,7 @@ def test_matches_numpy_reference_and_ignores_padding():
 
 
 def test_config_builds_registered_encoder_and_bad_fields_are_named():
-    config = config_lib.load_config("configs/shapes_hg2017.py:tiny")
+    config = config_lib.load_config("configs/shapes_hg2017.py:tiny,v1")
     model = registry.build_speech_encoder(config.model.speech_encoder, config.model.speech, 40,
                                           rngs=nnx.Rngs(0))
     assert isinstance(model, HG2017SpeechEncoder) and model.out_features == 16

@@ -401,7 +401,7 @@ def _damaged_copy(shapes_data_dir, tmp_path, damage):
 def test_damaged_dataset_file_is_named_with_how_to_rebuild(shapes_data_dir, tmp_path, damage):
     data_dir, version_dir, shard = _damaged_copy(shapes_data_dir, tmp_path, damage)
     message = re.escape(shard) + r".*truncated, corrupt or missing.*Riegeli.*delete " + re.escape(version_dir)
-    opened = lambda: data_sources.open_split("spoken_shapes/tiny", "validation", data_dir=data_dir)
+    opened = lambda: data_sources.open_split("spoken_shapes/tiny:1.0.0", "validation", data_dir=data_dir)
     readers = {
         "items": lambda src: [src[i] for i in range(len(src))],
         "getitems": lambda src: src.__getitems__(list(range(len(src)))),
@@ -415,7 +415,7 @@ def test_damaged_dataset_file_is_named_with_how_to_rebuild(shapes_data_dir, tmp_
         assert "\n" not in str(info.value), name
     assert issubclass(dataset_files.CorruptDatasetError, RuntimeError)
     assert len(opened()) == 40  # the intact copy next to it still reads: only reads are checked
-    intact = data_sources.open_split("spoken_shapes/tiny", "validation", data_dir=shapes_data_dir)
+    intact = data_sources.open_split("spoken_shapes/tiny:1.0.0", "validation", data_dir=shapes_data_dir)
     assert len(data_sources.example_lengths(intact)) == 40
 
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 OVERRIDES = {
-    "dataset.name": "spoken_shapes/quick",
+    "dataset.name": "spoken_shapes/quick:1.0.0",
     "kws.tagger_targets": "scene",
     "loss.oracle_tagger": True,
     "model.speech.widths": "(32,64,128)",
@@ -46,7 +46,7 @@ def _run(module, *args):
 def test_keyword_spotting_beats_random_with_a_perfect_tagger(quick_shapes_data_dir, tmp_path):
     workdir, output = str(tmp_path / "run"), str(tmp_path / "eval.json")
     flags = [f"--config.{k}={v}" for k, v in {**OVERRIDES, "dataset.data_dir": quick_shapes_data_dir}.items()]
-    _run("vgs_jax.main", "--config=configs/shapes_kws.py:tiny", f"--workdir={workdir}", *flags)
+    _run("vgs_jax.main", "--config=configs/shapes_kws.py:tiny,v1", f"--workdir={workdir}", *flags)
     _run("vgs_jax.evaluate", f"--workdir={workdir}", f"--output={output}")
     with open(output) as f:
         kws = json.load(f)["keyword_spotting"]

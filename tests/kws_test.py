@@ -120,8 +120,8 @@ def test_keywords_spoken_and_shown():
 
 
 def test_example_fields_give_the_taggers_targets():
-    config = config_lib.load_config("configs/shapes_kws.py:tiny")
-    assert keywords.example_fields(config_lib.load_config("configs/shapes_gru.py:tiny")) is None
+    config = config_lib.load_config("configs/shapes_kws.py:tiny,v1")
+    assert keywords.example_fields(config_lib.load_config("configs/shapes_gru.py:tiny,v1")) is None
     targets = keywords.example_fields(config)(EXAMPLE)[tags.TARGETS_KEY]
     assert targets.dtype == np.float32 and targets.sum() == 4
     with config.unlocked():

@@ -34,13 +34,13 @@ RANDOM_INIT_MAX = 1.7 * CHANCE_R10
 # last step only. Test-split speech->image R@10 measured with exactly these settings (2 cores):
 FAMILIES = {
     # 200 steps of 16: ~50 s of training. Trained 0.45 (seed 123), 0.46 (seed 1); random init 0.09.
-    "recurrent": ("configs/shapes_gru.py:tiny", {
+    "recurrent": ("configs/shapes_gru.py:tiny,v1", {
         "num_train_steps": 200, "batch_size": 16, "optimizer.lr_max": 2e-3,
         "model.speech.hidden": 64, "model.speech.attention_hidden": 32}),
     # 250 steps of 32 (the semi-hard hinge wants more negatives per batch than 16; 500 steps of 16
     # reached only 0.31): ~65 s of training. Trained 0.41 (seed 123; 0.43 and 0.75 at seeds 123
     # and 1 after 300 steps); random init 0.10.
-    "conv_matchmap": ("configs/shapes_resdavenet.py:tiny", {
+    "conv_matchmap": ("configs/shapes_resdavenet.py:tiny,v1", {
         "num_train_steps": 250, "batch_size": 32, "optimizer.lr_max": 3e-3,
         "model.speech.widths": (16, 32, 32, 64, 64), "model.image.channels": (16, 32, 64)}),
 }
@@ -51,7 +51,7 @@ COMMON = {"optimizer.warmup_steps": 10, "log_every_steps": 50, "eval_every_steps
 def _train(family: str, data_dir: str, workdir: str) -> None:
     """`python -m vgs_jax.main` for `family` on spoken_shapes/quick, one CPU device."""
     spec, overrides = FAMILIES[family]
-    flags = [f"--config={spec}", f"--workdir={workdir}", "--config.dataset.name=spoken_shapes/quick",
+    flags = [f"--config={spec}", f"--workdir={workdir}", "--config.dataset.name=spoken_shapes/quick:1.0.0",
              f"--config.dataset.data_dir={data_dir}"]
     flags += [f"--config.{k}={v}" for k, v in {**COMMON, **overrides}.items()]
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as a CPU user has

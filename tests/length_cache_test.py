@@ -32,7 +32,7 @@ def decoded(monkeypatch):
 
 
 def _open(data_dir, split="validation"):
-    return data_sources.open_split("spoken_shapes/tiny", split, data_dir=data_dir)
+    return data_sources.open_split("spoken_shapes/tiny:1.0.0", split, data_dir=data_dir)
 
 
 def _cache_files(folder):

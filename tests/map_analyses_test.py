@@ -75,7 +75,7 @@ def test_bad_settings_are_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def vq_workdir(shapes_data_dir, tmp_path_factory):
-    config = config_lib.load_config("configs/shapes_resdavenet.py:tiny,vq=23")
+    config = config_lib.load_config("configs/shapes_resdavenet.py:tiny,vq=23,v1")
     config.num_train_steps = 2
     config.dataset.data_dir = shapes_data_dir
     workdir = str(tmp_path_factory.mktemp("map_analyses") / "run")
@@ -180,7 +180,7 @@ def test_analyze_binary_runs_every_map_analysis(vq_workdir, tmp_path, capsys):
 
 
 def test_non_map_model_reports_not_applicable(shapes_data_dir, tmp_path):
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     config.dataset.data_dir = shapes_data_dir
     model = dual_encoder.build_dual_encoder(
         config.model, num_features=audio_features.num_features(config.features.recipe), rngs=nnx.Rngs(0))
@@ -197,7 +197,7 @@ def test_non_map_model_reports_not_applicable(shapes_data_dir, tmp_path):
     assert os.listdir(tmp_path) == []
     text = map_analyses.format_map_analyses(entries)
     assert text.count("not applicable") == 4 and "semantics: relatedness top-3" in text
-    davenet = config_lib.load_config("configs/shapes_davenet.py:tiny")
+    davenet = config_lib.load_config("configs/shapes_davenet.py:tiny,v1")
     davenet_model = dual_encoder.Template(train.create_model(davenet))
     assert map_analyses.applicability("localization", davenet_model, davenet, examples) is None
     assert "no quantisers" in map_analyses.applicability("vq_units", davenet_model, davenet, examples)
@@ -213,7 +213,7 @@ def test_semantics_with_spoken_sick(shapes_data_dir, tmp_path):
     manual = os.path.join(os.path.dirname(__file__), "..", "tfds_builders", "spoken_sick", "dummy_data")
     Builder(data_dir=sick_dir).download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=os.path.abspath(manual)))
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     config.dataset.data_dir = shapes_data_dir
     model = dual_encoder.build_dual_encoder(
         config.model, num_features=audio_features.num_features(config.features.recipe), rngs=nnx.Rngs(0))

@@ -10,8 +10,8 @@ from vgs_jax import flop_count
 from tests import model_test_helpers as helpers
 
 
-@pytest.mark.parametrize("spec", ["configs/shapes_gru.py:tiny", "configs/shapes_transformer.py:tiny",
-                                  "configs/shapes_resdavenet.py:tiny"])
+@pytest.mark.parametrize("spec", ["configs/shapes_gru.py:tiny,v1", "configs/shapes_transformer.py:tiny,v1",
+                                  "configs/shapes_resdavenet.py:tiny,v1"])
 def test_bfloat16_policy_multiplies_in_bfloat16_and_keeps_float32_state(spec):
     config = config_lib.load_config(spec)
     config.unlock()

@@ -49,7 +49,7 @@ def _free_port() -> int:
 def _train_two_processes(env: dict, data_dir: str, workdir: str, logs: str) -> list[str]:
     """Runs the 2-process training to the end; returns each process's output."""
     address = f"localhost:{_free_port()}"
-    command = [sys.executable, "-m", "vgs_jax.main", "--config=configs/shapes_gru.py:tiny", f"--workdir={workdir}",
+    command = [sys.executable, "-m", "vgs_jax.main", "--config=configs/shapes_gru.py:tiny,v1", f"--workdir={workdir}",
                f"--config.dataset.data_dir={data_dir}", *SHORT, f"--coordinator_address={address}",
                "--num_processes=2"]
     processes, files = [], []
@@ -132,7 +132,7 @@ def test_two_processes_train_resume_and_evaluate(tiny_config, shapes_data_dir, e
 
 
 def test_incomplete_multiprocess_flags_are_a_usage_error(env):
-    done = subprocess.run([sys.executable, "-m", "vgs_jax.main", "--config=configs/shapes_gru.py:tiny",
+    done = subprocess.run([sys.executable, "-m", "vgs_jax.main", "--config=configs/shapes_gru.py:tiny,v1",
                            "--workdir=unused", "--coordinator_address=localhost:1234"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0

@@ -9,7 +9,7 @@ from vgs_jax.objectives import registry
 
 
 def _loss_config(name):
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     config.loss.name = name
     return config
 

@@ -60,7 +60,7 @@ def test_built_package_holds_the_configs_and_loads_them_from_any_folder(tmp_path
             "config_lib.load_config('shapes_rhn').model.speech_encoder)")
     done = _run(code, tmp_path, PYTHONPATH=str(build))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(build / "vgs_jax" / "configs"), "spoken_shapes/tiny", "rhn"]
+    assert done.stdout.split() == [str(build / "vgs_jax" / "configs"), "spoken_shapes/tiny:2.0.0", "rhn"]
 
 
 def test_editable_install_serves_the_checkouts_configs(tmp_path):
@@ -75,7 +75,7 @@ def test_editable_install_serves_the_checkouts_configs(tmp_path):
 def test_load_config_from_another_folder(spec, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = config_lib.load_config(spec)
-    assert config.dataset.name == "spoken_shapes/tiny" and config.model.speech_encoder == "platalea_gru"
+    assert config.dataset.name == "spoken_shapes/tiny:2.0.0" and config.model.speech_encoder == "platalea_gru"
 
 
 def test_a_file_in_the_working_directory_wins(tmp_path, monkeypatch):
@@ -107,7 +107,7 @@ def test_main_config_flag_from_another_folder(tmp_path):
     done = _run(code, tmp_path, "--config=configs/shapes_gru.py:tiny", "--config.batch_size=4", "--workdir=w")
     assert done.returncode == 0, done.stderr
     parsed, error = done.stdout.split("\n", 1)
-    assert parsed.split() == ["4", "spoken_shapes/tiny"]
+    assert parsed.split() == ["4", "spoken_shapes/tiny:2.0.0"]
     assert error.startswith("flag --config=configs/shapes_gruu.py:tiny: Config file 'configs/shapes_gruu.py' does "
                             f"not exist (working directory {str(tmp_path)!r}); installed configs (give "
                             "configs/NAME.py or NAME): coco_gru, ")

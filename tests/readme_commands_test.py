@@ -2,8 +2,8 @@
 
 Commands are parsed from README.md (the first code block, and every command block of the sections
 "Using it" and "Analysing a trained model"), so this test breaks when the README changes. Each runs
-through bash with cwd = the copy's root and the same relative paths. The only changes: `:tiny` is
-added to every `--config=configs/X.py`, and TFDS_DATA_DIR points at the session's tiny dataset.
+through bash with cwd = the copy's root and the same relative paths. The only changes: `:tiny,v1` is
+added to every `--config=configs/X.py`, and TFDS_DATA_DIR points at the session's tiny dataset (1.0.0).
 
 The copy's `.venv` is prepared beforehand so that the README's `python3 -m venv .venv &&
 .venv/bin/pip install -q -e .` runs offline and in seconds: it sees this test's installed
@@ -61,12 +61,12 @@ def readme_commands() -> list[str]:
 
 
 def tiny(command: str) -> str:
-    """`--config=configs/X.py[:args]` -> the same config with `tiny` among its arguments."""
+    """`--config=configs/X.py[:args]` -> the same config with `tiny` among its arguments, and `v1` (the
+    session's spoken_shapes 1.0.0 data) unless the command pins a version."""
     def add(match):
-        path, args = match.group(1), match.group(2)
-        if not args:
-            return f"--config={path}:tiny"
-        return f"--config={path}:{args}" if "tiny" in args.split(",") else f"--config={path}:tiny,{args}"
+        path, args = match.group(1), (match.group(2) or "").split(",")
+        extra = [a for a in ("tiny", "v1") if a not in args and not (a == "v1" and "v2" in args)]
+        return f"--config={path}:" + ",".join(extra + [a for a in args if a])
     return re.sub(r"--config=(configs/\w+\.py)(?::(\S+))?", add, command)
 
 
@@ -74,8 +74,10 @@ def test_commands_are_parsed():
     commands = readme_commands()
     assert commands[0].startswith("python3 -m venv .venv && .venv/bin/pip install -q -e . && ")
     assert any("vgs_jax.evaluate" in c for c in commands) and any("vgs_jax.analyze" in c for c in commands)
-    assert tiny("--config=configs/a.py --x") == "--config=configs/a.py:tiny --x"
-    assert tiny("--config=configs/a.py:vq=23") == "--config=configs/a.py:tiny,vq=23"
+    assert tiny("--config=configs/a.py --x") == "--config=configs/a.py:tiny,v1 --x"
+    assert tiny("--config=configs/a.py:vq=23") == "--config=configs/a.py:tiny,v1,vq=23"
+    assert tiny("--config=configs/a.py:v1,tiny") == "--config=configs/a.py:v1,tiny"
+    assert tiny("--config=configs/a.py:v2") == "--config=configs/a.py:tiny,v2"
 
 
 def _fresh_copy(dest: str) -> None:

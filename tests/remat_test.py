@@ -21,8 +21,8 @@ from tests import model_test_helpers as helpers
 # One encoder per way remat is applied: `remat.call` on layers with dropout RNG state (Transformer; the
 # GRU/LSTM/RHN stacks call it the same way), `remat.apply` on a stage function with BatchNorm
 # statistics (DAVEnet), `remat.call` on residual blocks before EMA codebooks (ResDAVEnet-VQ).
-SPECS = ["configs/shapes_transformer.py:tiny", "configs/shapes_davenet.py:tiny",
-         "configs/shapes_resdavenet.py:tiny,vq=23"]
+SPECS = ["configs/shapes_transformer.py:tiny,v1", "configs/shapes_davenet.py:tiny,v1",
+         "configs/shapes_resdavenet.py:tiny,vq=23,v1"]
 
 
 def _loss_grads_state(config, batch):
@@ -68,7 +68,7 @@ def test_remat_changes_memory_not_results(spec):
 
 
 def test_remat_on_an_encoder_without_the_switch_names_the_field(monkeypatch):
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     config.unlock()
     config.model.remat = True
     config.model.speech_encoder = "transformer"

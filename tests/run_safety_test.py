@@ -37,7 +37,7 @@ def trained(tmp_path_factory, shapes_data_dir):
     """A finished tiny run (checkpoints at steps 3 and 6) to copy and damage."""
     from vgs_jax import config_lib
 
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     config.dataset.data_dir = shapes_data_dir
     workdir = str(tmp_path_factory.mktemp("trained") / "run")
     train.train_and_evaluate(config, workdir)

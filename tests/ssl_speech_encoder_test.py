@@ -63,7 +63,7 @@ def test_freezing_stops_gradients(freeze):
 
 
 def test_train_mask_keeps_frozen_weights_under_weight_decay():
-    config = config_lib.load_config("configs/shapes_ssl_vgs.py:tiny")
+    config = config_lib.load_config("configs/shapes_ssl_vgs.py:tiny,v1")
     config.model.speech.freeze = "all"
     abstract = nnx.to_pure_dict(nnx.state(nnx.eval_shape(lambda: train.create_model(config)), nnx.Param))
     params = jax.tree.map(lambda a: jnp.ones(a.shape, a.dtype), abstract)

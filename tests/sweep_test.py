@@ -29,7 +29,7 @@ SCHEMA = os.path.join(REPO, "tests", "data", "skypilot_task_schema.json")
 
 
 def _sweep(*args, env):
-    done = subprocess.run([sys.executable, "-m", "vgs_jax.sweep", "--config=configs/shapes_gru.py:tiny", *args],
+    done = subprocess.run([sys.executable, "-m", "vgs_jax.sweep", "--config=configs/shapes_gru.py:tiny,v1", *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     return done
 
@@ -88,7 +88,7 @@ def test_local_sweep_summarises_skips_and_resumes(shapes_data_dir, tmp_path, env
 
 def test_skypilot_specs_pass_skypilots_schema_and_run_script(tmp_path):
     out = tmp_path / "specs"
-    done = subprocess.run([sys.executable, "-m", "vgs_jax.sweep", "--config=configs/shapes_gru.py:tiny",
+    done = subprocess.run([sys.executable, "-m", "vgs_jax.sweep", "--config=configs/shapes_gru.py:tiny,v1",
                            "--workdir=/runs/sweep", "--launcher=skypilot", f"--out={out}", "--num_nodes=2",
                            "--accelerators=H100:8", "--use_spot", "--mount_source=gs://bucket/sweep",
                            "--set=dataset.data_dir=/data/tfds"], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO},
@@ -113,7 +113,7 @@ def test_skypilot_specs_pass_skypilots_schema_and_run_script(tmp_path):
         ran = subprocess.run(["bash", "-c", task["run"]], env=node, capture_output=True, text=True, timeout=30)
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.split("\n")[:-1] == [
-            "-m", "vgs_jax.main", "--config=configs/shapes_gru.py:tiny", "--config.dataset.data_dir=/data/tfds",
+            "-m", "vgs_jax.main", "--config=configs/shapes_gru.py:tiny,v1", "--config.dataset.data_dir=/data/tfds",
             f"--config.optimizer.lr_max={lr}", f"--workdir=/runs/sweep/optimizer.lr_max={lr}",
             "--coordinator_address=10.0.0.7:12355", "--num_processes=2", "--process_id=1"]
         try:
@@ -145,10 +145,10 @@ def test_malformed_sweeps_are_named(points, message):
 def test_unknown_field_of_a_point_is_named_before_anything_runs(tmp_path):
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps([{"optimizer.lr_max": 1e-3}, {"optimizer.lr_maxx": 1e-3}]))
-    points = sweep_points.load_points("configs/shapes_gru.py:tiny", str(path))
+    points = sweep_points.load_points("configs/shapes_gru.py:tiny,v1", str(path))
     with pytest.raises(ValueError, match=r"Sweep point 1 \(optimizer.lr_maxx=0.001\): cannot set config field "
                                          "'optimizer.lr_maxx'"):
-        sweep_points.check_against_config("configs/shapes_gru.py:tiny", points, {})
+        sweep_points.check_against_config("configs/shapes_gru.py:tiny,v1", points, {})
 
 
 def test_point_names_and_flag_values():

@@ -48,7 +48,7 @@ def test_read_wav_list(tmp_path):
 
 
 def test_extract_wavs_matches_the_model(tmp_path):
-    config = config_lib.load_config("configs/shapes_gru.py:tiny")
+    config = config_lib.load_config("configs/shapes_gru.py:tiny,v1")
     recipe = config.features.recipe
     model = dual_encoder.build_dual_encoder(config.model, num_features=audio_features.num_features(recipe),
                                             rngs=nnx.Rngs(0))

@@ -72,7 +72,7 @@ def test_object_features_from_pixels():
 def test_attention_cue_beats_no_cue_on_tiny(shapes_data_dir):
     from vgs_jax import data_sources
 
-    source = data_sources.open_split("spoken_shapes/tiny", "train", data_dir=shapes_data_dir)
+    source = data_sources.open_split("spoken_shapes/tiny:1.0.0", "train", data_dir=shapes_data_dir)
     utts, crops, backgrounds = yu2005.load_utterances(source, limit=60)
     results = yu2005.evaluate(utts, crops, backgrounds, yu2005.Options())
     cue, base = results["attention_cue"], results["no_cue"]

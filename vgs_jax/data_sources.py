@@ -46,12 +46,13 @@ def open_split(name: str, split: str, *, data_dir: str,
             raise FileNotFoundError(
                 f"Dataset {name!r} is not prepared in data_dir={data_dir!r}. Build it with "
                 f"open_split(..., build_if_missing=True) (config: build_if_missing) or "
-                f"`{dataset_files.build_command(name, data_dir)}`, or point data_dir at a prepared copy.")
+                f"`{dataset_files.build_command(name, data_dir)}`, or point data_dir at a prepared copy."
+                + dataset_files.version_advice(builder, name, data_dir))
         builder.download_and_prepare()
     available = sorted(builder.info.splits.keys())
     if split not in available:
         raise ValueError(f"Unknown split {split!r} for dataset {name!r}; available splits: "
-                         f"{available}.")
+                         f"{available}." + dataset_files.version_advice(builder, name, data_dir))
     source = dataset_files.check_reads(builder.as_data_source(split=split), builder, split, name=name,
                                        data_dir=data_dir)
     if image_key == "image_features" and "image_features" not in builder.info.features:

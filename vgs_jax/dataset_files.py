@@ -34,6 +34,31 @@ def build_command(name: str, data_dir: str) -> str:
             f".download_and_prepare()\"")
 
 
+def version_advice(builder, name: str, data_dir: str) -> str:
+    """" 'name' is version X; this builder also makes [...]: pin one as ..." for errors about `builder`
+    (opened as `name`; a prepared dataset opens as TFDS's read-only builder, so the versions are read
+    from the registered builder class): which of them `data_dir` holds, and how to pin one."""
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (the caller imported it)
+
+    try:
+        cls = tfds.builder_cls(builder.name)
+    except tfds.core.registered.DatasetNotFoundError:
+        cls = type(builder)
+    current = str(builder.version)
+    others = sorted({str(v) for v in (cls.VERSION, *cls.SUPPORTED_VERSIONS) if v} - {current})
+    if not others:
+        return ""
+    config_dir = os.path.join(data_dir, *builder.name.split("/"),
+                              *([builder.builder_config.name] if builder.builder_config else []))
+    prepared = sorted(v for v in others if os.path.isfile(os.path.join(config_dir, v, "dataset_info.json")))
+    unpinned = name.split(":")[0]
+    advice = (f" {name!r} is version {current}; this builder also makes {others}: pin one as "
+              f"'{unpinned}:{others[0]}'")
+    if prepared:
+        advice += f" ({data_dir!r} holds {prepared})"
+    return advice + "."
+
+
 def rebuild_advice(name: str, data_dir: str, version_dir: str, manual: bool) -> str:
     """How to rebuild a prepared dataset whose files are damaged (`version_dir` holds its shards)."""
     base = name.split("/")[0].split(":")[0]

@@ -26,6 +26,7 @@ from flax import nnx
 from vgs_jax import audio_features
 from vgs_jax import cli
 from vgs_jax import config_lib
+from vgs_jax import configs
 from vgs_jax import data_sources
 from vgs_jax import retrieval
 from vgs_jax import segment_view
@@ -38,16 +39,18 @@ SCORE_CHUNK = 128
 """Caption/image pairs per side of one eq. (3) block when scoring a whole split."""
 
 
-def segment_config(system: str, *, tiny: bool) -> ml_collections.ConfigDict:
-    """Shared fields of configs/shapes_hg2015.py and shapes_synnaeve2014.py (each then sizes its model)."""
+def segment_config(system: str, *, tiny: bool, v1: bool = False, v2: bool = False) -> ml_collections.ConfigDict:
+    """Shared fields of configs/shapes_hg2015.py and shapes_synnaeve2014.py (each then sizes its model);
+    `v1`/`v2` pin the spoken_shapes version (`configs.spoken_shapes_name`)."""
     c = ml_collections.ConfigDict()
     c.system = system
     c.seed = 0
     c.dataset = ml_collections.ConfigDict(dict(
-        name="spoken_shapes/tiny" if tiny else "spoken_shapes/small", data_dir=config_lib.default_data_dir(),
+        name=configs.spoken_shapes_name(tiny=tiny, v1=v1, v2=v2), data_dir=config_lib.default_data_dir(),
         build_if_missing=True, eval_split="test", max_train_captions=0, max_eval_captions=0))  # 0: all
     c.features = ml_collections.ConfigDict(dict(recipe="logmel"))
-    c.segments = ml_collections.ConfigDict(dict(frames=12, crop_size=12, max_words=24, max_objects=3))
+    # Objects per image: 1-3 in spoken_shapes 1.0.0, 1-6 in 2.0.0.
+    c.segments = ml_collections.ConfigDict(dict(frames=12, crop_size=12, max_words=24, max_objects=3 if v1 else 6))
     c.model = ml_collections.ConfigDict(dict(embed_dim=64, hidden=128))
     c.loss = ml_collections.ConfigDict(dict(margin=1.0))
     c.lr = 1e-3

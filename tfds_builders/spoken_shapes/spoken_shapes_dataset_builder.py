@@ -5,10 +5,10 @@ comes from a small grammar and is spoken by espeak-ng with one of 16 speakers, w
 phone alignments. Written as array_record (no TensorFlow needed); read with
 `tfds.data_source("spoken_shapes/small", data_dir=..., download=False)`.
 """
-# (This docstring is 1.0.0's dataset description: kept as it was.) Version 2.0.0
-# (`spoken_shapes/small:2.0.0`, code in builder_v2.py and the *_v2 modules): 1-6 objects, partial
-# captions in en/hi/ja, test_compositional and test_unseen_speakers splits, and the images each
-# caption is true of; see README.md.
+# (This docstring is 1.0.0's dataset description: kept as it was.) The default version is 2.0.0
+# (code in builder_v2.py and the *_v2 modules): 1-6 objects, partial captions in en/hi/ja,
+# test_compositional and test_unseen_speakers splits, and the images each caption is true of; see
+# README.md. 1.0.0 stays buildable (`spoken_shapes/small:1.0.0`) for results measured on it.
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ SIZES = scenes.SIZES
 SAMPLE_RATE = speech.SAMPLE_RATE
 SPEAKERS = speech.make_speaker_table(grammar.ENGLISH.voices)  # English speaker table; id = index.
 NUM_CAPTIONS = generation.NUM_CAPTIONS
+V1_VERSION = "1.0.0"  # The first release: 1-3 objects, English, train/validation/test only.
 
 _CITATION = """\
 @misc{spoken_shapes,
@@ -114,9 +115,9 @@ def _tts_configs(configs) -> list[SpokenShapesConfig]:
 class Builder(tfds.core.GeneratorBasedBuilder):
     """spoken_shapes: one example = one spoken caption with its image and alignments."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    # 2.0.0 is built on request (`spoken_shapes/small:2.0.0`) until its leaderboard is measured.
-    SUPPORTED_VERSIONS = [tfds.core.Version(builder_v2.VERSION)]
+    VERSION = tfds.core.Version(builder_v2.VERSION)
+    # 1.0.0 on request (`spoken_shapes/small:1.0.0`): the README's older results were measured on it.
+    SUPPORTED_VERSIONS = [tfds.core.Version(V1_VERSION)]
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "2.0.0": "1-6 objects with distractors, partial captions, counting, minimal pairs; "
@@ -163,8 +164,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if not self._is_v2 and (config.language != "en" or config.tts):
             raise ValueError(f"spoken_shapes config {config.name!r} (language "
                              f"{config.language!r}, tts={config.tts}) exists only at version "
-                             f"{builder_v2.VERSION}; load 'spoken_shapes/"
-                             f"{self.builder_config.name}:{builder_v2.VERSION}'.")
+                             f"{builder_v2.VERSION} (the default); load 'spoken_shapes/"
+                             f"{config.name}' or '...:{builder_v2.VERSION}'.")
+
+    @property
+    def canonical_version(self) -> tfds.core.Version:
+        # TFDS generates only the canonical (VERSION) or the newest version; here the version this
+        # builder was opened at is canonical, so `spoken_shapes/small:1.0.0` still builds.
+        return getattr(self, "_version", None) or super().canonical_version
+
+    @property
+    def versions(self) -> list[tfds.core.Version]:
+        """Every version this code builds, the default (VERSION) first."""
+        return [tfds.core.Version(self.VERSION), *self.SUPPORTED_VERSIONS]
 
     @property
     def _is_v2(self) -> bool:

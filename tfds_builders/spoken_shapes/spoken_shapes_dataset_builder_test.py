@@ -18,13 +18,14 @@ from tfds_builders.spoken_shapes.spoken_shapes_dataset_builder import (
     Builder, SpokenShapesConfig)
 
 SPLITS = {"train": 24, "validation": 8, "test": 8}
+V1 = "1.0.0"  # These tests are of version 1.0.0 (spoken_shapes_v2_test.py: 2.0.0, the default).
 ROOT = str(pathlib.Path(__file__).resolve().parents[2])  # Holds the tfds_builders package.
 # A user's build script, without an `if __name__ == "__main__":` guard.
 BUILD_SCRIPT = """\
 import sys
 sys.path.insert(0, {root!r})
 from tfds_builders.spoken_shapes import Builder, SpokenShapesConfig
-Builder(config={config}, data_dir={data_dir!r}).download_and_prepare()
+Builder(config={config}, data_dir={data_dir!r}, version="1.0.0").download_and_prepare()
 """
 BUILD_TIMEOUT_S = 180  # A build that hangs fails the test instead of the test hanging.
 # Two blocks of 4 images in train, so generation goes through the worker pool.
@@ -32,8 +33,8 @@ FIVE = 'SpokenShapesConfig(name="five", num_train=5, num_validation=1, num_test=
 
 
 def _build(data_dir) -> dict:
-    Builder(config="tiny", data_dir=data_dir).download_and_prepare()
-    return {split: tfds.data_source("spoken_shapes/tiny", split=split, data_dir=data_dir,
+    Builder(config="tiny", data_dir=data_dir, version=V1).download_and_prepare()
+    return {split: tfds.data_source("spoken_shapes/tiny:1.0.0", split=split, data_dir=data_dir,
                                     download=False) for split in SPLITS}
 
 
@@ -150,7 +151,7 @@ def test_split_over_the_shuffle_memory_limit_builds_without_tensorflow(built, tm
     # 1 MB the tiny build takes that path, and must still match the in-memory build exactly.
     from tensorflow_datasets.core import shuffle  # pylint: disable=import-outside-toplevel
     monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1 << 20)
-    Builder(config="tiny", data_dir=tmp_path).download_and_prepare()
+    Builder(config="tiny", data_dir=tmp_path, version=V1).download_and_prepare()
     assert "tensorflow" not in sys.modules
     files1 = sorted(pathlib.Path(built[0]).glob("spoken_shapes/tiny/1.0.0/*.array_record*"))
     files2 = sorted(pathlib.Path(tmp_path).glob("spoken_shapes/tiny/1.0.0/*.array_record*"))
@@ -225,7 +226,7 @@ def test_build_from_every_entry_point(entry_point, examples, tmp_path):
                                 resources={"metadata": {"path": str(tmp_path)}}).execute()
     built_five = {}
     for split, num_images in {"train": 5, "validation": 1, "test": 1}.items():
-        source = tfds.data_source("spoken_shapes/five", split=split, data_dir=tmp_path / "data",
+        source = tfds.data_source("spoken_shapes/five:1.0.0", split=split, data_dir=tmp_path / "data",
                                   download=False)
         assert len(source) == 5 * num_images
         built_five[split] = [source[i] for i in range(len(source))]
@@ -248,8 +249,8 @@ def test_failed_build_leaves_no_dataset(tmp_path, monkeypatch):
     in_process = dataclasses.replace(  # generates in this process, so it sees the patch
         Builder.builder_configs["tiny"], name="tiny_in_process", num_workers=0)
     with pytest.raises(RuntimeError, match="injected failure"):
-        Builder(config=in_process, data_dir=tmp_path).download_and_prepare()
-    builder = Builder(config=in_process, data_dir=tmp_path)
+        Builder(config=in_process, data_dir=tmp_path, version=V1).download_and_prepare()
+    builder = Builder(config=in_process, data_dir=tmp_path, version=V1)
     assert not builder.is_prepared()
     with pytest.raises(KeyError, match="not been generated"):
         builder.as_data_source(split="train")

@@ -22,7 +22,8 @@ MINI = dataclasses.replace(Builder.builder_configs["tiny_multi"], name="mini_mul
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    builder = Builder(config=MINI, version="2.0.0", data_dir=tmp_path_factory.mktemp("v2"))
+    builder = Builder(config=MINI, data_dir=tmp_path_factory.mktemp("v2"))  # the default version
+    assert str(builder.version) == "2.0.0"
     builder.download_and_prepare()
     return {split: [src[i] for i in range(len(src))] for split in SPLITS
             for src in [builder.as_data_source(split=split)]}
@@ -39,10 +40,12 @@ def quick_plan():
 
 
 def test_versions_and_config_errors():
-    assert str(tfds.builder("spoken_shapes/tiny", data_dir="/nonexistent").version) == "1.0.0"
-    assert str(tfds.builder("spoken_shapes/tiny:2.0.0", data_dir="/nonexistent").version) == "2.0.0"
-    with pytest.raises(ValueError, match=r"'tiny_hi'.*only at version 2\.0\.0.*tiny_hi:2\.0\.0"):
-        tfds.builder("spoken_shapes/tiny_hi", data_dir="/nonexistent")
+    assert str(tfds.builder("spoken_shapes/tiny", data_dir="/nonexistent").version) == "2.0.0"
+    assert str(tfds.builder("spoken_shapes/tiny:1.0.0", data_dir="/nonexistent").version) == "1.0.0"
+    assert str(tfds.builder("spoken_shapes/tiny_hi", data_dir="/nonexistent").version) == "2.0.0"
+    with pytest.raises(ValueError, match=r"'tiny_hi'.*only at version 2\.0\.0 \(the default\); load "
+                                         r"'spoken_shapes/tiny_hi' or"):
+        tfds.builder("spoken_shapes/tiny_hi:1.0.0", data_dir="/nonexistent")
     with pytest.raises(ValueError, match=r"'nope'.*at version 2\.0\.0 also \[.*'small_multi'"):
         tfds.builder("spoken_shapes/nope")
     with pytest.raises(ValueError, match=r"'xx'.*'hi', 'ja', 'multi'"):
