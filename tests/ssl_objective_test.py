@@ -89,6 +89,20 @@ def test_labels_per_mfcc_frame_and_alignment_to_conv_frames():
             np.testing.assert_array_equal(got[:, t], targets[:, j] if j < 11 else -1)
 
 
+def test_example_fields_label_each_example_with_the_fitted_clusters():
+    config = config_lib.load_config("configs/shapes_ssl_vgs.py:tiny,ssl_weight=1")  # 8 clusters, 16 000 samples
+    config.ssl_targets.update(fit_utterances=3, fit_frames=300, kmeans_iters=5)
+    rng = np.random.default_rng(0)
+    source = [{"audio": (rng.normal(size=n) * 3000).astype(np.int16), "caption_id": i}
+              for i, n in enumerate((4000, 9000, 20000))]
+    fields = ssl_targets.example_fields(config, source)
+    short, long = (fields(ex)[mp.TARGETS_KEY] for ex in (source[0], source[2]))
+    assert short.shape == long.shape == (1 + 16000 // 160,)
+    assert (short[:26] >= 0).all() and (short[26:] == -1).all()  # 1 + 4000 // 160 frames
+    assert ((long >= 0) & (long < 8)).all()  # cut to max_frames samples, as the pipeline cuts the audio
+    np.testing.assert_array_equal(ssl_targets.example_fields(config, source)(source[2])[mp.TARGETS_KEY], long)
+
+
 def test_masked_prediction_loss_matches_numpy():
     rng = np.random.default_rng(0)
     proj, emb = rng.normal(size=(2, 6, 4)), rng.normal(size=(5, 4))
@@ -118,7 +132,8 @@ def _model_and_batch(spec):
 
 
 def _flat(tree):
-    return {"/".join(str(getattr(k, "key", k)) for k in path): v for path, v in jax.tree_util.tree_leaves_with_path(tree)}
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return {"/".join(str(getattr(k, "key", k)) for k in path): v for path, v in leaves}
 
 
 def test_ssl_gradient_reaches_the_encoder_and_weight_zero_is_the_grounded_loss():

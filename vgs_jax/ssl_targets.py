@@ -98,7 +98,8 @@ def example_fields(config, source) -> Callable[[dict], dict[str, np.ndarray]] | 
                          f"recipe={config.features.recipe!r}, max_frames={config.features.max_frames}.")
     if config.get("train", {}).get("embedding_cache_chunks", 1) > 1:
         raise ValueError(f"config.train.embedding_cache_chunks={config.train.embedding_cache_chunks} is unsupported "
-                         "with loss.ssl_weight > 0 (the masked pass is not cached). Set train.embedding_cache_chunks=1.")
+                         "with loss.ssl_weight > 0 (the masked pass is not cached). Set "
+                         "train.embedding_cache_chunks=1.")
     fields = config.ssl_targets
     max_samples = config.features.max_frames
     centroids = fit(source, k=config.model.speech.ssl_clusters, max_samples=max_samples,
