@@ -8,9 +8,23 @@ shapes configs' 512 frames) -> `wav2vec2` encoder (`vgs_jax.models.ssl_speech_en
 post-LN Transformer of 2 layers and 4 heads (feed-forward 256), the positional conv with kernel 32 and
 8 groups, "group" feature norm, last layer, platalea's vectorial attention pooling, waveforms normalised
 per utterance. Choices, stated: random init (no SSL checkpoint), nothing frozen, no SpecAugment or
-LayerDrop, no self-supervised loss yet (the issue's masked-prediction / contrastive term is not
-implemented). Loss, image CNN and schedule are the shapes family's (`configs.spoken_shapes_config`).
+LayerDrop. Loss, image CNN and schedule are the shapes family's (`configs.spoken_shapes_config`).
 `:tiny` for tests.
+
+Grounded + self-supervised (survey §9.1): `:ssl_weight=W` (W > 0) adds W x HuBERT's masked prediction
+(`vgs_jax.objectives.masked_prediction`) to the grounding loss, e.g.
+
+    python -m vgs_jax.main --config=configs/shapes_ssl_vgs.py:ssl_weight=1 --workdir=runs/shapes_ssl_vgs_ssl
+
+Choices, stated: HuBERT's first iteration, not wav2vec 2.0's contrastive loss (no quantiser); targets
+are 100 k-means clusters of 39-d MFCC frames fitted on the training split (`vgs_jax.ssl_targets`: librosa
+MFCC, full-batch Lloyd on 100 000 frames of 1000 utterances; HuBERT: Kaldi MFCC, MiniBatchKMeans);
+span masks with HuBERT's mask_prob 0.8 and mask_length 10 frames (200 ms), at least 2 spans; cosine
+logits over learned cluster embeddings (final_proj to 256, temperature 0.1); loss on masked frames
+only. The masked pass is a second pass through the Transformer (the grounding pass sees the unmasked
+waveform), both trained together from step 1 on the same batch (HuBERT pre-trains first; FaST-VGS+
+likewise adds wav2vec 2.0's loss to the grounding loss in one run). W = 0 (the default) builds no head
+and is the purely grounded model.
 """
 
 import ml_collections
@@ -20,7 +34,7 @@ from vgs_jax import configs
 
 
 def get_config(arg=None):
-    arg = config_lib.parse_arg(arg, tiny=False, v1=False, v2=False)
+    arg = config_lib.parse_arg(arg, tiny=False, v1=False, v2=False, ssl_weight=0.0)
     config = configs.spoken_shapes_config(tiny=arg.tiny, v1=arg.v1, v2=arg.v2)
     config.features.recipe = "raw"
     config.features.max_frames = 16000 if arg.tiny else 81920  # tiny: first second, one padded length
@@ -48,5 +62,10 @@ def get_config(arg=None):
         pooling="vectorial",
         attention_hidden=8 if arg.tiny else 64,
         normalize_waveform=True,
+        ssl_clusters=(8 if arg.tiny else 100) if arg.ssl_weight else 0,
+        ssl_head_dim=8 if arg.tiny else 256,
     ))
+    config.loss.ssl_weight = arg.ssl_weight
+    if arg.tiny:
+        config.ssl_targets.update(fit_utterances=20, fit_frames=2000, kmeans_iters=10)
     return config

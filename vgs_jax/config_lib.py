@@ -99,6 +99,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.chunked = False  # True: ppermute ring over devices (every loss), per-device scores stay (B/D)^2, not B^2
     c.loss.reference_quirk = False  # semihard_hinge: ResDAVEnet-VQ's mask-multiply row max (anchor §3.5)
     c.loss.oracle_tagger = False  # visual_tags: the speech model learns the scene's concepts, not the tagger's outputs
+    # > 0: adds ssl_weight x HuBERT's masked prediction of k-means targets (objectives.masked_prediction; needs a
+    # wav2vec2/hubert speech encoder with model.speech.ssl_clusters > 0). Span masks: mask_prob, mask_length
+    # frames (HuBERT 0.8, 10); cosine logits / ssl_temperature (0.1).
+    c.loss.ssl_weight = 0.0
+    c.loss.mask_prob = 0.8
+    c.loss.mask_length = 10
+    c.loss.ssl_temperature = 0.1
+    # loss.ssl_weight > 0: the k-means of the targets (vgs_jax.ssl_targets), fitted on MFCC frames of the train split
+    c.ssl_targets = ml_collections.ConfigDict()
+    c.ssl_targets.fit_utterances = 1000  # random training utterances read for the fit
+    c.ssl_targets.fit_frames = 100_000  # at most this many of their frames, drawn at random
+    c.ssl_targets.kmeans_iters = 50  # Lloyd iterations after k-means++ (fewer if converged)
 
     c.train = ml_collections.ConfigDict()
     # K > 1: embedding cache ("gradient cache", vgs_jax.embedding_cache): embed the global batch in K

@@ -33,6 +33,7 @@ from vgs_jax import input_pipeline
 from vgs_jax import metric_logging
 from vgs_jax import optimizers
 from vgs_jax import preemption
+from vgs_jax import ssl_targets
 from vgs_jax import workdir as run_workdir
 from vgs_jax.kws import keywords
 from vgs_jax.models import dual_encoder
@@ -177,6 +178,9 @@ class Trainer:
             else config.num_epochs * self.steps_per_epoch
         )
         self.featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
+        fields = [f for f in (keywords.example_fields(config), ssl_targets.example_fields(config, self.train_source))
+                  if f is not None]
+        self.example_fields = (lambda ex: {k: v for f in fields for k, v in f(ex).items()}) if fields else None
         self.learning_rate_fn = optimizers.create_learning_rate_fn(
             config.optimizer, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
@@ -222,7 +226,7 @@ class Trainer:
             max_frames=c.features.max_frames,
             bucket_boundaries=c.features.bucket_boundaries,
             image_key=c.dataset.image_key,
-            example_fields=keywords.example_fields(c),
+            example_fields=self.example_fields,
         )
 
     def evaluate(self, state, source) -> dict:

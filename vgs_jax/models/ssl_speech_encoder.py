@@ -27,6 +27,11 @@ Input: the `raw` feature recipe (waveform [B, N, 1], prefix mask). Fields (`conf
 - normalize_waveform: zero mean / unit variance per utterance over its valid samples (eps 1e-7, as the
   HF feature extractor's do_normalize and FaST-VGS; VG-HuBERT does not normalise).
 - dropout, pos_kernel, pos_groups, remat: see `wav2vec2.Wav2Vec2Model`.
+- ssl_clusters: > 0 adds HuBERT's masked-prediction head for the self-supervised term of
+  `objectives.masked_prediction` (`config.loss.ssl_weight`): a learned mask embedding [hidden] (uniform
+  [0, 1) init, as HF / fairseq), a Linear `final_proj` hidden -> `ssl_head_dim` (HuBERT: 256) and one
+  embedding [ssl_head_dim] per k-means cluster (uniform [0, 1) init, as fairseq's label_embs_concat). 0: no
+  head.
 """
 import jax
 import jax.numpy as jnp
@@ -90,7 +95,8 @@ class SSLSpeechEncoder(nnx.Module):
                  pos_kernel: int = 128, pos_groups: int = 16, dropout: float = 0.0, weights: str = "",
                  freeze: str = "none", layers: str = "last", pooling: str = "mean", head_layers: int = 1,
                  num_keywords: int = 8, attention_hidden: int = 128, out_features: int = 0,
-                 normalize_waveform: bool = False, remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
+                 normalize_waveform: bool = False, ssl_clusters: int = 0, ssl_head_dim: int = 256,
+                 remat: bool = False, dtype=jnp.float32, rngs: nnx.Rngs):
         if weights:
             ssl_weights.check_exists(weights)  # before building: a missing file stops at once
         if in_features != 1:
@@ -138,6 +144,18 @@ class SSLSpeechEncoder(nnx.Module):
                                 dtype=dtype, rngs=rngs) if out_features > 0 else None)
         self.out_features = out_features if out_features > 0 else d
         self.num_ssl_layers = n
+        if ssl_clusters < 0 or (ssl_clusters and ssl_head_dim < 1):
+            raise ValueError(f"SSLSpeechEncoder: ssl_clusters ({ssl_clusters}) must be >= 0 and ssl_head_dim "
+                             f"({ssl_head_dim}) >= 1.")
+        if ssl_clusters and freeze == "all":
+            raise ValueError("SSLSpeechEncoder: ssl_clusters > 0 (a masked-prediction head) with freeze='all' trains "
+                             "nothing it predicts from; set freeze='none' or 'feature_extractor', or ssl_clusters=0.")
+        self.ssl_clusters = ssl_clusters
+        if ssl_clusters:
+            self.mask_embedding = nnx.Param(jax.random.uniform(rngs.params(), (d,)))
+            self.final_proj = nnx.Linear(d, ssl_head_dim, kernel_init=torch_uniform_init(d),
+                                         bias_init=torch_uniform_init(d), dtype=dtype, rngs=rngs)
+            self.label_embeddings = nnx.Param(jax.random.uniform(rngs.params(), (ssl_clusters, ssl_head_dim)))
 
     from_config = classmethod(caps.speech_from_config)
 
@@ -150,9 +168,8 @@ class SSLSpeechEncoder(nnx.Module):
         return caps.Capabilities(output=caps.POOLED, frame_outputs=names, frame_clock=caps.FrameClock(stride, kernel),
                                  attention="vectorial" if self.pooling == "vectorial" else None)
 
-    def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
-        """features [B, N, 1] float32 waveform, mask [B, N] bool -> "conv" [B, T, C], "input" and "layer_i"
-        [B, T, hidden] (HF's hidden_states), "features" [B, T, hidden], "pooled" [B, out_features], "mask" [B, T]."""
+    def _conv(self, features: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """features [B, N, 1], mask [B, N] -> (conv frames [B, T, C], frame mask [B, T]); stop_gradient if frozen."""
         check_x_mask(features, mask, "SSLSpeechEncoder", 1)
         wave = features[..., 0].astype(jnp.float32)
         if self.normalize:
@@ -162,8 +179,35 @@ class SSLSpeechEncoder(nnx.Module):
             _, kernel = wav2vec2.receptive_field(self.ssl.conv_layers)
             raise ValueError(f"SSLSpeechEncoder: the batch has {features.shape[1]} samples, fewer than the conv "
                              f"stack's receptive field ({kernel}); pad the batch to at least {kernel} samples.")
-        if self.freeze != "none":
-            conv = jax.lax.stop_gradient(conv)
+        return (conv if self.freeze == "none" else jax.lax.stop_gradient(conv)), m
+
+    def frame_mask(self, mask: jax.Array) -> jax.Array:
+        """Waveform prefix mask [B, N] -> the conv frames' prefix mask [B, T]."""
+        t = mask.shape[1]
+        for _, k, s in self.ssl.conv_layers:  # static: conv_output_length in Python ints
+            t = max((t - k) // s + 1, 0)
+        lengths = wav2vec2.conv_output_length(jnp.sum(mask, axis=1), self.ssl.conv_layers)
+        return jnp.arange(t)[None, :] < lengths[:, None]
+
+    def masked_prediction(self, features: jax.Array, mask: jax.Array, time_mask: jax.Array) -> dict[str, jax.Array]:
+        """HuBERT's masked pass: features [B, N, 1], mask [B, N], time_mask [B, T] bool (frames to mask, e.g.
+        `objectives.masked_prediction.span_mask` of `frame_mask(mask)`) -> "projected" [B, T, ssl_head_dim] (the
+        last layer through final_proj), "label_embeddings" [ssl_clusters, ssl_head_dim], "mask" [B, T]."""
+        if not self.ssl_clusters:
+            raise ValueError("SSLSpeechEncoder.masked_prediction needs the head: set config.model.speech.ssl_clusters "
+                             "> 0 (the number of k-means clusters of the targets).")
+        conv, m = self._conv(features, mask)
+        if time_mask.shape != m.shape:
+            raise ValueError(f"SSLSpeechEncoder.masked_prediction: time_mask {time_mask.shape} must match the conv "
+                             f"frames {m.shape} (use frame_mask(mask)).")
+        _, last = self.ssl.hidden_states(conv, m, time_mask=time_mask & m, mask_embedding=self.mask_embedding[...])
+        return {"projected": self.final_proj(last).astype(jnp.float32),
+                "label_embeddings": self.label_embeddings[...], "mask": m}
+
+    def frame_outputs(self, features: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+        """features [B, N, 1] float32 waveform, mask [B, N] bool -> "conv" [B, T, C], "input" and "layer_i"
+        [B, T, hidden] (HF's hidden_states), "features" [B, T, hidden], "pooled" [B, out_features], "mask" [B, T]."""
+        conv, m = self._conv(features, mask)
         hook = (lambda i, h: jax.lax.stop_gradient(h)) if self.freeze == "all" else None
         states, last = self.ssl.hidden_states(conv, m, stop_after=hook)
         if self.layers == "weighted":

@@ -236,13 +236,17 @@ class Wav2Vec2Model(nnx.Module):
         """wave [B, N], mask [B, N] -> (conv frames [B, T, 512] float32, frame mask [B, T] bool)."""
         return self.feature_extractor(wave, mask)
 
-    def hidden_states(self, conv: jax.Array, mask: jax.Array, *, stop_after=None
-                      ) -> tuple[list[jax.Array], jax.Array]:
+    def hidden_states(self, conv: jax.Array, mask: jax.Array, *, stop_after=None, time_mask=None,
+                      mask_embedding=None) -> tuple[list[jax.Array], jax.Array]:
         """conv frames [B, T, C] (from `features`), mask [B, T] -> (HF's hidden_states: L + 1 arrays [B, T, hidden]
         float32, last_hidden_state [B, T, hidden]); padded frames hold values but are masked. `stop_after`: hook
-        `(i, h) -> h` applied to the input (i = 0) and each layer's output (i = l + 1), e.g. a stop_gradient."""
+        `(i, h) -> h` applied to the input (i = 0) and each layer's output (i = l + 1), e.g. a stop_gradient.
+        `time_mask` [B, T] bool: those projected frames are replaced by `mask_embedding` [hidden] (HF's
+        masked_spec_embed, fairseq's mask_emb: masked prediction / contrastive pre-training)."""
         hook = stop_after or (lambda i, h: h)
         h = self.dropout(self.feature_projection(self.feature_layer_norm(conv)).astype(jnp.float32))
+        if time_mask is not None:
+            h = jnp.where(time_mask[..., None], mask_embedding.astype(jnp.float32), h)
         h = jnp.where(mask[..., None], h, 0.0)
         h = h + self.pos_conv(h)
         if not self.layer_norm_first:

@@ -17,6 +17,7 @@ import ml_collections
 
 from vgs_jax.objectives import chunked
 from vgs_jax.objectives import losses
+from vgs_jax.objectives import masked_prediction
 from vgs_jax.objectives import sigmoid
 from vgs_jax.objectives import similarity
 from vgs_jax.objectives import tags
@@ -148,12 +149,17 @@ def make_loss_fn(loss_config: ml_collections.ConfigDict, model_config: ml_collec
     `speech` / `image` are the dual encoder's output dicts and `key` a jax.random key; the entry of
     OBJECTIVES named by loss_config.name says which of them (and of the model's learned scalars
     and the config's fields) the loss gets. A VQ commitment loss, when the speech tower has
-    quantisers, is added to the total. Metrics: retrieval_loss, vq_loss and, per quantiser,
-    perplexity and usage.
+    quantisers, is added to the total, and with loss_config.ssl_weight > 0 that weight times HuBERT's
+    masked-prediction term (`masked_prediction.ssl_loss`, its masks drawn from `key`). Metrics:
+    retrieval_loss, vq_loss and, per quantiser, perplexity and usage; ssl_loss, ssl_accuracy,
+    ssl_masked_fraction.
     """
     name = loss_config.name
     objective = get_objective(name)
     _check_config(name, objective, loss_config, model_config, mesh)
+    ssl_weight = loss_config.get("ssl_weight", 0.0)
+    if ssl_weight:
+        masked_prediction.check_config(loss_config, model_config)
     sim_name = model_config.get("similarity", "cosine")
     chunk = model_config.get("matchmap_chunk", 0) or None
 
@@ -193,6 +199,12 @@ def make_loss_fn(loss_config: ml_collections.ConfigDict, model_config: ml_collec
                 metrics[f"{quant}_perplexity"] = stats["perplexity"]
                 metrics[f"{quant}_usage"] = stats["usage"]
             loss = loss + speech["vq_loss"]
+        if ssl_weight:
+            ssl, ssl_metrics = masked_prediction.ssl_loss(
+                model, batch, jax.random.fold_in(key, 1), mask_prob=loss_config.mask_prob,
+                mask_length=loss_config.mask_length, temperature=loss_config.ssl_temperature)
+            metrics.update(ssl_metrics)
+            loss = loss + ssl_weight * ssl
         return loss, metrics
 
     return loss_fn
