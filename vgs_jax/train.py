@@ -32,11 +32,13 @@ from vgs_jax import input_pipeline
 from vgs_jax import metric_logging
 from vgs_jax import optimizers
 from vgs_jax import preemption
+from vgs_jax import text_units
 from vgs_jax import workdir as run_workdir
 from vgs_jax.kws import keywords
 from vgs_jax.models import dual_encoder
 from vgs_jax.models import image_trunks
 from vgs_jax.models import registry
+from vgs_jax.objectives.multitask import make_multitask_loss_fn
 from vgs_jax.objectives.registry import make_loss_fn
 
 
@@ -173,7 +175,7 @@ class Trainer:
         self.learning_rate_fn = optimizers.create_learning_rate_fn(
             config.optimizer, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
-        loss_fn = make_loss_fn(config.loss, config.model, self.mesh)
+        loss_fn = make_multitask_loss_fn(make_loss_fn(config.loss, config.model, self.mesh), config)
         self.template = dual_encoder.Template(create_model(config))
         params, model_state = self.template.initial_params, self.template.initial_model_state
         cache_chunks = config.train.embedding_cache_chunks
@@ -209,7 +211,7 @@ class Trainer:
             max_frames=c.features.max_frames,
             bucket_boundaries=c.features.bucket_boundaries,
             image_key=c.dataset.image_key,
-            example_fields=keywords.example_fields(c),
+            example_fields=_joined(keywords.example_fields(c), text_units.example_fields(c)),
         )
 
     def evaluate(self, state, source) -> dict:
@@ -224,6 +226,14 @@ class Trainer:
             image_key=c.dataset.image_key,
             mesh=self.mesh,
         )
+
+
+def _joined(*field_fns):
+    """One `example_fields` function from several (each None or example -> {name: array}); None if all are."""
+    fns = [f for f in field_fns if f is not None]
+    if len(fns) < 2:
+        return fns[0] if fns else None
+    return lambda example: {k: v for f in fns for k, v in f(example).items()}
 
 
 def _say(message: str) -> None:
