@@ -137,7 +137,7 @@ def spoken_shapes_text_config(*, tiny: bool, v2: bool, units: str, fraction: flo
     speech.num_layers = 1 if tiny else 2
     speech.attention_hidden = 8 if tiny else 64
     config.text = ml_collections.ConfigDict(dict(
-        units=units, max_len=128 if units == "chars" else 80, fraction=fraction,
+        units=units, max_len=(128 if units == "chars" else 80) * (3 if v2 else 2) // 2, fraction=fraction,
         weights=ml_collections.ConfigDict(weights)))
     config.model.text = ml_collections.ConfigDict(dict(
         vocab_size=len(text_units.vocabulary(units)), layer=f"gru_{speech.num_layers - 1}",

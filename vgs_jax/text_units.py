@@ -18,10 +18,13 @@ import numpy as np
 
 UNITS = ("chars", "phones")
 CHARACTERS = tuple(" 'abcdefghijklmnopqrstuvwxyz")
-# spoken_shapes' English phones (espeak-ng IPA, stress marks removed), as found in `small` 1.0.0.
+# spoken_shapes' English phones (espeak-ng IPA, stress marks removed): those of `small` 1.0.0, then those 2.0.0's
+# voices add (found in a sample of every 9th utterance of `small:2.0.0`).
 PHONES = ("a", "aɪ", "aɪə", "aʊ", "b", "d", "dʒ", "eə", "f", "h", "iə", "iː", "j", "k", "l", "m", "n", "oʊ",
           "p", "s", "t", "tʃ", "uː", "v", "w", "z", "æ", "ð", "ŋ", "ɐ", "ɑː", "ɑːɹ", "ɒ", "ɔ", "ɔː", "ɔːɹ",
-          "ə", "əl", "əʊ", "ɚ", "ɛ", "ɛɹ", "ɜː", "ɡ", "ɪ", "ɪɹ", "ɹ", "ɾ", "ʃ", "ʊ", "ʌ", "θ", "ᵻ")
+          "ə", "əl", "əʊ", "ɚ", "ɛ", "ɛɹ", "ɜː", "ɡ", "ɪ", "ɪɹ", "ɹ", "ɾ", "ʃ", "ʊ", "ʌ", "θ", "ᵻ",
+          "a:", "aa", "aɪɚ", "aː", "e", "eɪ", "eː", "i", "o", "oə", "oː", "r", "t̪", "ɑə", "ɔə", "əɪ", "əɹ", "ɛə",
+          "ɜ", "ʉ", "ʉː", "ʌɹ", "ʌʉ", "ʍ", "ʒ", "ʲ")
 STRESS_MARKS = "ˈˌ"
 IDS_KEY, LEN_KEY, AVAILABLE_KEY = "text_ids", "text_len", "text_available"
 
