@@ -66,8 +66,9 @@ def test_every_config_loads_in_both_forms(name):
         config = config_lib.load_config(spec)
         installed = config_lib.load_config(spec.removeprefix("configs/").replace(".py", ""))  # "NAME[:tiny]"
         assert installed.to_dict() == config.to_dict()
-        per_encoder = ("model.speech.", "model.image.", "kws.", "multilingual.")  # each encoder's own keyword
-        # dicts; the keyword-spotting and multilingual tasks' own sections (only their configs have one)
+        per_encoder = ("model.speech.", "model.image.", "kws.", "multilingual.", "text.", "model.text.")  # each
+        # encoder's own keyword dicts; the keyword-spotting, multilingual and text tasks' own sections (only
+        # their configs have them)
         fields = {k for k in config_lib.flatten(config.to_dict()) if not k.startswith(per_encoder)}
         base = {k for k in config_lib.flatten(config_lib.base_config().to_dict()) if not k.startswith(per_encoder)}
         assert fields == base, "configs may only change base_config() fields (model.speech/image aside)"

@@ -4,7 +4,9 @@ Uses the config saved with the checkpoint; prints a table (R@1/5/10, median and 
 directions; on datasets that store consistent image ids, also the oracle's R@N and the
 consistent-image R@1, see vgs_jax/ceiling.py; for keyword-spotting runs also exact and semantic
 P@10/P@N/EER, see vgs_jax/kws/evaluation.py; for multilingual runs also per-language and
-cross-lingual speech->speech retrieval, see vgs_jax/multilingual/evaluation.py) and writes it as JSON to `DIR/eval_<split>_step<N>.json` (or --output).
+cross-lingual speech->speech retrieval, see vgs_jax/multilingual/evaluation.py; for models with a CTC
+text head the character or phone error rate, see vgs_jax/text_evaluation.py) and writes it as JSON to
+`DIR/eval_<split>_step<N>.json` (or --output).
 """
 
 import json
@@ -17,6 +19,7 @@ from vgs_jax import ceiling
 from vgs_jax import cli
 from vgs_jax import evaluation
 from vgs_jax import retrieval
+from vgs_jax import text_evaluation
 from vgs_jax.kws import evaluation as kws_evaluation
 from vgs_jax.multilingual import evaluation as ml_evaluation
 
@@ -47,6 +50,10 @@ def main(argv):
         results["keyword_spotting"] = kws_evaluation.evaluate_checkpoint(
             FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split, batch_size=FLAGS.batch_size)
         print(kws_evaluation.format_results(results["keyword_spotting"]))
+    if config.get("text"):  # a CTC speech -> text head (configs/shapes_mtl_asr.py, shapes_pipeline.py)
+        results["text"] = text_evaluation.evaluate_checkpoint(
+            FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split, batch_size=FLAGS.batch_size)
+        print(text_evaluation.format_results(results["text"]))
     output = FLAGS.output or os.path.join(FLAGS.workdir, f"eval_{FLAGS.split}_step{step}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:

@@ -136,16 +136,16 @@ def make_eval_batches(source: Sequence[dict], *, batch_size: int, featurizer: Fe
                       image_key: str = "image",
                       shard_index: int | None = None, shard_count: int | None = None,
                       num_threads: int = 4, prefetch_batches: int = 8,
-                      lengths: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray]]:
+                      lengths: np.ndarray | None = None, example_fields=None) -> Iterator[dict[str, np.ndarray]]:
     """Every example exactly once, in split order; this host's share of each global batch.
 
     Each global batch holds ``batch_size`` examples (the last one fewer) and padding rows
     (``example_mask`` False) up to ``padded_batch_size(batch_size)`` rows. A split smaller than
-    ``batch_size`` gives one padded batch.
+    ``batch_size`` gives one padded batch. ``example_fields`` adds fields as in training.
     """
     n = data_sources.check_source(source)
     padded, local_b, shard_index, shard_count = _shards(batch_size, shard_index, shard_count)
-    maker = _BatchMaker(source, featurizer, max_frames, bucket_boundaries, image_key)
+    maker = _BatchMaker(source, featurizer, max_frames, bucket_boundaries, image_key, example_fields)
     _check_example(source[0], 0, image_key)
     if lengths is None and shard_count > 1 and maker.dynamic:
         lengths = data_sources.example_lengths(source)

@@ -34,6 +34,7 @@ from vgs_jax import metric_logging
 from vgs_jax import optimizers
 from vgs_jax import preemption
 from vgs_jax import ssl_targets
+from vgs_jax import text_units
 from vgs_jax import workdir as run_workdir
 from vgs_jax.kws import keywords
 from vgs_jax.models import dual_encoder
@@ -43,6 +44,7 @@ from vgs_jax.multilingual import data as ml_data
 from vgs_jax.multilingual import evaluation as ml_evaluation
 from vgs_jax.multilingual import model as ml_model
 from vgs_jax.multilingual import objective as ml_objective
+from vgs_jax.objectives.multitask import make_multitask_loss_fn
 from vgs_jax.objectives.registry import make_loss_fn
 
 
@@ -178,14 +180,15 @@ class Trainer:
             else config.num_epochs * self.steps_per_epoch
         )
         self.featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
-        fields = [f for f in (keywords.example_fields(config), ssl_targets.example_fields(config, self.train_source))
+        fields = [f for f in (keywords.example_fields(config), ssl_targets.example_fields(config, self.train_source),
+                              text_units.example_fields(config))
                   if f is not None]
         self.example_fields = (lambda ex: {k: v for f in fields for k, v in f(ex).items()}) if fields else None
         self.learning_rate_fn = optimizers.create_learning_rate_fn(
             config.optimizer, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
         loss_fn = (ml_objective.make_loss_fn(config, self.mesh) if config.get("multilingual")
-                   else make_loss_fn(config.loss, config.model, self.mesh))
+                   else make_multitask_loss_fn(make_loss_fn(config.loss, config.model, self.mesh), config))
         self.template = dual_encoder.Template(create_model(config))
         params, model_state = self.template.initial_params, self.template.initial_model_state
         cache_chunks = config.train.embedding_cache_chunks

@@ -13,6 +13,7 @@
     logit_bias_init: float or None (optional)  a learned logit bias (SigLIP's b, init -10) when set
     dtype: str (optional, default "float32")  compute dtype of the matmuls/convs, e.g. "bfloat16";
                                               parameters are always float32.
+    text: dict (optional)  auxiliary text tasks (CTC head, text encoder): see `models.text_heads`.
 
 Towers come in two kinds, as each declares (`encoder.capabilities.output`, see
 `models.capabilities`). Pooling towers return one vector per utterance / image. Frame-map towers
@@ -235,6 +236,10 @@ def build_dual_encoder(model_config, *, num_features: int, rngs: nnx.Rngs) -> Du
     weights = image_cfg.get("weights", "") if hasattr(image_cfg, "get") else ""
     if weights:
         load_image_weights(image, image_name, weights)
-    return DualEncoder(speech, image, similarity=similarity,
-                       temperature_init=float(_field(model_config, "temperature_init", "")),
+    dual_kwargs = dict(similarity=similarity, temperature_init=float(_field(model_config, "temperature_init", "")),
                        logit_bias_init=optional("logit_bias_init", None))
+    if optional("text", None):  # auxiliary text tasks: CTC head, text encoder (models/text_heads.py)
+        from vgs_jax.models import text_heads  # pylint: disable=import-outside-toplevel (it imports this module)
+        return text_heads.from_config(speech, image, model_config.text, num_features=num_features, dtype=dtype,
+                                      rngs=rngs, **dual_kwargs)
+    return DualEncoder(speech, image, **dual_kwargs)
