@@ -67,7 +67,7 @@ def test_tts_voice_reads_neutrally_and_tts_configs_need_version_2():
     assert (v.pitch_range, v.word_pitch_sd, v.clause_end, v.voice) == (50, 0.0, ".", "hi")
     assert "synthetic" not in builder_v2.features(64) and "synthetic" in builder_v2.features(64, True)
     with pytest.raises(ValueError, match=r"'tiny_tts'.*tts=True\) exists only at version 2\.0\.0"):
-        tfds.builder("spoken_shapes/tiny_tts", data_dir="/nonexistent")
+        tfds.builder("spoken_shapes/tiny_tts:1.0.0", data_dir="/nonexistent")
 
 
 def test_shapes_gru_tts_tiny_trainer_reads_the_mix(data_dir):
