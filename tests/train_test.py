@@ -54,9 +54,9 @@ def test_parse_arg_rejects_unknown_keys():
         config_lib.parse_arg("tinyy", tiny=False)
 
 
-# Configs of vgs_jax.segment_train (word-region systems) and vgs_jax.phoneme_train (Gelderloos 2016), with
-# their own fields: tested in early_systems_test.py and gelderloos2016_test.py.
-SEGMENT_CONFIGS = ("shapes_hg2015.py", "shapes_synnaeve2014.py", "shapes_gelderloos2016.py")
+# Configs of vgs_jax.segment_train (word-region systems), vgs_jax.phoneme_train (Gelderloos 2016) and vgs_jax.cell, with
+# their own fields: tested in early_systems_test.py, gelderloos2016_test.py and cell_test.py.
+SEGMENT_CONFIGS = ("shapes_hg2015.py", "shapes_synnaeve2014.py", "shapes_gelderloos2016.py", "shapes_cell.py")
 
 
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir("configs")

@@ -55,8 +55,10 @@ class Stream:
     shapes: list
 
 
-def load_stream(source: Sequence[dict], featurizer, limit: int | None = None, *, with_objects: bool = True) -> Stream:
-    """The first `limit` (all when None) examples of a spoken_shapes split as a Stream."""
+def load_stream(source: Sequence[dict], featurizer, limit: int | None = None, *, with_objects: bool = True,
+                with_features: bool = True) -> Stream:
+    """The first `limit` (all when None) examples of a spoken_shapes split as a Stream (features left
+    empty without `with_features`: the oracle recogniser needs only the frame count)."""
     from tfds_builders.spoken_shapes import scenes  # deferred: the label names of spoken_shapes
 
     n = len(source) if limit is None else min(limit, len(source))
@@ -67,10 +69,12 @@ def load_stream(source: Sequence[dict], featurizer, limit: int | None = None, *,
         if "phones" not in ex or "phone" not in ex["phones"]:
             raise ValueError(f"cell trains its phone recogniser on phone alignments, but example {i} has none "
                              f"(keys {sorted(ex)}); spoken_shapes has them.")
-        f = np.asarray(featurizer(np.asarray(ex["audio"])), np.float32)
+        audio = np.asarray(ex["audio"])
+        if with_features:
+            feats.append(np.asarray(featurizer(audio), np.float32))
         p = ex["phones"]
-        feats.append(f)
-        frame_phones.append(cell_speech.frame_labels(len(f), [cell_speech.clean(x) for x in p["phone"]],
+        num_frames = audio_features.num_frames(len(audio), featurizer.recipe)
+        frame_phones.append(cell_speech.frame_labels(num_frames, [cell_speech.clean(x) for x in p["phone"]],
                                                      p["start"], p["end"]))
         w = ex["words"]
         words.append([(cell_speech.clean(x).lower(), round(float(a) / cell_speech.FRAME_SECONDS),
@@ -85,8 +89,7 @@ def load_stream(source: Sequence[dict], featurizer, limit: int | None = None, *,
             alpha = cell_vision.foreground(cell_vision.box_pixels(image, box), background)
             hists.append(cell_vision.shape_histogram(alpha))
             shapes.append(scenes.SHAPES[int(shape)])
-    return Stream(feats, frame_phones, words, scene_objects,
-                  np.asarray(hists, np.float64).reshape(len(hists), -1), shapes)
+    return Stream(feats, frame_phones, words, scene_objects, np.asarray(hists, np.float64), shapes)
 
 
 def oracle_log_posteriors(frame_phones: Sequence[str], phones: Sequence[str], p: float = 0.9) -> np.ndarray:
@@ -175,7 +178,7 @@ def evaluate(config, stream: Stream | None = None, recognizer_data: Stream | Non
 
     def open_split(split, limit, with_objects=True):
         source = data_sources.open_split(d.name, split, data_dir=d.data_dir, build_if_missing=d.build_if_missing)
-        return load_stream(source, featurizer, limit or None, with_objects=with_objects)
+        return load_stream(source, featurizer, limit or None, with_objects=with_objects, with_features=not r.oracle)
 
     stream = stream or open_split(d.split, d.max_captions)
     if r.oracle:

@@ -8,9 +8,9 @@ colour, size or texture. Histograms are compared by the chi-square distance.
 
 Here, from the rendered pixels of one object's box: foreground weight alpha [h, w] in [0, 1] =
 the pixel's largest channel distance from the background colour over the box's largest; alpha is
-upsampled `UPSAMPLE` x (bilinear) and thresholded at 0.5 into a mask; boundary points are mask
+upsampled `UPSAMPLE` x (bilinear, pixel-area grid: shifting the object shifts the result) and thresholded at 0.5 into a mask; boundary points are mask
 pixels with a 4-neighbour outside; the normal at a boundary point is the direction of the
-gradient of the upsampled alpha there. Distances fall in `DISTANCE_BINS` bins over [0, 1], angle
+gradient of the upsampled alpha (Gaussian-smoothed by `SMOOTH`) there. Distances fall in `DISTANCE_BINS` bins over [0, 1], angle
 differences (folded into [0, pi]) in `ANGLE_BINS` bins over [0, pi]; the histogram sums to 1.
 """
 import numpy as np
@@ -19,6 +19,7 @@ from scipy import ndimage
 UPSAMPLE = 4
 DISTANCE_BINS = 8
 ANGLE_BINS = 6
+SMOOTH = 2.0  # Gaussian sigma (upsampled pixels) before the gradient: pixel staircases do not turn normals
 MAX_POINTS = 256  # boundary points kept (evenly spaced in scan order): at most 32 640 pairs
 
 
@@ -32,7 +33,7 @@ def foreground(crop: np.ndarray, background) -> np.ndarray:
 def boundary_points(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """alpha [h, w] -> boundary points [n, 2] (row, column, upsampled pixels) and their normal
     directions [n] (radians)."""
-    big = ndimage.zoom(np.pad(np.asarray(alpha, np.float64), 1), UPSAMPLE, order=1)
+    big = ndimage.zoom(np.pad(np.asarray(alpha, np.float64), 1), UPSAMPLE, order=1, grid_mode=True, mode="nearest")
     mask = big > 0.5
     if mask.sum() < 3:
         raise ValueError(f"cell_vision found {int(mask.sum())} foreground pixels in an object of {alpha.shape} "
@@ -42,7 +43,8 @@ def boundary_points(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(rows) > MAX_POINTS:
         keep = np.linspace(0, len(rows) - 1, MAX_POINTS).round().astype(int)
         rows, cols = rows[keep], cols[keep]
-    gy, gx = ndimage.sobel(big, axis=0), ndimage.sobel(big, axis=1)
+    smooth = ndimage.gaussian_filter(big, SMOOTH)
+    gy, gx = ndimage.sobel(smooth, axis=0), ndimage.sobel(smooth, axis=1)
     return np.stack([rows, cols], 1).astype(np.float64), np.arctan2(gy[rows, cols], gx[rows, cols])
 
 
