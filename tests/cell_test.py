@@ -135,9 +135,10 @@ def test_cell_finds_shape_words_the_audio_only_baseline_and_shuffled_pairs_do_no
 
 def test_trained_recognizer_decodes_phones(shapes_data_dir):
     config = tiny_config(shapes_data_dir)
-    config.dataset.max_captions = config.dataset.max_recognizer_captions = 30
-    results = cell.evaluate(config)
-    assert results["recognizer"]["frame_accuracy"] > 40  # majority phone class ~7% of frames
+    config.dataset.max_captions = config.dataset.max_recognizer_captions = 12
+    config.recognizer.steps = 20
+    results = cell.evaluate(config)  # the whole pipeline with a trained recogniser (on its training captions)
+    assert results["recognizer"]["frame_accuracy"] > 30  # the most frequent phone ("n") is ~7% of frames
 
 
 def test_refusals():
