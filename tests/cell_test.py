@@ -84,6 +84,28 @@ def test_short_term_memory_promotions_by_hand():
     assert [(f, n) for f, n, _, _ in audio] == [(tuple("xab"), 1), (tuple("xyb"), 2)]
 
 
+def test_long_term_memory_by_hand():
+    c = lambda form, start: cell_speech.Candidate(tuple(form), start, start + len(form))
+    cands = [[c("xab", 0), c("xa", 0)], [c("xab", 0), c("xa", 0)], [c("xab", 3)], [c("qq", 0)]]
+    scene_objects = [np.array([0]), np.array([1, 4]), np.array([2]), np.array([3, 5])]
+    similar = np.eye(6, dtype=bool)
+    for i, j in itertools.permutations([0, 1, 2], 2):  # objects 0-2 are one shape; 4 and 5 another
+        similar[i, j] = True
+    similar[4, 5] = similar[5, 4] = True
+    index = cell_memory.FormIndex()
+    for n, cand in enumerate(cands):
+        index.add(n, [x.phones for x in cand])
+    promoted = [(tuple("xab"), 1, 0, 1), (tuple("xa"), 1, 1, 1), (tuple("xab"), 1, 0, 4)]
+    items = cell_memory.lexicon(promoted, cands, index, similar, scene_objects, form_distance=0.25,
+                                mi_threshold=0.1, min_together=2)
+    # "xab" and shape {0, 1, 2}: A = V = utterances {0, 1, 2} of 4, I = H(3/4) bits. "xa" (A = {0, 1}) has less
+    # MI and is the same stretch of speech as "xab"; shape {4, 5} is in utterances {1, 3}: 1 together only.
+    entropy = -(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25))
+    assert items == [cell_memory.Item(tuple("xab"), 1, 0, 1, pytest.approx(entropy))]
+    audio = cell_memory.audio_only(promoted, cands, index, form_distance=0.25, size=5)
+    assert [(it.form, it.score) for it in audio] == [(tuple("xab"), 3.0)]  # "xa": same speech as "xab"
+
+
 def render(shape: str, size: float, angle: float, cx: float = 0.5, cy: float = 0.5, pixels: int = 64) -> np.ndarray:
     """alpha [pixels, pixels] of one shape rotated by `angle` (radians), drawn like spoken_shapes (4x, box filter)."""
     obj = scenes.SceneObject(shape, "white", "small", cx, cy)

@@ -77,8 +77,9 @@ def load_stream(source: Sequence[dict], featurizer, limit: int | None = None, *,
         frame_phones.append(cell_speech.frame_labels(num_frames, [cell_speech.clean(x) for x in p["phone"]],
                                                      p["start"], p["end"]))
         w = ex["words"]
-        words.append([(cell_speech.clean(x).lower(), round(float(a) / cell_speech.FRAME_SECONDS),
-                       round(float(b) / cell_speech.FRAME_SECONDS)) for x, a, b in zip(w["word"], w["start"], w["end"])])
+        frame = lambda seconds: round(float(seconds) / cell_speech.FRAME_SECONDS)
+        words.append([(cell_speech.clean(x).lower(), frame(a), frame(b))
+                      for x, a, b in zip(w["word"], w["start"], w["end"])])
         if not with_objects:
             continue
         image = np.asarray(ex["image"], np.float64)
@@ -110,9 +111,8 @@ def decode(stream: Stream, log_posteriors, phones, config) -> tuple[list, dict]:
         cands.append(cell_speech.candidates(segs, c.min_phones, c.max_phones))
         correct += int(np.sum(lp.argmax(1) == np.array([index.get(q, -1) for q in truth])))
         frames += len(truth)
-        ref = [q for q, _, _ in cell_speech.segments([index.get(q, -1) for q in truth], list(phones) + ["?"])]
+        ref = [q for k, q in enumerate(truth) if (k == 0 or q != truth[k - 1]) and q != cell_speech.SILENCE]
         hyp = [q for q, _, _ in segs if q != cell_speech.SILENCE]
-        ref = [q for q in ref if q != cell_speech.SILENCE]
         errors += rsa.edit_distance(hyp, ref)
         length += len(ref)
     return cands, {"frame_accuracy": 100 * correct / max(frames, 1), "phone_error_rate": 100 * errors / max(length, 1)}
@@ -159,7 +159,8 @@ def run_conditions(stream: Stream, cands, config) -> dict:
     rng = np.random.default_rng(config.seed)
     items, promoted = cell(stream.scene_objects)
     shuffled_items, shuffled_promoted = cell([stream.scene_objects[k] for k in rng.permutation(len(cands))])
-    audio_promoted = cell_memory.promote(cands, indexes, stream.scene_objects, None, stm_size=mem.stm_size, rng=rng, **kw)
+    audio_promoted = cell_memory.promote(cands, indexes, stream.scene_objects, None, stm_size=mem.stm_size,
+                                         rng=rng, **kw)
     audio_items = cell_memory.audio_only(audio_promoted, cands, index, size=len(items), **kw)
     out = {}
     for name, its, count in (("cell", items, promoted), ("audio_only", audio_items, len(audio_promoted)),

@@ -172,7 +172,8 @@ def promote(cands: Sequence[list], indexes: Sequence[FormIndex], scene_objects: 
 
 def mutual_information(n11: int, n1_: int, n_1: int, n: int) -> float:
     """I(A; V) in bits of two binary events from counts: both n11, A n1_, V n_1, total n."""
-    cells = ((n11, n1_, n_1), (n1_ - n11, n1_, n - n_1), (n_1 - n11, n - n1_, n_1), (n - n1_ - n_1 + n11, n - n1_, n - n_1))
+    cells = ((n11, n1_, n_1), (n1_ - n11, n1_, n - n_1), (n_1 - n11, n - n1_, n_1),
+             (n - n1_ - n_1 + n11, n - n1_, n - n_1))  # (count, count of its A value, count of its V value)
     return sum(c / n * math.log2(c * n / (a * v)) for c, a, v in cells if c > 0)
 
 

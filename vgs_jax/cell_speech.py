@@ -58,8 +58,8 @@ class PhoneRecognizer(nnx.Module):
 
     def __init__(self, num_features: int, num_phones: int, *, hidden: int, layers: int, rngs: nnx.Rngs):
         if num_phones < 2 or hidden < 1 or layers < 1:
-            raise ValueError(f"PhoneRecognizer needs >= 2 phone classes and positive sizes; got num_phones={num_phones}, "
-                             f"hidden={hidden}, layers={layers}.")
+            raise ValueError(f"PhoneRecognizer needs >= 2 phone classes and positive sizes; got "
+                             f"num_phones={num_phones}, hidden={hidden}, layers={layers}.")
         self.grus = nnx.List([BiGRU(num_features if i == 0 else 2 * hidden, hidden, rngs=rngs) for i in range(layers)])
         self.out = nnx.Linear(2 * hidden, num_phones, rngs=rngs)
 
@@ -141,7 +141,8 @@ def train_recognizer(features: Sequence[np.ndarray], labels: Sequence[Sequence[s
 
 
 def viterbi(log_emissions: np.ndarray, stay: float) -> np.ndarray:
-    """log_emissions [T, S] -> the most probable state path [T] under a uniform start, self-loop probability `stay` and (1 - stay) / (S - 1) to each other state."""
+    """log_emissions [T, S] -> the most probable state path [T] under a uniform start, self-loop
+    probability `stay` and (1 - stay) / (S - 1) to each other state."""
     t_len, s = log_emissions.shape
     if not 0.0 < stay < 1.0 or s < 2:
         raise ValueError(f"viterbi needs 0 < stay < 1 and >= 2 states; got stay={stay}, {s} states.")

@@ -8,9 +8,10 @@ colour, size or texture. Histograms are compared by the chi-square distance.
 
 Here, from the rendered pixels of one object's box: foreground weight alpha [h, w] in [0, 1] =
 the pixel's largest channel distance from the background colour over the box's largest; alpha is
-upsampled `UPSAMPLE` x (bilinear, pixel-area grid: shifting the object shifts the result) and thresholded at 0.5 into a mask; boundary points are mask
-pixels with a 4-neighbour outside; the normal at a boundary point is the direction of the
-gradient of the upsampled alpha (Gaussian-smoothed by `SMOOTH`) there. Distances fall in `DISTANCE_BINS` bins over [0, 1], angle
+upsampled `UPSAMPLE` x (bilinear on the pixel-area grid, so shifting the object shifts the
+result) and thresholded at 0.5 into a mask; boundary points are mask pixels with a 4-neighbour
+outside; the normal at a boundary point is the direction of the gradient of the upsampled alpha
+(Gaussian-smoothed by `SMOOTH`) there. Distances fall in `DISTANCE_BINS` bins over [0, 1], angle
 differences (folded into [0, pi]) in `ANGLE_BINS` bins over [0, pi]; the histogram sums to 1.
 """
 import numpy as np
