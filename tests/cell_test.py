@@ -160,7 +160,7 @@ def test_trained_recognizer_decodes_phones(shapes_data_dir):
     config.dataset.max_captions = config.dataset.max_recognizer_captions = 12
     config.recognizer.steps = 20
     results = cell.evaluate(config)  # the whole pipeline with a trained recogniser (on its training captions)
-    assert results["recognizer"]["frame_accuracy"] > 30  # the most frequent phone ("n") is ~7% of frames
+    assert results["recognizer"]["frame_accuracy"] > 30  # measured 51.8; the most frequent phone ("n") is 7% of frames
 
 
 def test_refusals():
