@@ -20,10 +20,10 @@ def get_config(arg=None):
     arg = config_lib.parse_arg(arg, tiny=False, episodes=False, strategy="uniform")
     c = video_config("avlnet", tiny=arg.tiny, episodes=arg.episodes, strategy=arg.strategy)
     c.model.speech_encoder = "resdavenet"
-    c.model.speech = dict(widths=(16, 16, 32, 32, 64) if arg.tiny else (64, 64, 128, 128, 256),
+    c.model.speech = dict(widths=(8, 8, 16, 16, 32) if arg.tiny else (64, 64, 128, 128, 256),
                           depths=(1, 1, 1, 1), kernel=9, jitter=0.0)
     c.model.image_encoder = "video_3d2d"
-    c.model.image = dict(conv3d_channels=16 if arg.tiny else 32, channels=(32, 64) if arg.tiny else (64, 128, 128),
+    c.model.image = dict(conv3d_channels=8 if arg.tiny else 32, channels=(16, 32) if arg.tiny else (64, 128, 128),
                          image_size=c.video.image_size)
     c.model.temperature_init = 0.07  # unused by this loss; the dual encoder always holds one
     c.loss.name = "mms"

@@ -4,8 +4,9 @@
     python -m vgs_jax.evaluate --workdir=runs/ms_boggust
 
 A DAVEnet audio tower (five convs, four max-pools; narrow widths) and a pixel CNN on ONE still frame
-of the fragment, trained with DAVEnet's sampled-impostor hinge (margin 1 on cosine scores) on
-(audio fragment, still frame) pairs. `strategy` picks the frame (`vgs_jax.video.sampling`):
+of the fragment, trained on (audio fragment, still frame) pairs with AVLNet's masked margin softmax
+(margin 0.001, temperature 0.1) on cosine scores: DAVEnet's sampled-impostor hinge
+(loss.name="sampled_impostor_hinge") collapsed to identical embeddings in our clips_tiny runs. `strategy` picks the frame (`vgs_jax.video.sampling`):
 "uniform" (random frame: unsupervised), "center" (the fragment's centre frame) or "mention" (a frame
 inside a mention: supervised by the stored mention times; on episodes the fragments are also centred
 on mentions). Evaluation embeds the centre frame. Arguments: tiny (clips_tiny, a few steps, for
@@ -25,6 +26,7 @@ def get_config(arg=None):
     c.model.image_encoder = "frame_conv"
     c.model.image = dict(channels=(16, 32, 64) if arg.tiny else (32, 64, 128, 128), image_size=c.video.image_size)
     c.model.temperature_init = 0.07  # unused by this loss; the dual encoder always holds one
-    c.loss.name = "sampled_impostor_hinge"
-    c.loss.margin = 1.0
+    c.loss.name = "mms"
+    c.loss.margin = 0.001
+    c.loss.temperature = 0.1
     return c

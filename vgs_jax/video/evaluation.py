@@ -6,6 +6,8 @@ audio -> video and "image_to_speech" video -> audio here. The Boggust model embe
 centre frame; the AVLNet model all its frames. `python -m vgs_jax.evaluate --workdir=...` calls
 `evaluate_checkpoint` for runs whose saved config has a `video` field.
 """
+import functools
+
 import jax
 import ml_collections
 import numpy as np
@@ -15,6 +17,7 @@ from vgs_jax import checkpointing
 from vgs_jax import data_sources
 from vgs_jax import evaluation
 from vgs_jax import retrieval
+from vgs_jax.models import dual_encoder
 from vgs_jax.video import data
 
 MODELS = ("boggust", "avlnet")
@@ -39,20 +42,21 @@ def visual_input(model: str, frags: data.Fragments, index) -> np.ndarray:
     return frags.video[index, len(frags.frame_times) // 2] if model == "boggust" else frags.video[index]
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _embed_batch(graphdef, rest, params, model_state, feats, mask, visual):
+    m = dual_encoder.merge_model(graphdef, params, model_state, rest)
+    return m.embed_speech(feats, mask), m.embed_image(visual)
+
+
 def embed(template, params, model: str, frags: data.Fragments, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(audio [N, E], video [N, E]) unit embeddings of every fragment, the model in eval mode."""
-
-    @jax.jit
-    def run(p, feats, mask, visual):
-        m = template.merge(p)
-        return m.embed_speech(feats, mask), m.embed_image(visual)
-
     za, zv = [], []
     mask = frags.mask
     for start in range(0, len(frags), batch_size):
         idx = np.arange(start, min(start + batch_size, len(frags)))
         pad = np.concatenate([idx, np.full(batch_size - len(idx), idx[-1])])  # one jit shape per run
-        a, v = run(params, frags.features[pad], mask[pad], visual_input(model, frags, pad))
+        a, v = _embed_batch(template.graphdef, template.rest, params, template.model_state, frags.features[pad],
+                            mask[pad], visual_input(model, frags, pad))
         za.append(np.asarray(a)[:len(idx)])
         zv.append(np.asarray(v)[:len(idx)])
     return np.concatenate(za), np.concatenate(zv)

@@ -115,6 +115,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         raise ValueError(f"num_train_steps ({config.num_train_steps}) must be >= 1 and batch_size "
                          f"({config.batch_size}) >= 2.")
     objective = _objective(config)
+    with checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
+        if ckpt.latest_step() is not None:
+            raise ValueError(f"{workdir} already holds a video run (checkpoint step {ckpt.latest_step()}); runs do not "
+                             "resume: pass a new --workdir or delete that one.")
     train = video_evaluation.load_fragments(config, "train", strategy=config.video.strategy,
                                             per_example=config.video.fragments_per_example, seed=config.seed,
                                             limit=config.dataset.max_train_examples or None)
