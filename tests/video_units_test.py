@@ -85,27 +85,28 @@ def _slow_mms(sim, margin, temperature, valid):
 def test_mms_loss_against_a_loop():
     sim = np.random.default_rng(2).uniform(-1, 1, (5, 5)).astype(np.float32)
     valid = np.array([True, True, False, True, True])
-    got = masked_margin_softmax_loss(jnp.asarray(sim), margin=0.2, temperature=0.5, mask=jnp.asarray(valid))
-    assert float(got) == pytest.approx(_slow_mms(sim, 0.2, 0.5, valid), rel=1e-5)
-    full = masked_margin_softmax_loss(jnp.asarray(sim), margin=0.001, temperature=1.0)
+    loss = jax.jit(lambda s, m: masked_margin_softmax_loss(s, margin=0.2, temperature=0.5, mask=m))
+    got, grad = loss(sim, valid), jax.jit(jax.grad(loss))(sim, valid)
+    assert float(got) == pytest.approx(_slow_mms(sim, 0.2, 0.5, valid), rel=1e-5) and np.isfinite(grad).all()
+    full = jax.jit(lambda s: masked_margin_softmax_loss(s))(sim)  # AVLNet's margin 0.001, temperature 1
     assert float(full) == pytest.approx(_slow_mms(sim, 0.001, 1.0, [True] * 5), rel=1e-5)
-    assert np.isfinite(jax.grad(lambda s: masked_margin_softmax_loss(s, mask=jnp.asarray(valid)))(jnp.asarray(sim))).all()
     with pytest.raises(ValueError, match="square"):
         masked_margin_softmax_loss(jnp.zeros((2, 3)))
 
 
-def _count(module) -> int:
-    return sum(x.size for x in jax.tree.leaves(nnx.state(module, nnx.Param)))
+def _count(abstract) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
 
 
 def test_visual_towers_by_hand():
-    video = VideoEncoder(6, conv3d_channels=4, channels=(8,), image_size=8, rngs=nnx.Rngs(0))
+    # Shapes only (nnx.eval_shape): nothing is initialised or compiled.
+    make_video = lambda: VideoEncoder(6, conv3d_channels=4, channels=(8,), image_size=8, rngs=nnx.Rngs(0))
     # conv3d 27*5*4 + 4, GroupNorm 2*4, conv 9*4*8 + 8, GroupNorm 2*8, LayerNorm 2*8, Linear 8*6 + 6
-    assert _count(video) == 544 + 8 + 296 + 16 + 16 + 54
-    assert video(jnp.zeros((2, 5, 8, 8, 3), jnp.uint8)).shape == (2, 6)
+    assert _count(nnx.eval_shape(make_video)) == 544 + 8 + 296 + 16 + 16 + 54
+    assert nnx.eval_shape(lambda: make_video()(jnp.zeros((2, 5, 8, 8, 3), jnp.uint8))).shape == (2, 6)
     with pytest.raises(ValueError, match="expected uint8 video"):
-        video(jnp.zeros((2, 8, 8, 3), jnp.uint8))
-    frame = FrameEncoder.from_config({"channels": (4,), "image_size": 8}, 6, rngs=nnx.Rngs(0))
+        nnx.eval_shape(lambda: make_video()(jnp.zeros((2, 8, 8, 3), jnp.uint8)))
+    make_frame = lambda: FrameEncoder.from_config({"channels": (4,), "image_size": 8}, 6, rngs=nnx.Rngs(0))
     # conv 9*5*4 + 4, GroupNorm 2*4, LayerNorm over the 4x4x4 map 2*64, Linear 64*6 + 6
-    assert _count(frame) == 184 + 8 + 128 + 390
-    assert frame(jnp.zeros((3, 8, 8, 3), jnp.uint8)).shape == (3, 6)
+    assert _count(nnx.eval_shape(make_frame)) == 184 + 8 + 128 + 390
+    assert nnx.eval_shape(lambda: make_frame()(jnp.zeros((3, 8, 8, 3), jnp.uint8))).shape == (3, 6)
