@@ -57,6 +57,7 @@ def test_parse_arg_rejects_unknown_keys():
 # Configs of vgs_jax.segment_train (word-region systems) and vgs_jax.phoneme_train (Gelderloos 2016), with
 # their own fields: tested in early_systems_test.py and gelderloos2016_test.py.
 SEGMENT_CONFIGS = ("shapes_hg2015.py", "shapes_synnaeve2014.py", "shapes_gelderloos2016.py")
+
 # Configs of vgs_jax.video.train (moving_shapes), with their own fields: tested in video_config_test.py.
 SEGMENT_CONFIGS += ("moving_shapes_boggust.py", "moving_shapes_avlnet.py")
 
