@@ -62,3 +62,13 @@ def multi_shapes_data_dir(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("tfds_multi"))
     data_sources.open_split("spoken_shapes/tiny_multi:2.0.0", "train", data_dir=data_dir, build_if_missing=True)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def moving_shapes_data_dir(tmp_path_factory):
+    """A TFDS data_dir holding moving_shapes/clips_tiny (16/4/4 3-second clips; built once per session, ~5 s)."""
+    from vgs_jax import data_sources
+
+    data_dir = str(tmp_path_factory.mktemp("tfds_moving_shapes"))
+    data_sources.open_split("moving_shapes/clips_tiny", "train", data_dir=data_dir, build_if_missing=True)
+    return data_dir

@@ -58,6 +58,9 @@ def test_parse_arg_rejects_unknown_keys():
 # their own fields: tested in early_systems_test.py, gelderloos2016_test.py and cell_test.py.
 SEGMENT_CONFIGS = ("shapes_hg2015.py", "shapes_synnaeve2014.py", "shapes_gelderloos2016.py", "shapes_cell.py")
 
+# Configs of vgs_jax.video.train (moving_shapes), with their own fields: tested in video_config_test.py.
+SEGMENT_CONFIGS += ("moving_shapes_boggust.py", "moving_shapes_avlnet.py")
+
 
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir("configs")
                                         if f.endswith(".py") and f not in ("__init__.py",) + SEGMENT_CONFIGS))

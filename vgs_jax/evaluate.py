@@ -4,7 +4,8 @@ Uses the config saved with the checkpoint; prints a table (R@1/5/10, median and 
 directions; on datasets that store consistent image ids, also the oracle's R@N and the
 consistent-image R@1, see vgs_jax/ceiling.py; for keyword-spotting runs also exact and semantic
 P@10/P@N/EER, see vgs_jax/kws/evaluation.py; for multilingual runs also per-language and
-cross-lingual speech->speech retrieval, see vgs_jax/multilingual/evaluation.py; for models with a CTC
+cross-lingual speech->speech retrieval, see vgs_jax/multilingual/evaluation.py; for moving_shapes video
+runs clip retrieval, audio -> video as speech_to_image, see vgs_jax/video/evaluation.py; for models with a CTC
 text head the character or phone error rate, see vgs_jax/text_evaluation.py) and writes it as JSON to
 `DIR/eval_<split>_step<N>.json` (or --output).
 """
@@ -22,6 +23,7 @@ from vgs_jax import retrieval
 from vgs_jax import text_evaluation
 from vgs_jax.kws import evaluation as kws_evaluation
 from vgs_jax.multilingual import evaluation as ml_evaluation
+from vgs_jax.video import evaluation as video_evaluation
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The training run's --workdir.")
@@ -37,7 +39,10 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if FLAGS.batch_size is not None and FLAGS.batch_size < 1:
         raise app.UsageError(f"--batch_size={FLAGS.batch_size} must be >= 1.")
-    step, config, results = evaluation.evaluate_checkpoint(
+    # moving_shapes video runs (configs/moving_shapes_*.py): clip retrieval, audio <-> video
+    evaluate_fn = (video_evaluation.evaluate_checkpoint if video_evaluation.is_video_run(FLAGS.workdir, FLAGS.checkpoint)
+                   else evaluation.evaluate_checkpoint)
+    step, config, results = evaluate_fn(
         FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split, batch_size=FLAGS.batch_size
     )
     print(f"{config.dataset.name} {FLAGS.split}, checkpoint step {step}:")

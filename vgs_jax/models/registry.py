@@ -19,6 +19,7 @@ from vgs_jax.models.conv_rnn_encoders import PlataleaSpeechEncoder, Speech2Image
 from vgs_jax.models.recurrent_encoders import RHNSpeechEncoder
 from vgs_jax.models.transformer_encoder import TransformerSpeechEncoder
 from vgs_jax.models.ssl_speech_encoder import SSLSpeechEncoder
+from vgs_jax.video.encoders import FrameEncoder, VideoEncoder
 
 SPEECH_ENCODERS = {
     "platalea_gru": PlataleaSpeechEncoder,
@@ -38,6 +39,8 @@ IMAGE_ENCODERS = {
     "conv_map": ConvMapImageEncoder,
     "vgg16": image_trunks.VGG16Trunk,
     "resnet50": image_trunks.ResNet50Trunk,
+    "frame_conv": FrameEncoder,  # moving_shapes still frames (vgs_jax/video)
+    "video_3d2d": VideoEncoder,  # moving_shapes videos, AVLNet-style (vgs_jax/video)
 }
 
 
