@@ -98,7 +98,8 @@ def main():
                           f"{ours.info['params'] / 1e6:.3f} M params)")
         rows.append(row)
         print(f"{name}: ours {row['ours_min_max']} s, PyTorch {row['ref_min_max']} s (min, max over "
-              f"{args.pairs}; {ref.info['torch']}, jax {ours.info['jax']})", flush=True)
+              f"{args.pairs}; {ref.info['torch']}, jax {ours.info['jax']}); speed-up {row['speedup']:.2f}x "
+              f"(CPU s {row['cpu_speedup']:.2f}x)", flush=True)
     print_table(rows, unit="s/step")
 
 
