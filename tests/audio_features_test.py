@@ -162,8 +162,7 @@ def test_int16_is_scaled():
 
 # ------------------------------------------------------------------ JAX vs NumPy
 
-# The JAX path runs in float32 (FFT, matmuls at HIGHEST precision), the NumPy path in float64 for platalea_mfcc
-# and in float32 (as librosa) for the others. Log/dB features amplify the float32 rounding of weak bins (a bin 60 dB
+# The JAX path runs in float32 (FFT, matmuls at HIGHEST precision), the NumPy path in float64. Log/dB features amplify the float32 rounding of weak bins (a bin 60 dB
 # under the frame's strongest has ~1e-4 relative error), and the DCT sums 39 such logs with weight 2, so the
 # comparison uses atol 1e-3. platalea_mfcc's notch and spectrum are products exact to ~2^-31 and rounded once
 # (vgs_jax.exact_matmul), so it meets 1e-3 on real speech too (below).

@@ -28,8 +28,8 @@ Five named recipes at 16 kHz: four with a 10 ms (160-sample) hop and a 25 ms (40
   ``max_frames`` and ``bucket_boundaries`` then count samples.
 
 Input scale: float samples in [-1, 1]; int16 samples are divided by 32768 by both :func:`compute` and
-:func:`compute_jax`. Both share one implementation written against the array namespace: NumPy in float32 like librosa
-(float64 with ``scipy.signal.lfilter`` for the notch of platalea_mfcc); JAX in float32. platalea_mfcc has no floor under its logs, so weak bins
+:func:`compute_jax`. Both share one implementation written against the array namespace: NumPy in float64 (with
+``scipy.signal.lfilter`` for the notch of platalea_mfcc); JAX in float32. platalea_mfcc has no floor under its logs, so weak bins
 and the faint filter ringing in silent frames count as much as speech; there the JAX path computes the notch
 filter and the (pre-emphasis, window, DFT) spectrum with products exact to ~2^-39 and ~2^-31 of their terms
 (:mod:`vgs_jax.exact_matmul`), so each value is rounded once, and every frame of real speech, silences included,
@@ -43,7 +43,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.fft
 import scipy.signal
 
 from vgs_jax import exact_matmul
@@ -245,36 +244,12 @@ def _pad_last(xp, x, left, right):
 
 def _frames(xp, x, left_pad: int, count: int):
     """[..., n] -> [..., count, 400]: frame t holds samples [160 t - left_pad, 160 t - left_pad + 400), zeros
-    outside the signal. NumPy: a read-only strided view of one padded copy; JAX: three shifted 160-sample chunk
-    views concatenated (no gather)."""
-    if xp is np:
-        padded = np.zeros(x.shape[:-1] + ((count - 1) * HOP + WINDOW,), x.dtype)
-        kept = min(x.shape[-1], padded.shape[-1] - left_pad)
-        padded[..., left_pad:left_pad + kept] = x[..., :kept]
-        return np.lib.stride_tricks.sliding_window_view(padded, WINDOW, axis=-1)[..., ::HOP, :]
+    outside the signal. Built from three shifted 160-sample chunk views (no gather)."""
     total = (count + 2) * HOP
     x = _pad_last(xp, x, left_pad, total - left_pad - x.shape[-1])
     chunks = x.reshape(x.shape[:-1] + (count + 2, HOP))
     both = xp.concatenate([chunks[..., :-2, :], chunks[..., 1:-1, :], chunks[..., 2:, :]], axis=-1)
     return both[..., :WINDOW]
-
-
-def _sum_squares(xp, v):
-    """Sum of squares over the last axis (NumPy: einsum, without a temporary of v's size)."""
-    return np.einsum("...i,...i->...", v, v) if xp is np else xp.sum(v * v, axis=-1)
-
-
-def _power_spectrum(xp, x, window, n_fft: int):
-    """|rfft(window * frame, n_fft)|^2 of the centred frames of x: [..., n] -> [..., 1 + n // 160, n_fft // 2 + 1].
-
-    NumPy uses scipy.fft (its batched rfft is 3-4x numpy.fft's in numpy 2.4) with as few full-size temporaries as
-    possible: memory traffic, not arithmetic, is most of the time here.
-    """
-    frames = _frames(xp, x, WINDOW // 2, 1 + x.shape[-1] // HOP) * window
-    if xp is not np:
-        return jnp.abs(jnp.fft.rfft(frames, n=n_fft)) ** 2
-    spectrum = scipy.fft.rfft(frames, n=n_fft, overwrite_x=True)
-    return _sum_squares(np, spectrum.view(x.dtype).reshape(spectrum.shape + (2,)))  # (real, imag) pairs
 
 
 def _log_floor(xp, v):
@@ -301,8 +276,8 @@ def _savgol_deltas(xp, c, weights):
 
 def _features(xp, x, recipe: str, notch, spectrum):
     """Shared recipe body. x: [..., n] float (float64 NumPy or float32 JAX); notch: platalea's notch filter on
-    [..., n]; spectrum: notched frames [..., frames, 400] -> the amplitudes of platalea's 512-point spectrum
-    [..., frames, 257]. Returns [..., frames, D]."""
+    [..., n]; spectrum: notched frames [..., frames, 400] -> platalea's complex 512-point spectrum as
+    (real, imag) [..., frames, 257] each. Returns [..., frames, D]."""
     if recipe == "raw":
         return x[..., None]
     const = _constants(recipe)
@@ -312,8 +287,8 @@ def _features(xp, x, recipe: str, notch, spectrum):
     n = x.shape[-1]
     if recipe == "platalea_mfcc":
         frames = _frames(xp, notch(x), WINDOW // 2 - HOP // 2, n // HOP)
-        energy = _log_floor(xp, _sum_squares(xp, frames))
-        amp = spectrum(frames) * xp.asarray(const["scale"], dtype=dtype)
+        energy = _log_floor(xp, xp.sum(frames * frames, axis=-1))
+        amp = xp.hypot(*spectrum(frames)) * xp.asarray(const["scale"], dtype=dtype)
         logbank = _log_floor(xp, _matmul(xp, amp, mel))
         ceps = _matmul(xp, logbank[..., 1:], xp.asarray(const["dct"], dtype=dtype))
         static = xp.concatenate([energy[..., None], ceps], axis=-1)
@@ -322,7 +297,9 @@ def _features(xp, x, recipe: str, notch, spectrum):
     if recipe == "davenet_logmel":
         x = x - xp.mean(x, axis=-1, keepdims=True)
         x = xp.concatenate([x[..., :1], x[..., 1:] - 0.97 * x[..., :-1]], axis=-1)
-    power = _matmul(xp, _power_spectrum(xp, x, window, const["n_fft"]), mel)
+    frames = _frames(xp, x, WINDOW // 2, 1 + n // HOP)
+    spec = xp.abs(xp.fft.rfft(frames * window, n=const["n_fft"])) ** 2
+    power = _matmul(xp, spec, mel)
     if recipe == "logmel":
         return xp.log(power + 1e-6)
     if recipe == "davenet_logmel":  # a ratio, not a difference of logs: the maximum (and silence) give exactly 0 dB
@@ -362,8 +339,7 @@ def _check_finite(values: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------ public entry points
 
 def compute(waveform: np.ndarray, recipe: str, sample_rate: int = 16000) -> np.ndarray:
-    """NumPy features for the input pipeline: float64 inside for platalea_mfcc (its notch filter has poles near
-    z = 1 and its logs no floor), float32 like librosa for the others.
+    """NumPy features for the input pipeline (float64 inside, like the references).
 
     Args:
       waveform: [n] int16 (scaled by 1/32768) or float samples in [-1, 1], 16 kHz.
@@ -374,24 +350,22 @@ def compute(waveform: np.ndarray, recipe: str, sample_rate: int = 16000) -> np.n
     """
     waveform = np.asarray(waveform)
     _check_waveform(waveform.shape, waveform.dtype, recipe, sample_rate, max_ndim=1)
-    # float32 moves davenet_logmel by < 1e-3 dB; the short ResDAVEnet learning run is as sensitive to its seed
-    # as to that (README "Benchmarks").
-    x = waveform.astype(np.float64 if recipe == "platalea_mfcc" else np.float32)
+    # float64 inside: a float32 path (as librosa) was 2.5x faster for davenet_logmel but changed what a short
+    # ResDAVEnet run learns (tests/learning_test.py conv_matchmap: test R@10 0.408 -> 0.234); see README.
+    x = waveform.astype(np.float64)
     if waveform.dtype == np.int16:
-        x /= x.dtype.type(32768.0)
+        x /= 32768.0
     _check_finite(x)
     b, a = notch_coefficients()
     notch = functools.partial(scipy.signal.lfilter, b, a)
     return _features(np, x, recipe, notch, _platalea_spectrum_numpy).astype(np.float32)
 
 
-def _platalea_spectrum_numpy(frames: np.ndarray) -> np.ndarray:
-    """Platalea's steps: per-frame pre-emphasis 0.97 (first sample kept), Hamming, |512-point rfft|; the window is
-    applied to both pre-emphasis terms (w y[i] - 0.97 w y[i - 1]) so that one [frames, 400] array is written."""
-    window = _constants("platalea_mfcc")["window"]
-    emphasised = frames * window
-    emphasised[..., 1:] -= (0.97 * window[1:]) * frames[..., :-1]
-    return np.abs(scipy.fft.rfft(emphasised, n=512, overwrite_x=True))
+def _platalea_spectrum_numpy(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Platalea's steps literally: per-frame pre-emphasis 0.97 (first sample kept), Hamming, 512-point rfft."""
+    emph = np.concatenate([frames[..., :1], frames[..., 1:] - 0.97 * frames[..., :-1]], axis=-1)
+    spectrum = np.fft.rfft(emph * _constants("platalea_mfcc")["window"], n=512)
+    return spectrum.real, spectrum.imag
 
 
 def _notch_jax(x: jax.Array) -> jax.Array:
@@ -419,12 +393,12 @@ def _notch_jax(x: jax.Array) -> jax.Array:
     return exact_matmul.matmul(inputs, split["notch_output"]).reshape(x.shape[:-1] + (blocks * length,))[..., :n]
 
 
-def _platalea_spectrum_jax(frames: jax.Array) -> jax.Array:
+def _platalea_spectrum_jax(frames: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Same spectrum as :func:`_platalea_spectrum_numpy` by one product with the folded matrix, exact to ~2^-31:
     a plain float32 FFT errs by ~1e-7 of the frame's strongest bin, which is 1e-3 of the weak bins below ~150 Hz
     (pre-emphasis takes them 60-90 dB under the peak) and moves platalea's unfloored log filterbank by up to 1e-3."""
     spectrum = exact_matmul.matmul(frames, _split_constants()["spectrum"])
-    return jnp.hypot(spectrum[..., :257], spectrum[..., 257:])
+    return spectrum[..., :257], spectrum[..., 257:]
 
 
 @functools.partial(jax.jit, static_argnames="recipe")
