@@ -79,18 +79,23 @@ def test_loss_on_a_translated_batch_by_hand(multi_shapes_data_dir):
     template = dual_encoder.Template(train.create_model(config))
     base = make_loss_fn(config.loss, config.model)
     fn = multitask.make_multitask_loss_fn(base, config)
-    model = template.merge(template.initial_params)
-    speech = model.encode_speech(batch["audio"], batch["audio_mask"])
-    image = model.encode_image(batch["image"], batch["example_mask"])
-    total, metrics = fn(model, speech, image, batch, jax.random.key(0))
-    si, _ = base(model, speech, image, batch, jax.random.key(0))
-    text = model.encode_text(hand_ids, hand_len)
-    ti, _ = base(model, text, image, batch, jax.random.key(0))
-    asr, _ = ctc.ctc_loss(speech["ctc_logits"], speech["ctc_mask"], hand_ids, hand_len, jnp.ones((2,), bool))
+
+    @jax.jit
+    def losses(params, batch, hand_ids, hand_len):
+        model, key = template.merge(params), jax.random.key(0)
+        speech = model.encode_speech(batch["audio"], batch["audio_mask"])
+        image = model.encode_image(batch["image"], batch["example_mask"])
+        total, metrics = fn(model, speech, image, batch, key)
+        si, _ = base(model, speech, image, batch, key)
+        ti, _ = base(model, model.encode_text(hand_ids, hand_len), image, batch, key)
+        asr, _ = ctc.ctc_loss(speech["ctc_logits"], speech["ctc_mask"], hand_ids, hand_len, jnp.ones((2,), bool))
+        return total, metrics, si, ti, asr, speech["ctc_logits"].shape[-1]
+
+    total, metrics, si, ti, asr, classes = losses(template.initial_params, batch, hand_ids, hand_len)
     np.testing.assert_allclose(float(metrics["asr_loss"]), float(asr), rtol=1e-6)
     np.testing.assert_allclose(float(metrics["text_image_loss"]), float(ti), rtol=1e-6)
     np.testing.assert_allclose(float(total), float(si) + 0.25 * float(asr) + 0.5 * float(ti), rtol=1e-6)
-    assert speech["ctc_logits"].shape[-1] == len(text_units.TRANSLATION_CHARACTERS["hi"]) + 1
+    assert classes == len(text_units.TRANSLATION_CHARACTERS["hi"]) + 1
 
 
 def test_translation_errors_name_the_fix():
