@@ -168,10 +168,11 @@ def spoken_shapes_multilingual_config(arg, *, languages: str) -> ml_collections.
 
 
 def spoken_shapes_text_config(*, tiny: bool, v1: bool, v2: bool, units: str, fraction: float, weights: dict,
-                              retrieval_from: str) -> ml_collections.ConfigDict:
+                              retrieval_from: str, language: str = "") -> ml_collections.ConfigDict:
     """configs/shapes_mtl_asr.py and shapes_pipeline.py: configs/shapes_gru.py's model and data with the
     text tasks of `vgs_jax.objectives.multitask` (`config.text`, `config.model.text`): a CTC head on the
-    last GRU layer, a 1-layer BiGRU text encoder, platalea's ASR/MTL gradient clipping (norm 2.0)."""
+    last GRU layer, a 1-layer BiGRU text encoder, platalea's ASR/MTL gradient clipping (norm 2.0).
+    `language`: the text side's language ("" = the caption's own; else its translation, `text_units`)."""
     from vgs_jax import text_units  # pylint: disable=import-outside-toplevel (configs import little)
     config = spoken_shapes_config(tiny=tiny, v1=v1, v2=v2)
     speech = config.model.speech  # as configs/shapes_gru.py
@@ -181,9 +182,9 @@ def spoken_shapes_text_config(*, tiny: bool, v1: bool, v2: bool, units: str, fra
     speech.attention_hidden = 8 if tiny else 64
     config.text = ml_collections.ConfigDict(dict(
         units=units, max_len=(128 if units == "chars" else 80) * (2 if v1 else 3) // 2, fraction=fraction,
-        weights=ml_collections.ConfigDict(weights)))
+        weights=ml_collections.ConfigDict(weights), language=language))
     config.model.text = ml_collections.ConfigDict(dict(
-        vocab_size=len(text_units.vocabulary(units)), layer=f"gru_{speech.num_layers - 1}",
+        vocab_size=len(text_units.vocabulary(units, language)), layer=f"gru_{speech.num_layers - 1}",
         embedding_dim=16 if tiny else 64, num_layers=1, attention_hidden=8 if tiny else 64,
         retrieval_from=retrieval_from))
     config.optimizer.grad_clip_norm = 2.0

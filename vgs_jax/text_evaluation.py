@@ -20,7 +20,7 @@ SHOWN_EXAMPLES = 3
 
 def transcribe_split(template, params, source, *, config, batch_size: int, mesh) -> tuple[list, list]:
     """(references, hypotheses): lists of unit-symbol lists, one per example of `source`, in order."""
-    vocab = text_units.vocabulary(config.text.units)
+    vocab = text_units.config_vocabulary(config)
     featurizer = audio_features.Featurizer.from_recipe(config.features.recipe)
     references, hypotheses = [], []
     for batch in input_pipeline.make_eval_batches(

@@ -15,6 +15,12 @@ Splits (config `split_scheme`), as platalea builds them by joining SpokenCOCO wi
 Ids: `image_id` = the COCO id in the file name, `caption_id` = the last `_` field of `uttid`
 (the COCO/Karpathy sentence id, as platalea reads it), `speaker_id` = rank of the speaker string
 among all speakers of both JSON files (sorted).
+
+Config `karpathy_tts` (TTS augmentation, Ilharco et al. 2019): also a split `train_tts`, the text of every
+SpokenCOCO caption of the train images (the COCO caption read aloud, lowercased for the synthesiser) spoken by
+the espeak-ng TTS voices of tfds_builders/spoken_shapes/tts_augmentation.py, with `caption_id` + 10^9, `wav`
+and `uttid` "", `speaker` "tts/<variant>", `speaker_id` = number of real speakers + the voice's index, and a
+feature `synthetic` (True only there). `text` and `image_id` are the real caption's.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ import os
 
 import tensorflow_datasets as tfds
 
+import numpy as np
+
 from tfds_builders import manual_corpus as mc
+from tfds_builders.spoken_shapes import tts_augmentation
 
 README = "tfds_builders/spoken_coco/README.md, section 'Getting the data'"
 SPOKEN_DIR = "SpokenCOCO"
@@ -55,12 +64,15 @@ _CITATION = """\
 class SpokenCocoConfig(tfds.core.BuilderConfig):
     """image_size: side of the stored square image. split_scheme: "karpathy++", "karpathy" or
     "spokencoco" (see the module docstring). skip_corrupt: skip (and count) unreadable or
-    missing files instead of stopping with an error naming them.
+    missing files instead of stopping with an error naming them. tts: also write `train_tts` (the train
+    captions' text spoken by TTS voices, seed `tts_seed`).
     """
 
     image_size: int = 224
     split_scheme: str = "karpathy++"
     skip_corrupt: bool = False
+    tts: bool = False
+    tts_seed: int = 0
 
     def __post_init__(self):
         if self.split_scheme not in (*SCHEMES, "spokencoco"):
@@ -106,6 +118,8 @@ class Builder(mc.ManualCorpusBuilder):
         SpokenCocoConfig(name="raw", description="Karpathy++ split, 224x224 JPEG images."),
         SpokenCocoConfig(name="tiny", image_size=64,
                          description="Karpathy++ split, 64x64 images (tests, dummy data)."),
+        SpokenCocoConfig(name="karpathy_tts", tts=True, description=(
+            "Karpathy++ split, 224x224 images, plus train_tts: the train captions' text spoken by TTS voices.")),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "raw"
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
@@ -125,7 +139,8 @@ class Builder(mc.ManualCorpusBuilder):
         return self.dataset_info_from_configs(
             description=__doc__,
             features=mc.caption_features(self.builder_config.image_size,
-                                         uttid=text(), speaker=text()),
+                                         uttid=text(), speaker=text(),
+                                         **({"synthetic": np.bool_} if self.builder_config.tts else {})),
             supervised_keys=None,
             homepage="https://sls.csail.mit.edu/downloads/placesaudio/downloads.cgi",
             citation=_CITATION,
@@ -158,6 +173,7 @@ class Builder(mc.ManualCorpusBuilder):
                            for e in data for c in e["captions"]})
         speaker_ids = {s: i for i, s in enumerate(speakers)}
         splits = collections.defaultdict(list)  # split -> [(image rel path, image id, captions)]
+        texts = {}  # image rel path -> [(caption id, text)] of every caption, WAV or not (for train_tts)
         problems, seen_captions = [], {}
         for name, data in entries.items():
             json_path = os.path.join(root, SPOKEN_JSONS[name])
@@ -188,13 +204,15 @@ class Builder(mc.ManualCorpusBuilder):
                             f"{json_path}: uttid {cap['uttid']!r} and {seen_captions[cid]!r} "
                             f"share the sentence id {cid}; caption ids must be unique.")
                     seen_captions[cid] = cap["uttid"]
+                    texts.setdefault(image, []).append((cid, cap["text"]))
                     if not os.path.exists(os.path.join(root, wav)):
                         problems.append(("audio", wav, "missing WAV file"))
                         continue
                     captions.append({"wav": os.path.join(root, wav), "caption_id": cid,
                                      "text": cap["text"], "uttid": cap["uttid"],
                                      "speaker": cap["speaker"],
-                                     "speaker_id": speaker_ids[cap["speaker"]]})
+                                     "speaker_id": speaker_ids[cap["speaker"]],
+                                     **({"synthetic": False} if self.builder_config.tts else {})})
                 splits[split].append((image, image_id, captions))
         for image, split in split_of.items():  # Karpathy images without spoken captions
             if not split.startswith("<"):
@@ -204,11 +222,33 @@ class Builder(mc.ManualCorpusBuilder):
         for split in [s for s in names if not any(caps for _, _, caps in splits[s])]:
             summary.skip("split", split, "no examples left")  # TFDS cannot write empty splits
             names.remove(split)
-        return {split: self._generate_examples(root, split, splits[split]) for split in names}
+        out = {split: self._generate_examples(root, split, splits[split]) for split in names}
+        if self.builder_config.tts and "train" in names:
+            out[tts_augmentation.SPLIT] = self._generate_tts(root, splits["train"], texts, len(speakers))
+        return out
 
     def _generate_examples(self, root, split, images):
         for image, image_id, captions in images:
             yield from mc.image_caption_examples(
                 os.path.join(root, image), captions, image_id=image_id,
                 image_size=self.builder_config.image_size, split=split,
+                summary=self.build_summary, skip_corrupt=self.skip_corrupt, corpus_root=root)
+
+    def _generate_tts(self, root, images, texts, num_speakers):
+        """train_tts: the text of each caption of the train images, spoken by a TTS voice."""
+        tts_ids = {s.speaker_id: k for k, s in enumerate(tts_augmentation.speakers("en"))}
+        variants = [s.variant for s in tts_augmentation.speakers("en")]
+        for image, image_id, _ in images:
+            items = [(tts_augmentation.CAPTION_ID_OFFSET + cid, text) for cid, text in texts[image] if text.strip()]
+            if not items:
+                continue
+            spoken = tts_augmentation.speak_texts([(cid, text.lower()) for cid, text in items],
+                                                  self.builder_config.tts_seed)
+            captions = [{"wav": "", "caption_id": cid, "text": text, "uttid": "",
+                         "speaker": f"tts/{variants[tts_ids[speaker]]}",
+                         "speaker_id": num_speakers + tts_ids[speaker], "audio": audio, "synthetic": True}
+                        for (cid, text), (audio, speaker) in zip(items, spoken)]
+            yield from mc.image_caption_examples(
+                os.path.join(root, image), captions, image_id=image_id,
+                image_size=self.builder_config.image_size, split=tts_augmentation.SPLIT,
                 summary=self.build_summary, skip_corrupt=self.skip_corrupt, corpus_root=root)

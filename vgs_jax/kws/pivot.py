@@ -18,13 +18,14 @@ from vgs_jax.objectives.tags import TARGETS_KEY
 _LANGUAGE_SUFFIXES = ("_hi", "_ja", "_multi")
 
 
-def parallel_dataset_name(name: str, language: str) -> str:
+def parallel_dataset_name(name: str, language: str, *, field: str = "config.kws.tagger_language") -> str:
     """The spoken_shapes 2.0.0 config with the same images in `language`:
-    ("spoken_shapes/quick_hi:2.0.0", "en") -> "spoken_shapes/quick:2.0.0"."""
+    ("spoken_shapes/quick_hi:2.0.0", "en") -> "spoken_shapes/quick:2.0.0". `field`: the config field that
+    asked, named in the error."""
     base, _, rest = name.partition("/")
     config, _, version = rest.partition(":")
     if base != "spoken_shapes" or not version.startswith("2."):
-        raise ValueError(f"config.kws.tagger_language needs parallel captions: spoken_shapes 2.0.0 (e.g. "
+        raise ValueError(f"{field} needs parallel captions: spoken_shapes 2.0.0 (e.g. "
                          f"'spoken_shapes/quick_hi:2.0.0'); got config.dataset.name={name!r}.")
     for suffix in _LANGUAGE_SUFFIXES:
         config = config.removesuffix(suffix)
