@@ -13,6 +13,11 @@ boundary detector (`vgs_jax.analysis.boundaries`). Writes `DIR/analysis/report.j
 per analysis beside it (heatmaps: a folder of PNGs per model), caches activations in
 `DIR/analysis/activations_<trained|random>_<split>.npz`, and prints tables.
 
+A multilingual run (`configs/shapes_multilingual_*.py`) gets the layer analyses and the attention per
+word class for each language's tower on that language's captions, with its phones and word classes
+(`vgs_jax.multilingual.analysis`); report.json holds them under "languages", PNGs go to one folder per
+language.
+
 `--wav_list=FILE` (one WAV path per line, relative to FILE's folder) instead writes the
 activations of every layer, with frame times and the pooling attention, of those files to
 `<output_dir>/wav_activations_<trained|random>.npz` (no alignments needed; see
@@ -35,6 +40,7 @@ from vgs_jax.analysis import map_analyses
 from vgs_jax.analysis import phoneme_levels
 from vgs_jax.analysis import reporting
 from vgs_jax.analysis import suite
+from vgs_jax.multilingual import analysis as ml_analysis
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The training run's --workdir.")
@@ -100,8 +106,16 @@ def main(argv):
         report = suite.analyze_workdir(FLAGS.workdir, checkpoint=FLAGS.checkpoint, split=FLAGS.split,
                                        max_utterances=FLAGS.max_utterances, output_dir=FLAGS.output_dir,
                                        settings=settings, analyses=analyses, map_settings=map_settings)
-    except data_fields.MissingFieldsError as e:
+    except (data_fields.MissingFieldsError, ml_analysis.UnsupportedAnalysisError) as e:
         raise app.UsageError(f"--analyses: {e}") from e
+    if "languages" in report:  # a multilingual run: one analysis per language
+        print(f"{report['dataset']} {report['split']}, first captions of each language, checkpoint step "
+              f"{report['step']} (trained/random init, percent):")
+        print(ml_analysis.format_languages(report))
+        for name, reason in report["not_applicable"].items():
+            print(f"{name}: not applicable ({reason})")
+        print(f"Wrote {report['report_path']}")
+        return
     print(f"{report['dataset']} {report['split']}, first {report['num_utterances']} captions, checkpoint step "
           f"{report['step']} (trained/random init, percent):")
     if report["layers"]:

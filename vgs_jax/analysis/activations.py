@@ -183,13 +183,14 @@ def read_metadata(source: Sequence[dict], n: int) -> list[dict]:
 
 def extract(template, params: dict, config: ml_collections.ConfigDict, *, split: str,
             max_utterances: int, key: dict, batch_size: int | None = None,
-            model_state: dict | None = None) -> Activations:
+            model_state: dict | None = None, source: Sequence[dict] | None = None) -> Activations:
     """Runs `frame_outputs` of the speech encoder over the first `max_utterances` captions of `split`
-    (with `model_state`, default the template's, e.g. `template.initial_model_state` for "random")."""
+    (with `model_state`, default the template's, e.g. `template.initial_model_state` for "random";
+    `source`: the split's examples, default `config.dataset`'s, e.g. one language's view of a multilingual run)."""
     if max_utterances < 2:
         raise ValueError(f"max_utterances must be >= 2, got {max_utterances}.")
     data = config.dataset
-    source = data_sources.open_config_split(data, split)
+    source = data_sources.open_config_split(data, split) if source is None else source
     n = min(max_utterances, len(source))
     head = _Head(source, n)
     mesh = input_pipeline.data_mesh()
@@ -276,16 +277,20 @@ def load(path: str) -> Activations:
                            meta=meta, key=json.loads(str(z["key"])), attention=attention)
 
 
-def cache_path(workdir: str, which: str, split: str) -> str:
-    return os.path.join(workdir, "analysis", f"activations_{which}_{split}.npz")
+def cache_path(workdir: str, which: str, split: str, language: str | None = None) -> str:
+    suffix = f"_{language}" if language else ""
+    return os.path.join(workdir, "analysis", f"activations_{which}_{split}{suffix}.npz")
 
 
 def load_or_extract(workdir: str, *, checkpoint: str | int = "best", split: str = "validation",
-                    max_utterances: int = 200, batch_size: int | None = None, models: tuple | None = None
+                    max_utterances: int = 200, batch_size: int | None = None, models: tuple | None = None,
+                    source: Sequence[dict] | None = None, language: str | None = None
                     ) -> tuple[int, ml_collections.ConfigDict, dict[str, Activations], dict[str, bool]]:
     """Trained and random-init activations of `split`, from the cache when its key matches.
 
     `models`: what `load_models(workdir, checkpoint)` returned, to avoid restoring twice.
+    `source`, `language`: a multilingual run's view of `split` in `language` (`models` then holds that
+    language's template); the cache file and key name the language.
     Returns (step, config, {"trained": acts, "random": acts}, {"trained": reused, "random": reused}).
     """
     step, config, template, params = models or load_models(workdir, checkpoint)
@@ -294,8 +299,10 @@ def load_or_extract(workdir: str, *, checkpoint: str | int = "best", split: str 
         key = {"version": CACHE_VERSION, "which": which, "step": int(step), "split": split,
                "max_utterances": int(max_utterances), "dataset": config.dataset.name,
                "model": config.model.to_dict(), "features": config.features.to_dict(), "seed": config.seed}
+        if language:
+            key["language"] = language
         key = json.loads(json.dumps(key, sort_keys=True))  # tuples -> lists, as read back
-        path = cache_path(workdir, which, split)
+        path = cache_path(workdir, which, split, language)
         if os.path.exists(path):
             cached = load(path)
             if cached.key == key:
@@ -303,7 +310,7 @@ def load_or_extract(workdir: str, *, checkpoint: str | int = "best", split: str 
                 continue
         state = template.initial_model_state if which == "random" else None
         out[which] = extract(template, params[which], config, split=split, max_utterances=max_utterances,
-                             key=key, batch_size=batch_size, model_state=state)
+                             key=key, batch_size=batch_size, model_state=state, source=source)
         reused[which] = False
         save(path, out[which])
     return step, config, out, reused

@@ -21,14 +21,16 @@ spoken_shapes come from the caption grammar (`tfds_builders.spoken_shapes.gramma
 (shape nouns, singular and plural), ``color``, ``size`` (all synonyms), ``number``, ``spatial``
 (words of the relation/position/arrangement phrases that are not function words), ``function``
 (articles, copula, pronouns, conjunctions and simple prepositions) and ``other`` (the remaining
-content words such as "picture", "image"; also any word outside the lexicon).
+content words such as "picture", "image"; also any word outside the lexicon). The captions of
+spoken_shapes 2.0.0 in English, Hindi and Japanese have their own classes, with ``particle`` for Hindi
+postpositions and Japanese particles (`vgs_jax.multilingual.word_classes`).
 """
 
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-CLASSES = ("shape", "color", "size", "number", "spatial", "function", "other")
+CLASSES = ("shape", "color", "size", "number", "spatial", "function", "particle", "other")  # particle: hi, ja
 NONE = "none"
 # English closed-class words of the caption grammar (everything else the grammar says is content).
 FUNCTION_WORDS = frozenset({"a", "an", "the", "of", "to", "in", "on", "at", "near", "with", "and", "by",

@@ -23,7 +23,8 @@ sizes of `suite.SuiteSettings`:
   the utterances and scored on the second half (one-to-one matching, ``tolerance`` seconds).
   References are the internal phone boundaries of each utterance. Each row records its "method".
 * ``word_presence``: per word type of the vocabulary (content words with >= ``word_min_count``
-  occurrences; `attention_words.FUNCTION_WORDS` excluded), a binary presence probe from the
+  occurrences; `attention_words.FUNCTION_WORDS`, or the function words and particles of the word classes
+  given, excluded), a binary presence probe from the
   mean-pooled layer (`word_presence`); macro and per-word accuracy/F1 vs the majority baseline.
 
 * ``attention``: the pooling's frame attention summed per word and averaged per word class, vs
@@ -168,11 +169,12 @@ def word_presence_scores(acts, layer: str, vocab: list[str], n_train: int,
                                              seed=settings.seed)
 
 
-def attention_scores(acts) -> dict | None:
-    """`attention_words.attention_by_class` of the pooling attention (None if not extracted)."""
+def attention_scores(acts, classes: dict[str, str] | None = None) -> dict | None:
+    """`attention_words.attention_by_class` of the pooling attention (None if not extracted); `classes`:
+    word -> class, default the English spoken_shapes grammar's (`attention_words.word_classes`)."""
     if acts.attention is None:
         return None
-    classes = attention_words.word_classes()
+    classes = attention_words.word_classes() if classes is None else classes
     return attention_words.attention_by_class(
         acts.attention, [acts.frame_times(i) for i in range(len(acts.meta))], [m["words"] for m in acts.meta],
         lambda w: attention_words.classify(w, classes))

@@ -103,8 +103,12 @@ def check_analyses(analyses) -> tuple[str, ...]:
 
 
 def run_suite(acts: dict[str, activations_lib.Activations], settings: SuiteSettings = SuiteSettings(),
-              analyses=ANALYSES) -> dict:
+              analyses=ANALYSES, word_classes: dict[str, str] | None = None) -> dict:
     """The selected layer analyses (`LAYER_ANALYSES`; others are ignored) for each model in `acts`.
+
+    `word_classes`: word -> class for the attention analysis (its "function" and "particle" words are also
+    left out of the word-presence vocabulary); default the English spoken_shapes grammar's
+    (`attention_words.word_classes`, `attention_words.FUNCTION_WORDS`).
 
     Returns {"settings", "analyses", "num_utterances", "layers", "seconds", <which>: {layer: {metric: ...}}}
     plus "word_vocabulary" and "attention_words": {which: ...} (or {"not_applicable": reason} without
@@ -119,10 +123,13 @@ def run_suite(acts: dict[str, activations_lib.Activations], settings: SuiteSetti
                 missing, a.meta[0], f"the {which!r} activations' meta"))
     with warnings.catch_warnings():  # probes stop at probe_max_iter by design
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return _run_suite(acts, settings, analyses)
+        return _run_suite(acts, settings, analyses, word_classes)
 
 
-def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict:
+def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...], word_classes: dict[str, str] | None
+               ) -> dict:
+    excluded = attention_words.FUNCTION_WORDS if word_classes is None else frozenset(
+        w for w, c in word_classes.items() if c in ("function", "particle"))
     report = {"settings": dataclasses.asdict(settings), "analyses": list(analyses), "seconds": {}}
     for which, a in acts.items():
         n = len(a.meta)
@@ -137,7 +144,7 @@ def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict
         if "word_presence" in analyses:
             vocab = word_presence.vocabulary([[w for w, _, _ in m["words"]] for m in a.meta],
                                              min_count=settings.word_min_count,
-                                             exclude=attention_words.FUNCTION_WORDS)
+                                             exclude=excluded)
         report["num_utterances"], report["layers"] = n, a.layers + ["pooled"]
         report[which] = {}
         timing = dict.fromkeys(("local_probe", "global_probe", "abx", "rsa", "boundaries", "word_presence",
@@ -177,7 +184,7 @@ def _run_suite(acts, settings: SuiteSettings, analyses: tuple[str, ...]) -> dict
                                                            "(e.g. DAVEnet/ResDAVEnet mean-pool their frames)"}
         elif "attention" in analyses:
             clock = time.perf_counter()
-            report.setdefault("attention_words", {})[which] = layer_metrics.attention_scores(a)
+            report.setdefault("attention_words", {})[which] = layer_metrics.attention_scores(a, word_classes)
             timing["attention"] += time.perf_counter() - clock
         report["seconds"][which] = {k: round(v, 2) for k, v in timing.items()}
     return report
@@ -197,7 +204,8 @@ def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str 
     "dataset", "checkpoint", "cache_reused", "analyses" (those run), "not_applicable" ({analysis:
     reason} for missing corpus fields), "gating" (when selected), "layer_analyses" (why the layer
     analyses were not applicable, if so), one entry per selected map analysis
-    (`map_analyses.run_map_analyses`), "report_path" and "plots".
+    (`map_analyses.run_map_analyses`), "report_path" and "plots". A multilingual run gets the layer
+    analyses per language instead (`vgs_jax.multilingual.analysis`: report["languages"]).
     """
     from vgs_jax.analysis import plots  # deferred: matplotlib is only needed here
 
@@ -217,6 +225,16 @@ def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str 
               "split": split, "dataset": config.dataset.name, "cache_reused": {}, "analyses": analyses,
               "not_applicable": not_applicable,
               "settings": dataclasses.asdict(settings), "seconds": {}, "layers": [], "trained": {}, "random": {}}
+    report["report_path"] = os.path.join(output_dir, "report.json")
+    if config.get("multilingual"):  # each language's tower on its captions
+        from vgs_jax.multilingual import analysis as ml_analysis  # deferred: it builds on this module
+        report["analyses"], skipped = ml_analysis.split_analyses(analyses, explicit)
+        report["not_applicable"].update(skipped)
+        report.update(ml_analysis.analyze_languages(
+            models, workdir, checkpoint=checkpoint, split=split, max_utterances=max_utterances, settings=settings,
+            analyses=report["analyses"], output_dir=output_dir))
+        reporting.write_json(report, report["report_path"])
+        return report
     layer, meta, examples = [a for a in analyses if a in LAYER_ANALYSES], None, None
     if layer and template.speech_capabilities.frame_outputs:
         _, _, acts, report["cache_reused"] = activations_lib.load_or_extract(
@@ -242,6 +260,5 @@ def analyze_workdir(workdir: str, *, checkpoint: str | int = "best", split: str 
         fns = map_analyses.model_fns(template, params["trained"], config, map_settings)
         report.update(map_analyses.run_map_analyses(fns, config, examples, analyses, output_dir, map_settings))
     report["plots"] = plots.write_plots(report, output_dir)
-    report["report_path"] = os.path.join(output_dir, "report.json")
     reporting.write_json(report, report["report_path"])
     return report
