@@ -48,6 +48,12 @@ def evaluate_split(template, params, source, *, consistent: dict | None = None, 
     matrix). kwargs (batch_size, features_config, image_key, mesh, optional featurizer) as in
     `inference.embed_split`. consistent: {caption_id: image ids the caption is true of} (see
     `ceiling.read_consistent`); when given, results also hold "ceiling" (`ceiling.ceiling_metrics`)."""
+    return evaluate_and_embed(template, params, source, consistent=consistent, **kwargs)[0]
+
+
+def evaluate_and_embed(template, params, source, *, consistent: dict | None = None, **kwargs) -> tuple[dict, dict]:
+    """(`evaluate_split`'s results, the `inference.embed_split` output they were scored from), so a caller
+    that needs the embeddings too ("z_speech" [N, E], ...) does not embed the split again."""
     similarity = template.similarity
     if similarity == "cosine":
         emb = inference.embed_split(template, params, source, **kwargs)
@@ -61,7 +67,7 @@ def evaluate_split(template, params, source, *, consistent: dict | None = None, 
     if consistent is not None:
         ids = [consistent[int(c)] for c in emb["caption_id"]]
         results["ceiling"] = ceiling.ceiling_metrics(ids, emb["caption_image"], emb["image_id"], top)
-    return results
+    return results, emb
 
 
 def flat_scalars(results: dict, *, prefix: str) -> dict[str, float]:

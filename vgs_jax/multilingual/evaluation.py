@@ -16,7 +16,6 @@ import itertools
 import numpy as np
 
 from vgs_jax import evaluation
-from vgs_jax import inference
 from vgs_jax import retrieval
 from vgs_jax.multilingual import data
 from vgs_jax.multilingual import model as ml_model
@@ -28,10 +27,9 @@ def evaluate_split(template, params, source, *, ml_config, consistent: dict | No
     templates = ml_model.language_templates(template)
     results, speech = {}, {}
     for language, view in views.items():
-        for name, value in evaluation.evaluate_split(templates[language], params, view, consistent=consistent,
-                                                     **kwargs).items():
-            results[f"{language}/{name}"] = value
-        speech[language] = inference.embed_split(templates[language], params, view, **kwargs)["z_speech"]
+        scored, emb = evaluation.evaluate_and_embed(templates[language], params, view, consistent=consistent, **kwargs)
+        results.update({f"{language}/{name}": value for name, value in scored.items()})
+        speech[language] = emb["z_speech"]
     for a, b in itertools.combinations(views, 2):
         both = retrieval.retrieval_metrics(speech[a], speech[b], np.arange(len(views[a])))
         results[f"{a}->{b}"], results[f"{b}->{a}"] = both["speech_to_image"], both["image_to_speech"]
