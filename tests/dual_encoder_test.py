@@ -72,7 +72,7 @@ def test_build_and_unit_norm_embeddings(image_encoder):
 def test_unknown_names_and_fields_raise():
     with pytest.raises(ValueError, match=r"speech_encoder 'lstm'.*platalea_gru"):
         build_dual_encoder(_config(speech_encoder="lstm"), num_features=5, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match=r"image_encoder 'resnet'.*\['conv', 'conv_map', 'linear', 'resnet50', 'vgg16'\]"):
+    with pytest.raises(ValueError, match=r"image_encoder 'resnet'.*\['conv', 'conv_map', 'frame_conv', 'linear', 'resnet50', 'vgg16', 'video_3d2d'\]"):
         build_dual_encoder(_config(image_encoder="resnet"), num_features=5, rngs=nnx.Rngs(0))
     cfg = _config()
     cfg.speech.dropout = 0.1

@@ -85,7 +85,8 @@ def test_registry():
         "linear": LinearImageEncoder, "conv": ConvImageEncoder, "conv_map": ConvMapImageEncoder}
     outputs = {name: cls.capabilities.output for name, cls in IMAGE_ENCODERS.items()}
     assert outputs == {"linear": capabilities.POOLED, "conv": capabilities.POOLED, "conv_map": capabilities.FRAME_MAP,
-                       "vgg16": capabilities.FRAME_MAP, "resnet50": capabilities.FRAME_MAP}
+                       "vgg16": capabilities.FRAME_MAP, "resnet50": capabilities.FRAME_MAP,
+                       "frame_conv": capabilities.POOLED, "video_3d2d": capabilities.POOLED}
 
 
 def test_conv_map_encoder_shapes_and_shared_stages():
